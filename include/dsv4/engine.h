@@ -1,0 +1,68 @@
+// dsv4 public API: an Engine owns the immutable weights of one checkpoint; a Session is one token
+// timeline with its own KV state and scratch. Many sessions share one engine. No tensors cross
+// this interface: tokens go in, float32 logits come out.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dsv4 {
+
+enum class Numerics {
+  Reference,  // scalar oracle, bit-identical to DeepSeek's reference (golden tests)
+  Fast,       // SIMD / threaded kernels, float32 accumulation (default)
+};
+
+struct EngineOptions {
+  std::string model_dir;
+  Numerics numerics = Numerics::Fast;
+  int threads = 0;        // 0 = all hardware threads
+  bool load_mtp = true;   // bind the MTP block when the checkpoint has one
+};
+
+struct ModelInfo {
+  int64_t vocab_size = 0;
+  int n_layers = 0;
+  int n_mtp_layers = 0;
+  int64_t max_context = 0;  // max_position_embeddings
+  int bos_token_id = 0;
+  int eos_token_id = 1;
+};
+
+// Progress of long work (prefill): done / total tokens. Return false to cancel (Ctrl-C).
+using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
+
+struct SessionOptions {
+  int64_t max_context = 4096;  // tokens; KV memory is sized from it
+  int64_t prefill_chunk = 512; // rows per forward call during prefill (bounded activation memory)
+};
+
+class Engine;
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Appends tokens to the timeline; writes the logits after the last one into `logits`
+  // (vocab floats; may be empty to skip the head). `mtp_logits` (optional) gets the MTP block's
+  // prediction at each appended position once its next token is known (golden convention).
+  virtual void prefill(std::span<const int32_t> tokens, std::span<float> logits,
+                       const ProgressFn& progress = {}) = 0;
+  // One token; same as prefill of a single token.
+  virtual void decode(int32_t token, std::span<float> logits) = 0;
+  virtual int64_t position() const = 0;                     // tokens processed so far
+  virtual const std::vector<int32_t>& tokens() const = 0;
+  virtual void reset() = 0;                                 // back to an empty timeline
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  static std::unique_ptr<Engine> load(const EngineOptions& opts);  // throws dsv4::Error
+  virtual const ModelInfo& info() const = 0;
+  virtual std::unique_ptr<Session> new_session(const SessionOptions& opts = {}) = 0;
+};
+
+}  // namespace dsv4

