@@ -1,0 +1,39 @@
+// Plain-data number formats of DeepSeek-V4 and their scalar encode/decode (spec 3.3, 6.2-6.3,
+// golden NOTES.md section 2-3). These are the bit-exact definitions every kernel builds on.
+#pragma once
+#include <cstdint>
+
+namespace dsv4::quant {
+
+// ---- BF16 (raw bits in uint16_t) ----
+float bf16_to_f32(uint16_t b);
+uint16_t f32_to_bf16(float f);          // round to nearest even; NaN stays NaN (quiet)
+inline float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+// ---- FP8 E4M3 "e4m3fn" (bias 7, max 448, no inf, 0x7F/0xFF NaN) ----
+float e4m3_to_f32(uint8_t code);
+uint8_t f32_to_e4m3(float f);           // RNE with saturation to +-448 (satfinite); NaN -> 0x7F
+
+// ---- E8M0 scale byte: 2^(b-127), b == 255 NaN ----
+float e8m0_to_f32(uint8_t b);
+
+// ---- FP4 E2M1 nibble: sign<<3 | index into {0, .5, 1, 1.5, 2, 3, 4, 6} ----
+float e2m1_to_f32(uint8_t nibble);
+uint8_t f32_to_e2m1(float f);           // RNE (ties to even mantissa), saturating at +-6
+
+// fast_round_scale (kernel.py): exponent k of the smallest power of two s = 2^k with
+// amax / s <= fmax, computed as ceil_log2(f32(amax * f32(1/fmax))) from the float32 bits.
+int ceil_log2_bits(float t);
+
+// Block quantisation as act_quant does it (spec 6.2): per block of `block` values,
+// amax = max(max|x|, floor) (floor 1e-4 for FP8; 6*2^-126 for FP4), k = ceil_log2_bits(f32(amax *
+// f32(1/fmax))), q = round(clamp(x / 2^k, -fmax, fmax)). Writes codes and E8M0 bytes (k + 127).
+void quantize_e4m3_blocks(const float* x, int64_t n, int block, uint8_t* codes, uint8_t* scales);
+void quantize_e2m1_blocks(const float* x, int64_t n, int block, uint8_t* nibbles /*one per byte*/,
+                          uint8_t* scales);
+
+// Quantise-dequantise simulations (spec 6.3), in place, results exact in BF16:
+void fp8_sim(float* v, int64_t n, int block);   // KV non-RoPE dims (block 64)
+void fp4_sim(float* v, int64_t n, int block);   // indexer q and keys (block 32)
+
+}  // namespace dsv4::quant
