@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev libhwy-dev
       libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
-      python3 python3-numpy nodejs npm curl)
+      python3 python3-numpy nodejs npm curl ccache)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
