@@ -19,7 +19,12 @@ float e8m0_to_f32(uint8_t b);
 
 // ---- FP4 E2M1 nibble: sign<<3 | index into {0, .5, 1, 1.5, 2, 3, 4, 6} ----
 float e2m1_to_f32(uint8_t nibble);
-uint8_t f32_to_e2m1(float f);           // RNE (ties to even mantissa), saturating at +-6
+uint8_t f32_to_e2m1(float f);           // RNE (ties to even mantissa), saturating at +-6; NaN -> +6
+
+// Packed E2M1 (checkpoint layout, spec 3.3): element 2j in the LOW nibble of byte j, 2j+1 in the
+// high nibble. n may be odd (the last high nibble is then 0).
+void pack_e2m1(const uint8_t* nibbles, int64_t n, uint8_t* packed /*(n+1)/2 bytes*/);
+void unpack_e2m1(const uint8_t* packed, int64_t n, uint8_t* nibbles /*n bytes*/);
 
 // fast_round_scale (kernel.py): exponent k of the smallest power of two s = 2^k with
 // amax / s <= fmax, computed as ceil_log2(f32(amax * f32(1/fmax))) from the float32 bits.
