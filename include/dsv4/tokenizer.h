@@ -35,9 +35,12 @@ class Tokenizer {
   // (use this for untrusted user segments). Invalid UTF-8 is encoded byte by byte, never rejected.
   std::vector<int32_t> encode(std::string_view text, bool allow_special = true) const;
 
-  // Concatenates the bytes of the tokens (added tokens verbatim). The result is the raw bytes;
-  // it may be invalid UTF-8 if the ids cut a character. Unknown ids throw dsv4::Error.
+  // Concatenates the bytes of the tokens (added tokens verbatim, never skipped) and returns valid
+  // UTF-8: invalid or truncated sequences become U+FFFD. Ids outside [0, vocab_size()) throw
+  // dsv4::Error; ids inside that range that name no token contribute nothing.
   std::string decode(std::span<const int32_t> ids) const;
+  // The same concatenation as raw bytes (may be invalid UTF-8 when the ids cut a character).
+  std::string decode_bytes(std::span<const int32_t> ids) const;
 
   // The raw bytes one token stands for (added tokens: their content). Throws on unknown id.
   std::string token_to_piece(int32_t id) const;
