@@ -311,4 +311,50 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   });
 }
 
+void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool) {
+  if (w.n <= 0 || w.k <= 0) throw_error("linear_f32: bad shape [", w.n, ", ", w.k, "]");
+  if (w.data == nullptr) throw_error("linear_f32: null weight pointer");
+  check_rows("linear_f32", x.m, x.data, y.data);
+  if (x.m == 0) return;
+  const PanelKernels& kern = panel_kernels(active_isa());
+  const int64_t k = w.k, m = x.m, kp = (k + 15) / 16 * 16;
+  // Panels of kWidePanelRows weight rows and the activations, zero padded to kp (a copy: these
+  // matrices are small, e.g. the [24 x 16384] hyper-connection mixes).
+  // In place when no padding is needed.
+  const bool in_place = k == kp && w.n % kWidePanelRows == 0;
+  thread_local std::vector<float> t_x;
+  const float* xa = x.data;
+  int64_t lda = x.ld;
+  if (k != kp) {
+    float* buf = grow(t_x, static_cast<size_t>(m * kp));
+    for (int64_t i = 0; i < m; ++i) {
+      std::copy(x.data + i * x.ld, x.data + i * x.ld + k, buf + i * kp);
+      std::fill(buf + i * kp + k, buf + (i + 1) * kp, 0.0f);
+    }
+    xa = buf;
+    lda = kp;
+  }
+  parallel_for(pool, (w.n + kWidePanelRows - 1) / kWidePanelRows, 1, [&](int64_t b, int64_t e, int) {
+    float* panel = in_place ? nullptr : grow(t_panel_f32, static_cast<size_t>(kWidePanelRows * kp));
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t n0 = u * kWidePanelRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kWidePanelRows, w.n - n0));
+      if (in_place) {
+        kern.dot_f32(w.data + n0 * k, k, nr, xa, lda, m, kp, y.data + n0, y.ld);
+        continue;
+      }
+      for (int r = 0; r < kWidePanelRows; ++r) {
+        float* dst = panel + r * kp;
+        if (r < nr) {
+          std::copy(w.data + (n0 + r) * k, w.data + (n0 + r + 1) * k, dst);
+          std::fill(dst + k, dst + kp, 0.0f);
+        } else {
+          std::fill(dst, dst + kp, 0.0f);
+        }
+      }
+      kern.dot_f32(panel, kp, nr, xa, lda, m, kp, y.data + n0, y.ld);
+    }
+  });
+}
+
 }  // namespace dsv4::cpu
