@@ -92,14 +92,14 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string&
       pattern = (*pat)["Regex"];
     } else if (pat->contains("String") && (*pat)["String"].is_string()) {
       pattern = (*pat)["String"];
-      options |= PCRE2_LITERAL;
+      options = (options & ~PCRE2_UCP) | PCRE2_LITERAL;  // UCP is meaningless (and refused) for literals
     } else {
       throw_error(where, ": pattern must hold a \"Regex\" or \"String\" string");
     }
     s->behavior = parse_behavior(step->value("behavior", std::string("Isolated")), where);
     s->invert = step->value("invert", false);
     pcre2_compile_context* cctx = pcre2_compile_context_create(nullptr);
-    pcre2_set_compile_extra_options(cctx, PCRE2_EXTRA_ALT_BSUX);  // \uHHHH as Oniguruma has it
+    if (!(options & PCRE2_LITERAL)) pcre2_set_compile_extra_options(cctx, PCRE2_EXTRA_ALT_BSUX);  // \uHHHH
     int err = 0;
     PCRE2_SIZE err_off = 0;
     s->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err,
