@@ -14,6 +14,7 @@
 #include "dsv4/tokenizer.h"
 #include "text/byte_level.h"
 #include "text/pretokenizer.h"
+#include "text/regex_dialect.h"
 #include "text/utf8.h"
 
 namespace {
@@ -387,4 +388,35 @@ TEST(TokenizerErrors, MissingDirectoryAndBadConfig) {
     EXPECT_NE(std::string(e.what()).find("tokenizer_config.json: bos_token \"<nope>\""), std::string::npos) << e.what();
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST(TokenizerRegexDialect, OnigurumaEscapesBecomePcre2) {
+  using dsv4::text::translate_oniguruma;
+  EXPECT_EQ(translate_oniguruma("\\s+(?!\\S)", "t"), "\\p{White_Space}+(?!\\P{White_Space})");
+  EXPECT_EQ(translate_oniguruma("[^\\s\\p{L}]\\h", "t"), "[^\\p{White_Space}\\p{L}][0-9A-Fa-f]");
+  EXPECT_EQ(translate_oniguruma("\\\\s\\[\\s\\]", "t"), "\\\\s\\[\\p{White_Space}\\]");  // escaped backslash stays
+  EXPECT_EQ(translate_oniguruma("[]s]\\w", "t"),
+            "[]s][\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]");
+  EXPECT_EQ(translate_oniguruma("\\p{N}{1,3}", "t"), "\\p{N}{1,3}");
+  EXPECT_THROW(translate_oniguruma("[\\W]", "t"), dsv4::Error);
+}
+
+TEST(TokenizerRegexDialect, WhitespaceIsUnicodeWhiteSpace) {
+  // U+180E MONGOLIAN VOWEL SEPARATOR is not White_Space (PCRE2's own \s would take it), U+0085 is.
+  const json j = {{"type", "Sequence"},
+                  {"pretokenizers",
+                   json::array({{{"type", "Split"}, {"pattern", {{"Regex", "\\s+(?!\\S)|\\s+"}}}, {"behavior", "Isolated"}},
+                                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}})}};
+  const auto pt = dsv4::text::PreTokenizer::from_json(j, "test");
+  auto scratch = pt.make_scratch();
+  const auto pieces = [&](const std::string& text) {
+    std::vector<dsv4::text::ByteSpan> spans;
+    pt.split(text, spans, *scratch);
+    std::vector<std::string> out;
+    for (const auto& sp : spans) out.push_back(text.substr(sp.begin, sp.end - sp.begin));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(pieces(" \xE1\xA0\x8E"), (V{" ", "\xE1\xA0\x8E"}));
+  EXPECT_EQ(pieces("a\xC2\x85 b"), (V{"a", "\xC2\x85", " ", "b"}));
 }
