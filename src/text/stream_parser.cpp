@@ -184,7 +184,24 @@ struct StreamParser::Impl {
       case LitResult::NeedMore:
         if (final) end(st != St::AfterBlock);  // cut off inside the expected markup
         return false;
-      case LitResult::Bad: end(false); return false;  // malformed (or junk after the block)
+      case LitResult::Bad: {
+        // Malformed markup, or generation stopped (EOS) in the middle of the expected markup.
+        size_t common = 0;
+        for (const std::string& o : opts) {
+          size_t k = 0;
+          while (k < o.size() && k < buf.size() && o[k] == buf[k]) ++k;
+          common = std::max(common, k);
+        }
+        bool eos = false, eos_full = false;
+        for (size_t at = 0; at <= common && at < buf.size() && !eos; ++at) {
+          const std::string_view rest = std::string_view(buf).substr(at);
+          eos_full = rest.starts_with(kEos);
+          eos = eos_full || kEos.starts_with(rest);
+        }
+        saw_eos = saw_eos || eos_full;
+        end(st != St::AfterBlock && eos);
+        return false;
+      }
       case LitResult::Match: break;
     }
     consume(opts[which].size());
@@ -241,18 +258,31 @@ struct StreamParser::Impl {
   }
 
   bool step_param_header(bool final) {
+    // The header must complete before the parameter end and before an EOS (full, or a partial
+    // one at the end of the buffer that may still complete).
     const size_t term = buf.find(kParamCloseBare);
-    const size_t eos = buf.find(kEos);
-    const size_t limit = std::min(term, eos);
-    const ParamHeader h = match_param_header(std::string_view(buf).substr(0, std::min(limit, buf.size())));
+    size_t eos = buf.find(kEos);
+    const bool eos_full = eos != std::string::npos;
+    if (!eos_full && !final) {
+      for (size_t at = buf.size() > kEos.size() ? buf.size() - kEos.size() : 0; at < buf.size(); ++at) {
+        if (kEos.starts_with(std::string_view(buf).substr(at))) {
+          eos = at;
+          break;
+        }
+      }
+    }
+    const size_t limit = std::min({term, eos, buf.size()});
+    const ParamHeader h = match_param_header(std::string_view(buf).substr(0, limit));
     if (h.status == ParamHeader::Status::Bad) {
       end(false);
       return false;
     }
     if (h.status == ParamHeader::Status::NeedMore) {
-      if (limit != std::string::npos) {
-        if (eos < term) saw_eos = true;
-        end(eos < term);
+      if (term < eos) {
+        end(false);  // parameter ended without a valid header
+      } else if (eos_full) {
+        saw_eos = true;
+        end(true);
       } else if (final) {
         end(true);
       }
