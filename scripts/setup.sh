@@ -20,4 +20,5 @@ fi
 if [ -f "$(dirname "$0")/../tests/js/package.json" ] && [ ! -d "$(dirname "$0")/../tests/js/node_modules" ]; then
   (cd "$(dirname "$0")/../tests/js" && npm install --no-audit --no-fund --loglevel=error)
 fi
+"$(dirname "$0")/fetch_tokenizer.sh"  # DeepSeek-V4 tokenizer files for the tests (tests/js/tokenizer)
 echo "setup: ok"
