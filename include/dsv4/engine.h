@@ -35,9 +35,18 @@ struct ModelInfo {
 // Progress of long work (prefill): done / total tokens. Return false to cancel (Ctrl-C).
 using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
 
+// MTP prediction at `position` (golden convention, NOTES.md section 5: the MTP block consumes the
+// main model's hidden streams at `position` and the id of token position+1), vocab floats.
+using MtpLogitsFn = std::function<void(int64_t position, std::span<const float> logits)>;
+
 struct SessionOptions {
   int64_t max_context = 4096;  // tokens; KV memory is sized from it
-  int64_t prefill_chunk = 512; // rows per forward call during prefill (bounded activation memory)
+  int64_t prefill_chunk = 512; // rows per forward call during prefill (bounded activation memory);
+                               // chunking never changes results: a prompt prefilled from position 0
+                               // keeps the one-shot reference key layout in every chunk
+  // When set (and the checkpoint has an MTP block), the MTP block runs one position behind the main
+  // model and reports each position once its next token has been appended.
+  MtpLogitsFn on_mtp_logits;
 };
 
 class Engine;
@@ -46,8 +55,8 @@ class Session {
  public:
   virtual ~Session() = default;
   // Appends tokens to the timeline; writes the logits after the last one into `logits`
-  // (vocab floats; may be empty to skip the head). `mtp_logits` (optional) gets the MTP block's
-  // prediction at each appended position once its next token is known (golden convention).
+  // (vocab floats; may be empty to skip the head). From position 0 this reproduces the reference
+  // prefill of the whole span; at a later position it equals token-by-token decode.
   virtual void prefill(std::span<const int32_t> tokens, std::span<float> logits,
                        const ProgressFn& progress = {}) = 0;
   // One token; same as prefill of a single token.
