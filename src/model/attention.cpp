@@ -60,7 +60,9 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
   cs_sin.resize(static_cast<size_t>(Dr / 2));
   mc.be->linear_f32(cw.wkv, x, Rows{a.data(), n, cc});
   mc.be->linear_f32(cw.wgate, x, Rows{g.data(), n, cc});
-  std::vector<const float*> vals(static_cast<size_t>(coff * r)), scs(static_cast<size_t>(coff * r));
+  thread_local std::vector<const float*> vals, scs;
+  vals.resize(static_cast<size_t>(coff * r));
+  scs.resize(static_cast<size_t>(coff * r));
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = pos0 + t;
     const int j = static_cast<int>(p % r);
