@@ -9,6 +9,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -18,7 +19,9 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/formats.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/rowwise.h"
 
 namespace {
 
@@ -183,6 +186,88 @@ BENCHMARK(BM_LinearBf16)
     ->Args({1024, 4096, 256, 1})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+// Sparse attention, Flash decode shape: 64 heads x 512 dims, 128 window + 512 selected keys.
+// Args: query rows, keys per list. Bytes = gathered keys read once per query row.
+void BM_SparseAttention(benchmark::State& st) {
+  const int64_t n = st.range(0), L = st.range(1);
+  const int H = 64, D = 512;
+  const int64_t nkeys = 4096;
+  const auto q = act_rows(n * H, D), keys = act_rows(nkeys, D);
+  std::vector<float> sink(H, 0.5f), out(n * H * D);
+  std::vector<int32_t> lists(n * L);
+  for (size_t i = 0; i < lists.size(); ++i) lists[i] = static_cast<int32_t>((i * 7919) % nkeys);
+  AttentionArgs a;
+  a.q = q.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.keys = keys.data();
+  a.split = nkeys;
+  a.lists = lists.data();
+  a.list_len = L;
+  a.sink = sink.data();
+  a.scale = 1.0f / std::sqrt(float(D));
+  a.out = out.data();
+  probe_gb_per_s();
+  for (auto _ : st) {
+    sparse_attention(a, &pool());
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_counters(st, double(n * L * D * 4), 4.0 * n * H * L * D);
+}
+BENCHMARK(BM_SparseAttention)->ArgNames({"n", "keys"})->Args({1, 640})->Args({16, 640})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Indexer scoring, Flash shape: 64 heads x 128 dims. Args: query rows, keys.
+void BM_IndexerScores(benchmark::State& st) {
+  const int64_t n = st.range(0), nk = st.range(1);
+  const int H = 64, D = 128;
+  const auto q = act_rows(n * H, D), w = act_rows(n, H), keys = act_rows(nk, D);
+  std::vector<int64_t> visible(n, nk);
+  std::vector<float> scores(n * nk);
+  IndexerScoreArgs a;
+  a.q = q.data();
+  a.w = w.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.keys = keys.data();
+  a.n_keys = nk;
+  a.visible = visible.data();
+  a.scores = scores.data();
+  probe_gb_per_s();
+  for (auto _ : st) {
+    indexer_scores(a, &pool());
+    benchmark::DoNotOptimize(scores.data());
+  }
+  set_counters(st, double(nk * D * 4), 2.0 * n * nk * H * D);
+}
+BENCHMARK(BM_IndexerScores)->ArgNames({"n", "keys"})->Args({1, 32768})->Args({4, 32768})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Row-wise kernels (single thread). Arg: 0 RMSNorm [64 x 4096], 1 softmax [64 x 4096],
+// 2 RoPE [64 rows x 64 heads of 64 rope dims], 3 Hadamard [64 x 64 heads x 128].
+void BM_Rowwise(benchmark::State& st) {
+  const int op = static_cast<int>(st.range(0));
+  const int64_t rows = 64, n = 4096;
+  auto x = act_rows(rows * 64, 128);
+  const auto w = act_rows(1, n);
+  std::vector<float> c(rows * 64 * 32, 0.6f), s(rows * 64 * 32, 0.8f), y(rows * n);
+  for (auto _ : st) {
+    switch (op) {
+      case 0: rms_norm(x.data(), n, rows, n, w.data(), 1e-6f, y.data(), n); break;
+      case 1: softmax(x.data(), n, rows, n); break;
+      case 2: rope(x.data(), 128, rows * 64, 64, 32, c.data(), s.data(), 32, false); break;
+      default: hadamard(x.data(), 128, rows * 64, 128); break;
+    }
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * rows * n * 4));
+  static const char* names[] = {"rms_norm", "softmax", "rope", "hadamard"};
+  st.SetLabel(names[op]);
+}
+BENCHMARK(BM_Rowwise)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {
