@@ -21,6 +21,7 @@
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/rowwise.h"
 
 namespace {
@@ -268,6 +269,21 @@ void BM_Rowwise(benchmark::State& st) {
   st.SetLabel(names[op]);
 }
 BENCHMARK(BM_Rowwise)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+
+// The float32 panel micro-kernel alone on cache-resident data (single thread): its compute
+// ceiling. Args: K (panel width), M (activation rows).
+void BM_DotF32Panel(benchmark::State& st) {
+  const int64_t kp = st.range(0), m = st.range(1), ld = kp + 32;
+  std::vector<float> panel(kWidePanelRows * ld, 0.5f), a(m * ld, 0.25f), y(m * kWidePanelRows);
+  const PanelKernels& kern = panel_kernels(detected_isa());
+  for (auto _ : st) {
+    kern.dot_f32(panel.data(), ld, kWidePanelRows, a.data(), ld, m, kp, y.data(), kWidePanelRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["FLOP/s"] = benchmark::Counter(2.0 * kWidePanelRows * m * kp * st.iterations(),
+                                             benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DotF32Panel)->Args({512, 2})->Args({512, 64})->Args({4096, 64});
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear_kernels.h"
 
@@ -64,17 +65,11 @@ constexpr int64_t kMTile = 64;
 // BF16 panel is used directly (decode: the cheapest path per weight byte).
 constexpr int64_t kFmaMinRows = 8;
 
-template <class T>
-T* grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
-thread_local std::vector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
-thread_local std::vector<float> t_act_f32;     // prepared float32 activations (FMA path)
-thread_local std::vector<uint16_t> t_panel;    // one BF16 panel per thread
-thread_local std::vector<float> t_panel_f32;   // its float32 widening (FMA path)
-thread_local std::vector<float> t_row;         // one quantised activation row per thread
+thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
+thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
+thread_local AlignedVector<uint16_t> t_panel;    // one BF16 panel per thread
+thread_local AlignedVector<float> t_panel_f32;   // its float32 widening (FMA path)
+thread_local AlignedVector<float> t_row;         // one quantised activation row per thread
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -376,7 +371,7 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   // matrices are small, e.g. the [24 x 16384] hyper-connection mixes).
   // In place when no padding is needed.
   const bool in_place = k == kp && w.n % kWidePanelRows == 0;
-  thread_local std::vector<float> t_x;
+  thread_local AlignedVector<float> t_x;
   const float* xa = x.data;
   int64_t lda = x.ld;
   if (k != kp) {

@@ -9,7 +9,8 @@
 namespace dsv4::cpu {
 
 inline constexpr int kPanelRows = 4;
-// The float32 (FMA) path stacks two decoded panels: 8 weight rows reuse each activation load.
+// The float32 (FMA) path stacks two decoded panels: 8 weight rows (L1-resident per K chunk)
+// reuse each activation load streamed from L2.
 inline constexpr int kWidePanelRows = 8;
 
 enum class PanelOrder { Natural, Fp8, Fp4 };
