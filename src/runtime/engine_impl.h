@@ -50,6 +50,7 @@ class SessionImpl final : public Session {
   const EngineImpl& eng_;
   SessionOptions opts_;
   SequenceState state_;
+  ForwardScratch scratch_;
   std::vector<int32_t> tokens_;
   int64_t prompt_len_ = 0;           // length of the first prefill (its layout is kept for MTP)
   std::vector<float> X_;             // [chunk][hc][dim] residual streams of the current chunk
