@@ -3,6 +3,9 @@
 // These tests fail, not skip, when the files are missing.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -129,4 +132,54 @@ TEST(TokenizerV4, StreamDecoderOnSplitCharacters) {
       EXPECT_EQ(got, text);
     }
   }
+}
+
+namespace {
+
+std::string run_command(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<int32_t> v;
+  for (int32_t x; in >> x;) v.push_back(x);
+  return v;
+}
+
+}  // namespace
+
+TEST(TokenizerCli, FileIdsPrintsOnlyTheIdsOfTheWholeFile) {
+  const std::string text = kUser + "Hello,\n\tworld  123456 \xE4\xBD\xA0\xE5\xA5\xBD\r\n" + kAssistant + "</think>";
+  const auto path = std::filesystem::temp_directory_path() / ("dsv4_tok_cli_" + std::to_string(::getpid()) + ".txt");
+  std::ofstream(path, std::ios::binary) << text;
+  int status = -1;
+  const std::string out =
+      run_command(std::string(DSV4_BIN) + " tokenize --model " + kTokDir + " --file " + path.string() + " --ids", &status);
+  std::filesystem::remove(path);
+  EXPECT_EQ(status, 0);
+  const auto expect = v4().encode(text);
+  EXPECT_EQ(parse_ids(out), expect);
+  EXPECT_EQ(expect.front(), 128803);  // no BOS added
+  EXPECT_EQ(out.find_first_not_of("0123456789 \n"), std::string::npos) << out;
+}
+
+TEST(TokenizerCli, TextModePrintsIdsThenPieces) {
+  int status = -1;
+  const std::string out = run_command(std::string(DSV4_BIN) + " tokenize --model " + kTokDir + " 'Hello world'", &status);
+  EXPECT_EQ(status, 0);
+  const std::string first = out.substr(0, out.find('\n'));
+  EXPECT_EQ(parse_ids(first), v4().encode("Hello world"));
+  EXPECT_NE(out.find("\tHello\tHello\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\t\xC4\xA0world\t world\n"), std::string::npos) << out;  // vocab string, then bytes
+  const std::string bad = run_command(std::string(DSV4_BIN) + " tokenize --model /nonexistent 'x' 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("/nonexistent/tokenizer.json"), std::string::npos) << bad;
 }
