@@ -14,6 +14,8 @@ enum class DType { BF16, F32, F8_E4M3, F8_E8M0, I8, I32, I64 };
 
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);
+// Parses a safetensors dtype string ("BF16", ...); returns false for an unknown one.
+bool dtype_from_name(const std::string& s, DType* out);
 
 struct TensorView {
   std::string name;
@@ -38,6 +40,44 @@ class TensorStore {
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
+};
+
+// Streaming safetensors writer: the header (names, dtypes, shapes, offsets in the given order) is
+// written first, then each tensor's bytes are appended in the same order through write(). Large
+// checkpoints are produced without holding them in memory. Tensors are contiguous (no holes, as
+// the format requires); the header is padded with spaces so that the data section starts at an
+// 8-byte aligned file offset. Callers that want every view aligned declare tensors in order of
+// decreasing dtype size (I64, F32, BF16, bytes).
+struct TensorDecl {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  size_t nbytes() const;
+};
+
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::string& path, std::vector<TensorDecl> tensors,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  // Appends bytes of the current tensor (may be called several times per tensor). Throws when
+  // more bytes are written than the declared tensors hold.
+  void write(const void* data, size_t n);
+  // Checks that every declared byte was written, flushes and closes. Throws on I/O errors.
+  void finish();
+  uint64_t data_bytes() const { return data_size_; }
+
+ private:
+  std::string path_;
+  std::vector<TensorDecl> tensors_;
+  std::vector<uint64_t> begin_;
+  uint64_t data_size_ = 0;
+  uint64_t written_ = 0;  // bytes of the data section written so far
+  size_t current_ = 0;    // index of the tensor being written
+  void* file_ = nullptr;  // FILE*
 };
 
 }  // namespace dsv4

@@ -1,0 +1,277 @@
+// Attention sub-layer: projections, compressor state machine, lightning indexer, key lists,
+// sparse attention, grouped output projection.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/ref/compressor.h"
+#include "kernels/ref/fmath.h"
+#include "kernels/ref/hadamard.h"
+#include "kernels/ref/indexer.h"
+#include "kernels/ref/norm.h"
+#include "kernels/ref/rope.h"
+#include "model/sublayers.h"
+#include "quant/quant.h"
+#include "runtime/kv_gather.h"
+
+namespace dsv4 {
+namespace {
+
+constexpr int kKvSimBlock = 64;    // FP8 simulation block of the kv non-RoPE dims (model.py)
+constexpr int kIdxSimBlock = 32;   // FP4 simulation block of indexer queries / keys
+
+enum class EntryKind { Attention, Indexer };
+
+void emit(const char* name, const DebugHook* hook, int id, int64_t pos0, int64_t rows,
+          int64_t width, const float* data) {
+  if (hook && *hook) (*hook)(name, id, pos0, rows, width, data);
+}
+
+// cos/sin tables of the chunk's positions: [n][Dr/2] each.
+struct RopeRows {
+  std::vector<float> cos, sin;
+  int half = 0;
+  void fill(const ref::RopeFreqs& f, int64_t pos0, int64_t n) {
+    half = static_cast<int>(f.inv_freq.size());
+    cos.resize(static_cast<size_t>(n * half));
+    sin.resize(static_cast<size_t>(n * half));
+    for (int64_t t = 0; t < n; ++t) ref::rope_cos_sin(f, pos0 + t, &cos[t * half], &sin[t * half]);
+  }
+  void apply(float* v, int64_t t, bool inverse) const {
+    ref::rope_apply(v, &cos[t * half], &sin[t * half], half, inverse);
+  }
+};
+
+// Feeds the chunk's tokens through one compressor's per-token state machine (spec 5.4 step 4),
+// emitting every completed entry (post-processed per spec 4.6) into `store`.
+void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const ref::RopeFreqs& rf,
+                    CompressorState& cs, KvRows& store, int64_t& n_emitted, ConstRows x,
+                    int64_t pos0, EntryKind kind) {
+  const ModelConfig& cfg = mc.w->config;
+  const int r = cw.ratio, c = cw.width, coff = cw.coff;
+  const int64_t cc = static_cast<int64_t>(coff) * c, n = x.n;
+  const int Dr = cfg.rope_head_dim;
+  const float eps = static_cast<float>(cfg.norm_eps);
+  thread_local std::vector<float> a, g, z, cs_cos, cs_sin;
+  a.resize(static_cast<size_t>(n * cc));
+  g.resize(static_cast<size_t>(n * cc));
+  z.resize(static_cast<size_t>(c));
+  cs_cos.resize(static_cast<size_t>(Dr / 2));
+  cs_sin.resize(static_cast<size_t>(Dr / 2));
+  mc.be->linear_f32(cw.wkv, x, Rows{a.data(), n, cc});
+  mc.be->linear_f32(cw.wgate, x, Rows{g.data(), n, cc});
+  thread_local std::vector<const float*> vals, scs;
+  vals.resize(static_cast<size_t>(coff * r));
+  scs.resize(static_cast<size_t>(coff * r));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = pos0 + t;
+    const int j = static_cast<int>(p % r);
+    float* gt = g.data() + t * cc;
+    const float* ape = cw.ape + static_cast<int64_t>(j) * cc;
+    for (int64_t ch = 0; ch < cc; ++ch) gt[ch] = gt[ch] + ape[ch];
+    const int row = coff == 2 ? r + j : j;
+    std::copy(a.data() + t * cc, a.data() + (t + 1) * cc, cs.kv_row(row));
+    std::copy(gt, gt + cc, cs.score_row(row));
+    if (j != r - 1) continue;
+    // Block complete: pool the candidates per channel.
+    const int rows = coff * r;
+    for (int i = 0; i < rows; ++i) {
+      const int64_t off = (coff == 2 && i >= r) ? c : 0;
+      vals[static_cast<size_t>(i)] = cs.kv_row(i) + off;
+      scs[static_cast<size_t>(i)] = cs.score_row(i) + off;
+    }
+    ref::softmax_pool(vals.data(), scs.data(), rows, c, z.data());
+    if (coff == 2) {  // this block becomes the "previous block" half
+      std::copy(cs.kv_row(r), cs.kv_row(r) + r * cc, cs.kv_row(0));
+      std::copy(cs.score_row(r), cs.score_row(r) + r * cc, cs.score_row(0));
+    }
+    const int64_t entry = p / r;
+    for (auto& v : z) v = ref::bf16r(v);
+    ref::rms_norm(z.data(), cw.norm, c, eps, z.data());
+    ref::rope_cos_sin(rf, entry * r, cs_cos.data(), cs_sin.data());  // block's first position
+    ref::rope_apply(z.data() + c - Dr, cs_cos.data(), cs_sin.data(), Dr / 2, false);
+    if (kind == EntryKind::Attention) {
+      quant::fp8_sim(z.data(), c - Dr, kKvSimBlock);
+    } else {
+      ref::hadamard(z.data(), c);
+      quant::fp4_sim(z.data(), c, kIdxSimBlock);
+    }
+    store.write(entry, z.data());
+    n_emitted = entry + 1;
+  }
+}
+
+}  // namespace
+
+void attention_forward(const ModelContext& mc, int id, BlockState& st, const float* x, int64_t pos0,
+                       int64_t n, ChunkLayout layout, float* out, const DebugHook* hook) {
+  const ModelConfig& cfg = mc.w->config;
+  const BlockWeights& bw = mc.block(id);
+  const AttentionWeights& aw = bw.attn;
+  const Backend& be = *mc.be;
+  const int H = cfg.n_heads, D = cfg.head_dim, Dr = cfg.rope_head_dim, Dn = D - Dr;
+  const int64_t dim = cfg.dim, ql = cfg.q_lora_rank, W = cfg.window, HD = int64_t{H} * D;
+  const float eps = static_cast<float>(cfg.norm_eps);
+  const int ratio = st.ratio;
+  const ConstRows X{x, n, dim};
+
+  thread_local RopeRows rr;
+  rr.fill(mc.rope[static_cast<size_t>(id)], pos0, n);
+
+  // ---- query path: wq_a -> q_norm -> wq_b -> per-head norm -> RoPE
+  thread_local std::vector<float> qlat, q, kv;
+  qlat.resize(static_cast<size_t>(n * ql));
+  q.resize(static_cast<size_t>(n * HD));
+  kv.resize(static_cast<size_t>(n * D));
+  be.linear_fp8(aw.wq_a, X, Rows{qlat.data(), n, ql});
+  for (int64_t t = 0; t < n; ++t) ref::rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
+  be.linear_fp8(aw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{q.data(), n, HD});
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < H; ++h) {
+      float* qh = &q[t * HD + int64_t{h} * D];
+      ref::head_norm_bf16(qh, D, eps);
+      rr.apply(qh + Dn, t, false);
+    }
+  emit("q", hook, id, pos0, n, HD, q.data());
+
+  // ---- this token's window entry: wkv -> kv_norm -> RoPE -> FP8 simulation of the nope dims
+  be.linear_fp8(aw.wkv, X, Rows{kv.data(), n, D});
+  for (int64_t t = 0; t < n; ++t) {
+    float* kt = &kv[t * D];
+    ref::rms_norm(kt, aw.kv_norm, D, eps, kt);
+    rr.apply(kt + Dn, t, false);
+    quant::fp8_sim(kt, Dn, kKvSimBlock);
+  }
+  emit("kv", hook, id, pos0, n, D, kv.data());
+
+  // ---- compressor(s) run before attention: entries completed inside the chunk are visible
+  if (ratio > 0)
+    compress_chunk(mc, *aw.compressor, mc.rope[static_cast<size_t>(id)], st.comp, st.ckv, st.n_ckv,
+                   X, pos0, EntryKind::Attention);
+
+  // ---- lightning indexer (ratio 4): top-k compressed entries per query, descending score
+  const int topk = cfg.index_topk;
+  thread_local std::vector<int32_t> sel;  // [n][topk], -1 padded
+  thread_local std::vector<int64_t> nsel;
+  nsel.assign(static_cast<size_t>(n), 0);
+  if (ratio == 4) {
+    const IndexerWeights& iw = *aw.indexer;
+    const int nih = cfg.index_n_heads, ihd = cfg.index_head_dim;
+    const int64_t qw = int64_t{nih} * ihd;
+    thread_local std::vector<float> qi, wts, scores;
+    thread_local std::vector<int64_t> visible;
+    qi.resize(static_cast<size_t>(n * qw));
+    wts.resize(static_cast<size_t>(n * nih));
+    be.linear_fp8(iw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{qi.data(), n, qw});
+    for (int64_t t = 0; t < n; ++t)
+      for (int h = 0; h < nih; ++h) {
+        float* qh = &qi[t * qw + int64_t{h} * ihd];
+        rr.apply(qh + ihd - Dr, t, false);
+        ref::hadamard(qh, ihd);
+        quant::fp4_sim(qh, ihd, kIdxSimBlock);
+      }
+    be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
+    // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
+    const float ws = ref::bf16r(static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) *
+                                                   std::pow(static_cast<double>(nih), -0.5)));
+    for (auto& v : wts) v = ref::bf16r(v * ws);
+    compress_chunk(mc, iw.compressor, mc.rope[static_cast<size_t>(id)], st.icomp, st.ikv, st.n_ikv,
+                   X, pos0, EntryKind::Indexer);
+    const int64_t nk = st.n_ikv;
+    visible.resize(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
+    scores.resize(static_cast<size_t>(std::max<int64_t>(1, n * nk)));
+    if (nk > 0)
+      indexer_scores_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk,
+                                                 visible.data(), scores.data()},
+                            st.ikv);
+    sel.assign(static_cast<size_t>(n * topk), -1);
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t k = std::min<int64_t>(topk, visible[t]);
+      if (k > 0) ref::topk_desc(&scores[t * nk], visible[t], k, &sel[t * topk]);
+      nsel[t] = k;
+    }
+    if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
+      thread_local std::vector<float> sorted;
+      sorted.assign(static_cast<size_t>(n * topk), -1.0f);
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<int32_t> s(sel.begin() + t * topk, sel.begin() + t * topk + nsel[t]);
+        std::sort(s.begin(), s.end());
+        for (size_t i = 0; i < s.size(); ++i) sorted[t * topk + i] = static_cast<float>(s[i]);
+      }
+      emit("indexer_sel", hook, id, pos0, n, topk, sorted.data());
+    }
+  }
+
+  // ---- key table: [older window positions from the ring ; the chunk's kv] then compressed rows
+  const int64_t nold = std::min<int64_t>(pos0, W - 1);
+  const int64_t base_pos = pos0 - nold;  // position of staging row 0
+  thread_local std::vector<float> staging;
+  staging.resize(static_cast<size_t>((nold + n) * D));
+  for (int64_t i = 0; i < nold; ++i) st.window.read((base_pos + i) % W, &staging[i * D]);
+  std::copy(kv.begin(), kv.begin() + n * D, staging.begin() + nold * D);
+  const int64_t split = nold + n;
+
+  // ---- key lists (spec 4.8): window part of width ww, then the compressed part
+  const int64_t ww = std::max<int64_t>(layout.window_width, std::min<int64_t>(pos0 + n, W));
+  int64_t ncomp = 0;
+  if (ratio == 4) ncomp = std::min<int64_t>(topk, (pos0 + n) / 4);
+  else if (ratio > 0) ncomp = (pos0 + n) / ratio;
+  const int64_t L = ww + ncomp;
+  thread_local std::vector<int32_t> lists;
+  lists.assign(static_cast<size_t>(n * L), -1);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = pos0 + t;
+    int32_t* lt = &lists[t * L];
+    const int64_t lo = std::max<int64_t>(0, p - W + 1);
+    for (int64_t qp = lo; qp <= p; ++qp) lt[qp - lo] = static_cast<int32_t>(qp - base_pos);
+    if (ratio == 4) {
+      for (int64_t k = 0; k < nsel[t]; ++k) lt[ww + k] = static_cast<int32_t>(split + sel[t * topk + k]);
+    } else if (ratio > 0) {
+      const int64_t vis = (p + 1) / ratio;
+      for (int64_t i = 0; i < vis; ++i) lt[ww + i] = static_cast<int32_t>(split + i);
+    }
+  }
+
+  // ---- sparse attention with sink, inverse RoPE on the outputs
+  thread_local std::vector<float> o;
+  o.resize(static_cast<size_t>(n * HD));
+  AttentionArgs args;
+  args.q = q.data();
+  args.n = n;
+  args.n_heads = H;
+  args.head_dim = D;
+  args.keys = staging.data();
+  args.split = split;
+  thread_local std::vector<float> comp_rows;  // the compressed entries the lists reference
+  if (ratio > 0) gather_compressed(st.ckv, split, lists.data(), n * L, comp_rows);
+  args.keys2 = ratio > 0 ? comp_rows.data() : nullptr;
+  args.lists = lists.data();
+  args.list_len = L;
+  args.sink = aw.attn_sink;
+  args.scale = static_cast<float>(std::pow(static_cast<double>(D), -0.5));
+  args.out = o.data();
+  be.sparse_attention(args);
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < H; ++h) rr.apply(&o[t * HD + int64_t{h} * D] + Dn, t, true);
+  emit("attn_o", hook, id, pos0, n, HD, o.data());
+
+  // ---- grouped output projection: wo_a per group (bf16, no act quant), then wo_b (FP8)
+  const int G = cfg.o_groups;
+  const int64_t R = cfg.o_lora_rank, gw = HD / G, GR = int64_t{G} * R;
+  thread_local std::vector<float> u;
+  u.resize(static_cast<size_t>(n * GR));
+  const Bf16Mat woa = mc.wo_a_mat(id);
+  for (int g = 0; g < G; ++g) {
+    const Bf16Mat wg{woa.w + g * R * gw, R, gw};
+    be.linear_bf16(wg, ConstRows{o.data() + g * gw, n, HD}, Rows{u.data() + g * R, n, GR});
+  }
+  be.linear_fp8(aw.wo_b, ConstRows{u.data(), n, GR}, Rows{out, n, dim});
+  emit("attn_out", hook, id, pos0, n, dim, out);
+
+  // ---- window ring keeps the last `window` positions
+  for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) st.window.write((pos0 + t) % W, &kv[t * D]);
+}
+
+}  // namespace dsv4

@@ -1,0 +1,102 @@
+// The compute seam: every heavy operation of the forward pass goes through one Backend. Two
+// implementations exist: the reference backend (scalar, bit-identical to the golden data, NOTES.md
+// section 9) and the fast backend (float32 accumulation, free to reorder; SIMD kernels plug in
+// behind it). The forward pass (forward.cpp) is written once against this interface.
+//
+// Conventions shared by every op:
+//  * activations are row-major float arrays; "bf16 values" means every element is exactly
+//    representable in bf16 (the reference rounds there);
+//  * an op over a span of rows handles prefill (n rows) and decode (1 row) alike;
+//  * rows of an input may be strided (ld >= width) so sub-blocks (e.g. one output group) need no
+//    copy. Outputs are written row-major with their own ld.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "model/weights.h"
+
+namespace dsv4 {
+
+struct ConstRows {
+  const float* p = nullptr;
+  int64_t n = 0;   // rows
+  int64_t ld = 0;  // floats between consecutive rows
+  const float* row(int64_t i) const { return p + i * ld; }
+};
+
+struct Rows {
+  float* p = nullptr;
+  int64_t n = 0;
+  int64_t ld = 0;
+  float* row(int64_t i) const { return p + i * ld; }
+};
+
+// Sparse attention with sink over explicit key lists (spec 4.9, NOTES.md section 9).
+struct AttentionArgs {
+  const float* q = nullptr;      // [n][n_heads][head_dim] bf16 values (after q norm + RoPE)
+  int64_t n = 0;                 // query rows
+  int n_heads = 0;
+  int head_dim = 0;
+  // Key table: index i < split is keys[i], index i >= split is keys2[i - split] (e.g. window
+  // staging rows, then the compressed entries). Each row is key AND value, bf16 values.
+  const float* keys = nullptr;   // [split][head_dim]
+  int64_t split = 0;
+  const float* keys2 = nullptr;  // [*][head_dim] (may be null when no index reaches it)
+  const float* key(int64_t i) const {
+    return i < split ? keys + i * head_dim : keys2 + (i - split) * head_dim;
+  }
+  const int32_t* lists = nullptr;// [n][list_len] indices into keys, -1 = no key (neutral)
+  int64_t list_len = 0;          // the reference consumes each list in blocks of 64 in list order
+  const float* sink = nullptr;   // [n_heads] attention sink logits
+  float scale = 0.0f;            // f32(head_dim ** -0.5)
+  float* out = nullptr;          // [n][n_heads][head_dim], bf16 values (before the inverse RoPE)
+};
+
+// Lightning-indexer scores (spec 4.7): for query row t and entry i < visible[t]
+//   score[t][i] = bf16( sum_h bf16( relu(bf16(q[t][h] . k[i])) * w[t][h] ) )
+// entries i >= visible[t] are set to -inf.
+struct IndexerScoreArgs {
+  const float* q = nullptr;       // [n][n_heads][head_dim] bf16 values (after Hadamard + FP4 sim)
+  const float* w = nullptr;       // [n][n_heads] bf16 head weights (already times the constant)
+  int64_t n = 0;
+  int n_heads = 0;
+  int head_dim = 0;
+  const float* keys = nullptr;    // [n_keys][head_dim] indexer keys, bf16 values
+  int64_t n_keys = 0;
+  const int64_t* visible = nullptr;  // [n] number of visible entries per row (<= n_keys)
+  float* scores = nullptr;        // [n][n_keys]
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // y = bf16( W . act_quant(x) ): activations quantised to FP8 per 128-wide block (spec 6.2),
+  // per-128 K-block exact partial sums x both scales, float32 accumulation in ascending block order.
+  virtual void linear_fp8(const Fp8Mat& w, ConstRows x, Rows y) const = 0;
+  // Same with FP4 weights (32-wide K blocks, activation scale per 128, weight scale per 32).
+  virtual void linear_fp4(const Fp4Mat& w, ConstRows x, Rows y) const = 0;
+  // y = bf16( ideal float32 sum of W . x ), BF16 weights, no activation quantisation.
+  virtual void linear_bf16(const Bf16Mat& w, ConstRows x, Rows y) const = 0;
+  // y = ideal float32 W . x (float32 output), BF16 weights used as float32: compressor, gate, head.
+  virtual void linear_f32(const Bf16Mat& w, ConstRows x, Rows y) const = 0;
+  // y = float32 F . x with float32 weights F [rows][cols] (hyper-connection mixes: ideal sum).
+  virtual void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x, Rows y) const = 0;
+
+  virtual void sparse_attention(const AttentionArgs& a) const = 0;
+  virtual void indexer_scores(const IndexerScoreArgs& a) const = 0;
+  // The same scores over keys stored compactly (runtime/kv_codec.h IndexKeyCodec entries, entry i
+  // at keys + i * key_bytes; a.keys is ignored). Returns false when the backend has no such kernel
+  // (the caller then decodes the keys and uses indexer_scores).
+  virtual bool indexer_scores_fp4(const IndexerScoreArgs& /*a*/, const uint8_t* /*keys*/,
+                                  size_t /*key_bytes*/) const {
+    return false;
+  }
+};
+
+std::unique_ptr<Backend> make_reference_backend();
+std::unique_ptr<Backend> make_fast_backend();
+
+}  // namespace dsv4

@@ -1,0 +1,28 @@
+// The reference backend: every op is the scalar oracle of src/kernels/ref (bit-exact).
+#include "kernels/ref/attention.h"
+#include "kernels/ref/indexer.h"
+#include "kernels/ref/linear.h"
+#include "model/backend.h"
+
+namespace dsv4 {
+namespace {
+
+class ReferenceBackend final : public Backend {
+ public:
+  const char* name() const override { return "reference"; }
+  void linear_fp8(const Fp8Mat& w, ConstRows x, Rows y) const override { ref::linear_fp8(w, x, y); }
+  void linear_fp4(const Fp4Mat& w, ConstRows x, Rows y) const override { ref::linear_fp4(w, x, y); }
+  void linear_bf16(const Bf16Mat& w, ConstRows x, Rows y) const override { ref::linear_bf16(w, x, y); }
+  void linear_f32(const Bf16Mat& w, ConstRows x, Rows y) const override { ref::linear_f32(w, x, y); }
+  void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x, Rows y) const override {
+    ref::linear_f32w(f, rows, cols, x, y);
+  }
+  void sparse_attention(const AttentionArgs& a) const override { ref::sparse_attention(a); }
+  void indexer_scores(const IndexerScoreArgs& a) const override { ref::indexer_scores(a); }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
+
+}  // namespace dsv4

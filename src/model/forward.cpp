@@ -1,0 +1,195 @@
+#include "model/forward.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/ref/fmath.h"
+#include "kernels/ref/mhc.h"
+#include "kernels/ref/norm.h"
+#include "model/sublayers.h"
+#include "quant/quant.h"
+
+namespace dsv4 {
+
+void ModelContext::init(const ModelWeights& weights, const Backend& backend) {
+  w = &weights;
+  be = &backend;
+  const ModelConfig& cfg = weights.config;
+  const int nblocks = cfg.n_layers + static_cast<int>(weights.mtp.size());
+  rope.clear();
+  wo_a.assign(static_cast<size_t>(nblocks), {});
+  for (int id = 0; id < nblocks; ++id) {
+    rope.push_back(ref::rope_freqs(cfg, cfg.ratio(id)));
+    const AttentionWeights& aw = block(id).attn;
+    if (aw.wo_a_fp8.w) {  // convert.py: weight * scale per 128x128 block, exact in bf16
+      const Fp8Mat& m = aw.wo_a_fp8;
+      std::vector<uint16_t>& dst = wo_a[static_cast<size_t>(id)];
+      dst.resize(static_cast<size_t>(m.rows * m.cols));
+      for (int64_t r = 0; r < m.rows; ++r)
+        for (int64_t c = 0; c < m.cols; ++c) {
+          const float v = quant::e4m3_to_f32(m.w[r * m.cols + c]) *
+                          quant::e8m0_to_f32(m.s[(r / 128) * m.scale_cols() + c / 128]);
+          dst[static_cast<size_t>(r * m.cols + c)] = quant::f32_to_bf16(v);
+        }
+    }
+  }
+}
+
+const BlockWeights& ModelContext::block(int id) const {
+  const int nl = w->config.n_layers;
+  if (id < nl) return w->layers[static_cast<size_t>(id)];
+  return w->mtp.at(static_cast<size_t>(id - nl)).block;
+}
+
+const Bf16Mat ModelContext::wo_a_mat(int id) const {
+  const AttentionWeights& aw = block(id).attn;
+  if (aw.wo_a_bf16.w) return aw.wo_a_bf16;
+  const auto& v = wo_a[static_cast<size_t>(id)];
+  return Bf16Mat{v.data(), aw.wo_a_fp8.rows, aw.wo_a_fp8.cols};
+}
+
+namespace {
+
+// hc_pre for every row: sub-layer input a [n][dim], split (pre, post, comb) per row.
+struct HcRows {
+  std::vector<float> pre, post, comb, dots;
+};
+
+void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int64_t n, float* a,
+                 HcRows& s) {
+  const ModelConfig& cfg = mc.w->config;
+  const int hc = cfg.hc_mult, mix = hp.mix;
+  const int64_t dim = cfg.dim, flat = hc * dim;
+  s.dots.resize(static_cast<size_t>(n * mix));
+  s.pre.resize(static_cast<size_t>(n * hc));
+  s.post.resize(static_cast<size_t>(n * hc));
+  s.comb.resize(static_cast<size_t>(n * hc * hc));
+  mc.be->linear_f32w(hp.fn, mix, flat, ConstRows{X, n, flat}, Rows{s.dots.data(), n, mix});
+  for (int64_t t = 0; t < n; ++t)
+    ref::hc_pre_finish(X + t * flat, hc, dim, &s.dots[t * mix], hp.scale, hp.base,
+                       cfg.hc_sinkhorn_iters, static_cast<float>(cfg.norm_eps),
+                       static_cast<float>(cfg.hc_eps),
+                       ref::HcSplit{&s.pre[t * hc], &s.post[t * hc], &s.comb[t * hc * hc]},
+                       a + t * dim);
+}
+
+void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, const HcRows& s) {
+  const ModelConfig& cfg = mc.w->config;
+  const int hc = cfg.hc_mult;
+  const int64_t dim = cfg.dim, flat = hc * dim;
+  thread_local std::vector<float> y;
+  y.resize(static_cast<size_t>(flat));
+  for (int64_t t = 0; t < n; ++t) {
+    ref::hc_post(X + t * flat, f + t * dim, hc, dim, &s.post[t * hc], &s.comb[t * hc * hc], y.data());
+    std::copy(y.begin(), y.end(), X + t * flat);
+  }
+}
+
+void emit(const char* name, const DebugHook* hook, int id, int64_t pos0, int64_t rows,
+          int64_t width, const float* data) {
+  if (hook && *hook) (*hook)(name, id, pos0, rows, width, data);
+}
+
+}  // namespace
+
+void block_forward(const ModelContext& mc, int id, BlockState& st, const int32_t* tokens,
+                   int64_t pos0, int64_t n, ChunkLayout layout, float* X, const DebugHook* hook) {
+  const ModelConfig& cfg = mc.w->config;
+  const BlockWeights& bw = mc.block(id);
+  const int hc = cfg.hc_mult;
+  const int64_t dim = cfg.dim, flat = hc * dim;
+  const float eps = static_cast<float>(cfg.norm_eps);
+  thread_local HcRows split;
+  thread_local std::vector<float> a, xin, f;
+  a.resize(static_cast<size_t>(n * dim));
+  xin.resize(static_cast<size_t>(n * dim));
+  f.resize(static_cast<size_t>(n * dim));
+
+  // attention sub-layer
+  hc_pre_rows(mc, bw.hc_attn, X, n, a.data(), split);
+  emit("hc_attn_post", hook, id, pos0, n, hc, split.post.data());
+  emit("hc_attn_comb", hook, id, pos0, n, int64_t{hc} * hc, split.comb.data());
+  for (int64_t t = 0; t < n; ++t) ref::rms_norm(&a[t * dim], bw.attn_norm, dim, eps, &xin[t * dim]);
+  emit("attn_in", hook, id, pos0, n, dim, xin.data());
+  attention_forward(mc, id, st, xin.data(), pos0, n, layout, f.data(), hook);
+  hc_post_rows(mc, X, f.data(), n, split);
+  emit("h_after_attn", hook, id, pos0, n, flat, X);
+
+  // feed-forward sub-layer
+  hc_pre_rows(mc, bw.hc_ffn, X, n, a.data(), split);
+  for (int64_t t = 0; t < n; ++t) ref::rms_norm(&a[t * dim], bw.ffn_norm, dim, eps, &xin[t * dim]);
+  emit("ffn_in", hook, id, pos0, n, dim, xin.data());
+  moe_forward(mc, id, tokens, xin.data(), pos0, n, f.data(), hook);
+  hc_post_rows(mc, X, f.data(), n, split);
+  emit("h_after_ffn", hook, id, pos0, n, flat, X);
+}
+
+void embed_rows(const ModelContext& mc, const int32_t* tokens, int64_t n, float* X) {
+  const ModelConfig& cfg = mc.w->config;
+  const int hc = cfg.hc_mult;
+  const int64_t dim = cfg.dim;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t tok = tokens[t];
+    if (tok < 0 || tok >= cfg.vocab_size)
+      throw_error("token id ", tok, " out of range [0, ", cfg.vocab_size, ")");
+    const uint16_t* e = mc.w->embed.w + tok * dim;
+    for (int s = 0; s < hc; ++s)
+      for (int64_t d = 0; d < dim; ++d) X[(t * hc + s) * dim + d] = ref::bf16_bits_to_f32(e[d]);
+  }
+}
+
+void head_logits(const ModelContext& mc, const HcParams& hp, const uint16_t* norm, const float* X,
+                 int64_t n, float* logits) {
+  const ModelConfig& cfg = mc.w->config;
+  const int hc = cfg.hc_mult;
+  const int64_t dim = cfg.dim, flat = hc * dim;
+  const float eps = static_cast<float>(cfg.norm_eps);
+  thread_local std::vector<float> dots, y;
+  dots.resize(static_cast<size_t>(n * hp.mix));
+  y.resize(static_cast<size_t>(n * dim));
+  mc.be->linear_f32w(hp.fn, hp.mix, flat, ConstRows{X, n, flat}, Rows{dots.data(), n, hp.mix});
+  for (int64_t t = 0; t < n; ++t) {
+    ref::hc_head_finish(X + t * flat, hc, dim, &dots[t * hp.mix], hp.scale, hp.base, eps,
+                        static_cast<float>(cfg.hc_eps), &y[t * dim]);
+    ref::rms_norm(&y[t * dim], norm, dim, eps, &y[t * dim]);
+  }
+  mc.be->linear_f32(mc.w->head, ConstRows{y.data(), n, dim}, Rows{logits, n, cfg.vocab_size});
+}
+
+void mtp_forward(const ModelContext& mc, int k, BlockState& st, const float* Xmain,
+                 const int32_t* next_tokens, int64_t pos0, int64_t n, ChunkLayout layout,
+                 float* logits, const DebugHook* hook) {
+  const ModelConfig& cfg = mc.w->config;
+  const MtpWeights& mw = mc.w->mtp.at(static_cast<size_t>(k));
+  const int hc = cfg.hc_mult;
+  const int64_t dim = cfg.dim, flat = hc * dim;
+  const float eps = static_cast<float>(cfg.norm_eps);
+  thread_local std::vector<float> e, hn, ep, hp, X;
+  e.resize(static_cast<size_t>(n * dim));
+  hn.resize(static_cast<size_t>(n * flat));
+  ep.resize(static_cast<size_t>(n * dim));
+  hp.resize(static_cast<size_t>(n * flat));
+  X.resize(static_cast<size_t>(n * flat));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t tok = next_tokens[t];
+    if (tok < 0 || tok >= cfg.vocab_size)
+      throw_error("token id ", tok, " out of range [0, ", cfg.vocab_size, ")");
+    const uint16_t* er = mc.w->embed.w + tok * dim;
+    for (int64_t d = 0; d < dim; ++d) e[t * dim + d] = ref::bf16_bits_to_f32(er[d]);
+    ref::rms_norm(&e[t * dim], mw.enorm, dim, eps, &e[t * dim]);
+    for (int s = 0; s < hc; ++s)
+      ref::rms_norm(Xmain + t * flat + s * dim, mw.hnorm, dim, eps, &hn[t * flat + s * dim]);
+  }
+  mc.be->linear_fp8(mw.e_proj, ConstRows{e.data(), n, dim}, Rows{ep.data(), n, dim});
+  mc.be->linear_fp8(mw.h_proj, ConstRows{hn.data(), n * hc, dim}, Rows{hp.data(), n * hc, dim});
+  for (int64_t t = 0; t < n; ++t)
+    for (int s = 0; s < hc; ++s)
+      for (int64_t d = 0; d < dim; ++d)
+        X[t * flat + s * dim + d] = ref::bf16r(ep[t * dim + d] + hp[t * flat + s * dim + d]);
+  const int id = cfg.n_layers + k;
+  block_forward(mc, id, st, next_tokens, pos0, n, layout, X.data(), hook);
+  head_logits(mc, mw.hc_head, mw.norm, X.data(), n, logits);
+}
+
+}  // namespace dsv4
