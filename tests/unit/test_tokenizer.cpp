@@ -183,3 +183,19 @@ TEST(TokenizerCli, TextModePrintsIdsThenPieces) {
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("/nonexistent/tokenizer.json"), std::string::npos) << bad;
 }
+
+TEST(TokenizerV4, ArbitraryBytesRoundTrip) {
+  // Any byte string (invalid UTF-8 included) encodes without error and decodes to the same bytes.
+  std::mt19937 rng(99);
+  const std::string alphabet = std::string("a Z9\n\t\r.,!<>|_") + "\xE4\xBD\xA0\xEF\xBD\x9C\xE2\x96\x81\xC3\xA9\xF0\x9F\x98\x80";
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string s;
+    const int n = int(rng() % 64);
+    for (int i = 0; i < n; ++i) s.push_back(trial % 2 ? char(rng() & 0xFF) : alphabet[rng() % alphabet.size()]);
+    const auto ids = v4().encode(s);
+    EXPECT_EQ(v4().decode_bytes(ids), s) << "trial " << trial;
+    if (dsv4::text::is_valid_utf8(s)) {
+      EXPECT_EQ(v4().decode(ids), s);
+    }
+  }
+}
