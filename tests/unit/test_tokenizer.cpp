@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dsv4/tokenizer.h"
+#include "text/byte_level.h"
 #include "text/utf8.h"
 
 namespace {
@@ -66,6 +67,23 @@ TEST(TokenizerV4, ApiPromptTokenCounts) {
     EXPECT_EQ(ids.back(), 128822);
     EXPECT_EQ(v4().decode(ids), prompt);
   }
+}
+
+TEST(TokenizerV4, ApiCompletionTokensAreVocabularyTokens) {
+  // Every greedy token the API streamed back is one entry of the vocabulary with exactly those bytes.
+  const auto doc = read_json(std::string(DSV4_TEST_DATA) + "/spec/api_greedy/api_vectors.json");
+  size_t checked = 0;
+  for (const auto& v : doc) {
+    for (const auto& step : v["steps"]) {
+      std::string bytes;
+      for (int b : step["token_bytes"]) bytes.push_back(char(b));
+      const auto id = v4().token_id(dsv4::text::bytes_to_byte_level(bytes));
+      ASSERT_TRUE(id.has_value()) << v["id"] << ": \"" << bytes << "\" is not a vocabulary token";
+      EXPECT_EQ(v4().token_to_piece(*id), bytes);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 15u);
 }
 
 TEST(TokenizerV4, SpecialTokenIds) {
