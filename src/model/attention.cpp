@@ -13,6 +13,7 @@
 #include "kernels/ref/rope.h"
 #include "model/sublayers.h"
 #include "quant/quant.h"
+#include "runtime/kv_gather.h"
 
 namespace dsv4 {
 namespace {
@@ -60,7 +61,9 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
   cs_sin.resize(static_cast<size_t>(Dr / 2));
   mc.be->linear_f32(cw.wkv, x, Rows{a.data(), n, cc});
   mc.be->linear_f32(cw.wgate, x, Rows{g.data(), n, cc});
-  std::vector<const float*> vals(static_cast<size_t>(coff * r)), scs(static_cast<size_t>(coff * r));
+  thread_local std::vector<const float*> vals, scs;
+  vals.resize(static_cast<size_t>(coff * r));
+  scs.resize(static_cast<size_t>(coff * r));
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = pos0 + t;
     const int j = static_cast<int>(p % r);
@@ -180,8 +183,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
     for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
     scores.resize(static_cast<size_t>(std::max<int64_t>(1, n * nk)));
     if (nk > 0)
-      be.indexer_scores(IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, st.ikv.data(), nk,
-                                         visible.data(), scores.data()});
+      indexer_scores_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk,
+                                                 visible.data(), scores.data()},
+                            st.ikv);
     sel.assign(static_cast<size_t>(n * topk), -1);
     for (int64_t t = 0; t < n; ++t) {
       const int64_t k = std::min<int64_t>(topk, visible[t]);
@@ -240,7 +244,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.head_dim = D;
   args.keys = staging.data();
   args.split = split;
-  args.keys2 = ratio > 0 ? st.ckv.data() : nullptr;
+  thread_local std::vector<float> comp_rows;  // the compressed entries the lists reference
+  if (ratio > 0) gather_compressed(st.ckv, split, lists.data(), n * L, comp_rows);
+  args.keys2 = ratio > 0 ? comp_rows.data() : nullptr;
   args.lists = lists.data();
   args.list_len = L;
   args.sink = aw.attn_sink;

@@ -10,6 +10,7 @@
 //  * rows of an input may be strided (ld >= width) so sub-blocks (e.g. one output group) need no
 //    copy. Outputs are written row-major with their own ld.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -86,6 +87,13 @@ class Backend {
 
   virtual void sparse_attention(const AttentionArgs& a) const = 0;
   virtual void indexer_scores(const IndexerScoreArgs& a) const = 0;
+  // The same scores over keys stored compactly (runtime/kv_codec.h IndexKeyCodec entries, entry i
+  // at keys + i * key_bytes; a.keys is ignored). Returns false when the backend has no such kernel
+  // (the caller then decodes the keys and uses indexer_scores).
+  virtual bool indexer_scores_fp4(const IndexerScoreArgs& /*a*/, const uint8_t* /*keys*/,
+                                  size_t /*key_bytes*/) const {
+    return false;
+  }
 };
 
 std::unique_ptr<Backend> make_reference_backend();
