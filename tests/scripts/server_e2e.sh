@@ -33,6 +33,31 @@ if [ ! -f "$model/config.json" ]; then
   "$dsv4" synth --preset default --out "$model" --quiet || fail "dsv4 synth failed"
 fi
 
+# ---- dsv4 run / dsv4 chat on the same model --------------------------------------------------
+M=(--model "$model" --tokenizer "$tokdir" --ctx 512)
+"$dsv4" run "${M[@]}" -p "Hello" -n 5 --temp 0 >"$work/run.out" 2>"$work/run.err" || fail "dsv4 run: $(cat "$work/run.err")"
+[ -s "$work/run.out" ] || fail "dsv4 run printed nothing"
+grep -q 'decode 5 tok .* tok/s | finish length' "$work/run.err" || fail "dsv4 run timing line: $(cat "$work/run.err")"
+"$dsv4" run "${M[@]}" -p "Hello" -n 5 --temp 0 >"$work/run2.out" 2>/dev/null
+cmp -s "$work/run.out" "$work/run2.out" || fail "dsv4 run --temp 0 is not reproducible"
+"$dsv4" run "${M[@]}" --raw -p "Once upon a time" -n 3 --temp 0 >/dev/null 2>"$work/run.err" ||
+  fail "dsv4 run --raw: $(cat "$work/run.err")"
+"$dsv4" run "${M[@]}" -p "x" --top-p 2 >/dev/null 2>"$work/run.err" && fail "dsv4 run accepted --top-p 2"
+grep -q 'top_p' "$work/run.err" || fail "bad --top-p error does not name top_p: $(cat "$work/run.err")"
+printf 'Hello\n/think on\nWhy?\n/save %s\n/nonsense\n' "$work/chat1.json" |
+  "$dsv4" chat "${M[@]}" -n 4 --temp 0 >"$work/chat.out" 2>"$work/chat.err" || fail "dsv4 chat: $(cat "$work/chat.err")"
+grep -q 'unknown command /nonsense' "$work/chat.err" || fail "dsv4 chat: no error for an unknown command"
+printf '/load %s\nAnd then?\n/save %s\n' "$work/chat1.json" "$work/chat2.json" |
+  "$dsv4" chat "${M[@]}" -n 4 --temp 0 >"$work/chat.out" 2>"$work/chat.err" || fail "dsv4 chat /load: $(cat "$work/chat.err")"
+node -e '
+  const fs = require("fs");
+  const a = JSON.parse(fs.readFileSync(process.argv[1])), b = JSON.parse(fs.readFileSync(process.argv[2]));
+  const roles = (c) => c.messages.map((m) => m.role).join(",");
+  if (roles(a) !== "user,assistant,user,assistant" || a.thinking !== true) throw new Error("chat1: " + JSON.stringify(a));
+  if (!a.messages[3].reasoning_content) throw new Error("thinking turn saved no reasoning_content");
+  if (roles(b) !== roles(a) + ",user,assistant" || b.messages[4].content !== "And then?") throw new Error("chat2: " + JSON.stringify(b));
+' "$work/chat1.json" "$work/chat2.json" || fail "dsv4 chat /save and /load"
+
 "$dsv4" serve --model "$model" --tokenizer "$tokdir" --host 127.0.0.1 --port 0 --parallel 4 --ctx 1024 \
   --api-key "$key" --alias dsv4-e2e >"$work/serve.log" 2>&1 &
 pid=$!
