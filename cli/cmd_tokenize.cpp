@@ -2,10 +2,13 @@
 //   dsv4 tokenize --model DIR "text"            ids, then one line per token: id, vocab string, bytes
 //   dsv4 tokenize --model DIR --file F --ids    only the ids of F's whole content, space-separated
 //   dsv4 tokenize --model DIR --file F --lines  one line of ids per line of F (without its '\n')
+//   dsv4 tokenize --model DIR --file F --jsonl  the same, each line of F being a JSON string
 // No BOS/EOS is ever added. --no-special treats added-token strings as ordinary text.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "core/error.h"
@@ -15,7 +18,7 @@ namespace {
 
 struct TokenizeArgs {
   std::string model, text, file;
-  bool ids_only = false, lines = false, no_special = false, check_roundtrip = false;
+  bool ids_only = false, lines = false, jsonl = false, no_special = false, check_roundtrip = false;
 };
 
 std::string read_all(const std::string& path) {
@@ -55,16 +58,25 @@ void append_ids(std::string& out, const std::vector<int32_t>& ids) {
 
 int run_tokenize(const TokenizeArgs& a) {
   if (a.file.empty() == a.text.empty()) dsv4::throw_error("tokenize: give either a text argument or --file");
-  if (a.lines && a.file.empty()) dsv4::throw_error("tokenize: --lines needs --file");
+  if ((a.lines || a.jsonl) && a.file.empty()) dsv4::throw_error("tokenize: --lines/--jsonl need --file");
   const dsv4::Tokenizer tok = dsv4::Tokenizer::load(a.model);
   const std::string input = a.file.empty() ? a.text : read_all(a.file);
   std::string out;
-  if (a.lines) {
+  if (a.lines || a.jsonl) {
     size_t bad = 0, line_no = 0;
+    std::string record;
     for (size_t pos = 0; pos < input.size(); ++line_no) {
       size_t nl = input.find('\n', pos);
       if (nl == std::string::npos) nl = input.size();
-      const std::string_view line(input.data() + pos, nl - pos);
+      std::string_view line(input.data() + pos, nl - pos);
+      if (a.jsonl) {
+        try {
+          record = nlohmann::json::parse(line).get<std::string>();
+        } catch (const nlohmann::json::exception& e) {
+          dsv4::throw_error(a.file, ": line ", line_no + 1, ": expected a JSON string: ", e.what());
+        }
+        line = record;
+      }
       const auto ids = tok.encode(line, !a.no_special);
       append_ids(out, ids);
       out.push_back('\n');
@@ -107,6 +119,7 @@ DSV4_COMMAND(tokenize) {
             app.add_option("--file", a->file, "Encode the content of this file instead");
             app.add_flag("--ids", a->ids_only, "Print only the ids, space-separated");
             app.add_flag("--lines", a->lines, "With --file: one line of ids per line of the file");
+            app.add_flag("--jsonl", a->jsonl, "With --file: each line is a JSON string to encode; one line of ids each");
             app.add_flag("--no-special", a->no_special, "Do not match added tokens (treat them as text)");
             app.add_flag("--check-roundtrip", a->check_roundtrip, "Fail unless decoding gives back the input bytes");
             return std::function<int()>([a] { return run_tokenize(*a); });

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "text/regex_dialect.h"
 #include "text/utf8.h"
 
 namespace dsv4::text {
@@ -86,27 +87,28 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string&
     auto s = std::make_unique<Step>();
     const auto pat = step->find("pattern");
     if (pat == step->end() || !pat->is_object()) throw_error(where, ": Split without a \"pattern\" object");
-    std::string pattern;
+    std::string pattern, original;
     uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
     if (pat->contains("Regex") && (*pat)["Regex"].is_string()) {
-      pattern = (*pat)["Regex"];
+      original = (*pat)["Regex"].get<std::string>();
+      pattern = translate_oniguruma(original, where);
     } else if (pat->contains("String") && (*pat)["String"].is_string()) {
-      pattern = (*pat)["String"];
-      options |= PCRE2_LITERAL;
+      original = pattern = (*pat)["String"];
+      options = (options & ~PCRE2_UCP) | PCRE2_LITERAL;  // UCP is meaningless (and refused) for literals
     } else {
       throw_error(where, ": pattern must hold a \"Regex\" or \"String\" string");
     }
     s->behavior = parse_behavior(step->value("behavior", std::string("Isolated")), where);
     s->invert = step->value("invert", false);
     pcre2_compile_context* cctx = pcre2_compile_context_create(nullptr);
-    pcre2_set_compile_extra_options(cctx, PCRE2_EXTRA_ALT_BSUX);  // \uHHHH as Oniguruma has it
+    if (!(options & PCRE2_LITERAL)) pcre2_set_compile_extra_options(cctx, PCRE2_EXTRA_ALT_BSUX);  // \uHHHH
     int err = 0;
     PCRE2_SIZE err_off = 0;
     s->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err,
                             &err_off, cctx);
     pcre2_compile_context_free(cctx);
     if (!s->code)
-      throw_error(where, ": bad regex at offset ", err_off, ": ", pcre2_message(err), " (pattern \"", pattern, "\")");
+      throw_error(where, ": bad regex at offset ", err_off, ": ", pcre2_message(err), " (pattern \"", original, "\")");
     pcre2_jit_compile(s->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is absent
     pt.steps_.push_back(std::move(s));
   }

@@ -74,6 +74,13 @@ enum class Bf16Act {
 void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                  Bf16Act act = Bf16Act::Float32);
 
+struct F32Weight {
+  const float* data = nullptr;  // [n][k]
+  int64_t n = 0, k = 0;
+};
+// Float32 weights x float32 activations (hyper-connection mixes), float32 FMA.
+void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool);
+
 // The exact activation quantise-dequantise of spec 6.2 on one row of k values (k % 128 == 0
 // not required; the last block may be short): out may alias x.
 void act_quant_dequant(const float* x, int64_t k, float* out);

@@ -9,6 +9,8 @@
 namespace dsv4::cpu {
 
 inline constexpr int kPanelRows = 4;
+// The float32 (FMA) path stacks two decoded panels: 8 weight rows reuse each activation load.
+inline constexpr int kWidePanelRows = 8;
 
 enum class PanelOrder { Natural, Fp8, Fp4 };
 
@@ -41,6 +43,10 @@ struct PanelKernels {
   // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p] for r < nr, i < m; kp % 32 == 0.
   void (*dot_bf16)(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,
                    int64_t m, int64_t kp, float* y, int64_t ldy);
+  // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p], float32 panel of kWidePanelRows rows
+  // (rows >= nr zero) and float32 activations (FMA), kp % 16 == 0.
+  void (*dot_f32)(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
+                  int64_t kp, float* y, int64_t ldy);
   // BF16 weight rows straight from memory x float32 activations: any k.
   void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                         int64_t m, int64_t k, float* y, int64_t ldy);
@@ -53,6 +59,8 @@ struct PanelKernels {
                   uint16_t* panel, int64_t ldp);                                                   \
   void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,       \
                 int64_t m, int64_t kp, float* y, int64_t ldy);                                     \
+  void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,   \
+               int64_t kp, float* y, int64_t ldy);                                                 \
   void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,         \
                      int64_t m, int64_t k, float* y, int64_t ldy);
 
