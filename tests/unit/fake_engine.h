@@ -45,6 +45,21 @@ class FakeSession : public Session {
   int64_t position() const override { return static_cast<int64_t>(tokens_.size()); }
   const std::vector<int32_t>& tokens() const override { return tokens_; }
   void reset() override { tokens_.clear(); }
+  uint64_t kv_bytes() const override { return 0; }
+  uint64_t checkpoint_bytes() const override { return 0; }
+  void rewind(int64_t pos) override {
+    if (pos < 0 || pos > position()) throw std::runtime_error("fake: rewind out of range");
+    tokens_.resize(static_cast<size_t>(pos));
+  }
+  int64_t reuse_prefix(std::span<const int32_t> prompt) override {
+    size_t n = 0;
+    while (n < tokens_.size() && n < prompt.size() && tokens_[n] == prompt[n]) ++n;
+    if (n == prompt.size() && n > 0) --n;  // keep one token to produce logits from
+    rewind(static_cast<int64_t>(n));
+    return static_cast<int64_t>(n);
+  }
+  void save(const std::string&) const override { throw std::runtime_error("fake: no session files"); }
+  void load(const std::string&) override { throw std::runtime_error("fake: no session files"); }
 
  private:
   void push(int32_t t) {
