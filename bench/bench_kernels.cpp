@@ -72,12 +72,13 @@ void set_counters(benchmark::State& st, double weight_bytes, double flops) {
   st.SetLabel(isa_name(active_isa()));
 }
 
-// Args: N, K, M, isa (1 = detected, 0 = scalar)
+// Args: N, K, M, isa (1 = detected, 0 = scalar), dram (1 = rotate copies through > 1 GiB,
+// 0 = one cache-resident copy: the kernel's compute ceiling)
 void BM_LinearFp8(benchmark::State& st) {
   const int64_t n = st.range(0), k = st.range(1), m = st.range(2);
   set_isa(st.range(3) ? detected_isa() : Isa::Scalar);
   const size_t wbytes = n * k, sbytes = ((n + 127) / 128) * (k / 128);
-  const size_t copies = m == 1 ? std::max<size_t>(1, kRotateBytes / wbytes) : 1;
+  const size_t copies = m == 1 && st.range(4) ? std::max<size_t>(1, kRotateBytes / wbytes) : 1;
   std::vector<std::vector<uint8_t>> w(copies, std::vector<uint8_t>(wbytes)), s(copies, std::vector<uint8_t>(sbytes));
   for (size_t c = 0; c < copies; ++c) {
     fill(w[c], c + 1, true);
@@ -96,15 +97,16 @@ void BM_LinearFp8(benchmark::State& st) {
   set_isa(detected_isa());
 }
 BENCHMARK(BM_LinearFp8)
-    ->ArgNames({"N", "K", "M", "simd"})
-    ->Args({32768, 1024, 1, 1})
-    ->Args({4096, 8192, 1, 1})
-    ->Args({1024, 4096, 1, 1})
-    ->Args({4096, 8192, 1, 0})
-    ->Args({4096, 4096, 64, 1})
-    ->Args({4096, 4096, 128, 1})
-    ->Args({4096, 4096, 256, 1})
-    ->Args({4096, 4096, 512, 1})
+    ->ArgNames({"N", "K", "M", "simd", "dram"})
+    ->Args({32768, 1024, 1, 1, 1})
+    ->Args({4096, 8192, 1, 1, 1})
+    ->Args({1024, 4096, 1, 1, 1})
+    ->Args({512, 1024, 1, 1, 0})
+    ->Args({4096, 8192, 1, 0, 1})
+    ->Args({4096, 4096, 64, 1, 0})
+    ->Args({4096, 4096, 128, 1, 0})
+    ->Args({4096, 4096, 256, 1, 0})
+    ->Args({4096, 4096, 512, 1, 0})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -37,6 +37,14 @@ struct PanelKernels {
   // `scales`; writes panel rows [0, kPanelRows) (rows >= nr zero) of stride ldp (k <= ldp).
   void (*decode_fp8)(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
                      uint16_t* panel, int64_t ldp);
+  // Small-M FP8 path: rows [0, nr) (nr <= kPanelRows, one 128-row block) decoded in registers
+  // and multiplied with BF16 activations in FP8 panel order that already carry this block's
+  // weight scales; y[i * ldy + r] for i < m, k % 128 == 0.
+  void (*fp8_rows_dot)(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,
+                       int64_t m, int64_t k, float* y, int64_t ldy);
+  // out[p] = bf16(a[p] * e8m0(scales[p / 128])) for p < k (k % 128 == 0): activations scaled by
+  // one FP8 row block's weight scales (exact barring underflow: powers of two).
+  void (*scale_act_bf16)(const float* a, const uint8_t* scales, int64_t k, uint16_t* out);
   // FP4: packed row r at w + r * ldw, scales row r at s + r * lds (one per 32 of K).
   void (*decode_fp4)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                      int64_t k, uint16_t* panel, int64_t ldp);
@@ -55,6 +63,9 @@ struct PanelKernels {
 #define DSV4_PANEL_KERNEL_DECLS                                                                   \
   void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,        \
                   uint16_t* panel, int64_t ldp);                                                   \
+  void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,      \
+                    int64_t m, int64_t k, float* y, int64_t ldy);                                  \
+  void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out);            \
   void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k, \
                   uint16_t* panel, int64_t ldp);                                                   \
   void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,       \
