@@ -19,6 +19,7 @@
 #include "cli/prefill_progress.h"
 #include "core/error.h"
 #include "dsv4/engine.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "runtime/engine_impl.h"
 #include "runtime/kv_budget.h"
 #include "runtime/session_io.h"
@@ -59,6 +60,7 @@ DSV4_COMMAND(longctx) {
     int64_t context = 1048576, chunk = 2048, save_every = 16, decode = 16;
     uint64_t seed = 1;
     int threads = 0;
+    std::string kernels = "simd";
   };
   auto o = std::make_shared<Opts>();
   return {"longctx", "Resumable long-context run: chunked prefill with periodic session saves, decode timing at depths",
@@ -75,6 +77,8 @@ DSV4_COMMAND(longctx) {
             a.add_option("--kv-layout", o->kv_layout, "compact | bf16")->check(CLI::IsMember({"compact", "bf16"}));
             a.add_option("--mem-limit", o->mem_limit, "refuse a KV cache larger than this (e.g. 8G)");
             a.add_option("--threads", o->threads, "threads (0 = all)");
+            a.add_option("--kernels", o->kernels, "fast numerics on: simd (kernels/cpu backend) | plain (model fast backend)")
+                ->check(CLI::IsMember({"simd", "plain"}));
             return std::function<int()>([o] {
               using namespace dsv4;
               EngineOptions eo;
@@ -82,8 +86,12 @@ DSV4_COMMAND(longctx) {
               eo.numerics = o->numerics == "reference" ? Numerics::Reference : Numerics::Fast;
               eo.load_mtp = false;
               eo.threads = o->threads;
-              auto engine = Engine::load(eo);
-              const auto* ei = dynamic_cast<const EngineImpl*>(engine.get());
+              std::unique_ptr<EngineImpl> engine;
+              if (eo.numerics == Numerics::Fast && o->kernels == "simd")
+                engine = std::make_unique<EngineImpl>(eo, cpu::make_cpu_backend(o->threads));
+              else
+                engine = std::make_unique<EngineImpl>(eo);
+              const EngineImpl* ei = engine.get();
               const ModelConfig& cfg = ei->weights().config;
               const int64_t V = engine->info().vocab_size;
               std::vector<int64_t> depths = parse_list(o->depths);

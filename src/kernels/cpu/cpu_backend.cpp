@@ -1,4 +1,5 @@
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/indexer_fp4.h"
 
 #include <algorithm>
 
@@ -54,6 +55,10 @@ class CpuBackend final : public Backend {
   }
   void sparse_attention(const AttentionArgs& a) const override { cpu::sparse_attention(a, pool()); }
   void indexer_scores(const IndexerScoreArgs& a) const override { cpu::indexer_scores(a, pool()); }
+  bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
+    cpu::indexer_scores_fp4(a, keys, key_bytes);  // compact keys scanned in place (indexer_fp4.h)
+    return true;
+  }
 
  private:
   ThreadPool* pool() const { return &pool_; }
