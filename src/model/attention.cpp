@@ -160,7 +160,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
     const IndexerWeights& iw = *aw.indexer;
     const int nih = cfg.index_n_heads, ihd = cfg.index_head_dim;
     const int64_t qw = int64_t{nih} * ihd;
-    auto &qi = sc.qi, &wts = sc.wts, &scores = sc.scores;
+    auto &qi = sc.qi, &wts = sc.wts;
     auto& visible = sc.visible;
     qi.resize(static_cast<size_t>(n * qw));
     wts.resize(static_cast<size_t>(n * nih));
@@ -182,18 +182,10 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
     const int64_t nk = st.n_ikv;
     visible.resize(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
-    scores.resize(static_cast<size_t>(std::max<int64_t>(1, n * nk)));
-    if (nk > 0)
-      indexer_scores_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk,
-                                                 visible.data(), scores.data()},
-                            st.ikv);
+    // scores in bounded blocks of keys, top-k kept per row (runtime/kv_gather.h)
     sel.assign(static_cast<size_t>(n * topk), -1);
-    sc.topk_work.resize(static_cast<size_t>(nk));
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t k = std::min<int64_t>(topk, visible[t]);
-      if (k > 0) ref::topk_desc(&scores[t * nk], visible[t], k, &sel[t * topk], sc.topk_work.data());
-      nsel[t] = k;
-    }
+    indexer_topk_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk, visible.data(), nullptr},
+                        st.ikv, topk, sel.data(), nsel.data());
     if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
       std::vector<float> sorted;  // debug hook only
       sorted.assign(static_cast<size_t>(n * topk), -1.0f);
