@@ -13,16 +13,23 @@ void gather_compressed(const KvRows& ckv, int64_t split, int32_t* lists, int64_t
   for (int64_t i = 0; i < count; ++i)
     if (lists[i] >= split) hi = std::max<int64_t>(hi, lists[i] - split + 1);
   if (hi > ckv.capacity()) throw_error("KV gather: entry ", hi - 1, " beyond capacity ", ckv.capacity());
+  // Capacity for the whole store up front, so decode steps never allocate as the context grows.
+  slot.reserve(static_cast<size_t>(ckv.capacity()));
   slot.assign(static_cast<size_t>(hi), -1);
   for (int64_t i = 0; i < count; ++i)
     if (lists[i] >= split) slot[static_cast<size_t>(lists[i] - split)] = 0;
   thread_local std::vector<int32_t> ids;
+  ids.reserve(static_cast<size_t>(ckv.capacity()));
   ids.clear();
   for (int64_t e = 0; e < hi; ++e)
     if (slot[static_cast<size_t>(e)] == 0) {
       slot[static_cast<size_t>(e)] = static_cast<int32_t>(ids.size());
       ids.push_back(static_cast<int32_t>(e));
     }
+  // Reserve for at least 4096 referenced entries (bounded by the store) so decode steps, whose
+  // lists grow by one entry every `ratio` tokens, do not reallocate.
+  const int64_t want = std::min<int64_t>(ckv.capacity(), std::max<int64_t>(count, 4096));
+  rows.reserve(static_cast<size_t>(std::max<int64_t>(want, 1) * ckv.width()));
   rows.resize(std::max<size_t>(1, ids.size() * static_cast<size_t>(ckv.width())));
   const int64_t used = static_cast<int64_t>(ids.size());
   if (used == hi) ckv.read_range(0, used, rows.data());  // every entry referenced (HCA): no gather
@@ -39,6 +46,7 @@ void score_range(const Backend& be, const IndexerScoreArgs& a, const KvRows& key
                  float* out) {
   const int64_t n = a.n;
   thread_local std::vector<int64_t> vis;
+  vis.reserve(static_cast<size_t>(std::max<int64_t>(n, 1)));
   vis.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) vis[static_cast<size_t>(t)] = std::clamp<int64_t>(a.visible[t] - k0, 0, len);
   IndexerScoreArgs b = a;
@@ -47,6 +55,8 @@ void score_range(const Backend& be, const IndexerScoreArgs& a, const KvRows& key
   b.scores = out;
   if (keys.layout() == KvLayout::Compact && be.indexer_scores_fp4(b, keys.entry(k0), keys.entry_bytes())) return;
   thread_local std::vector<float> kb;  // decoded keys of the range
+  // Ranges are at most one block long; size for the largest the store can ever serve.
+  kb.reserve(static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(keys.capacity(), 4096)) * keys.width()));
   kb.resize(static_cast<size_t>(std::max<int64_t>(len, 1) * keys.width()));
   keys.read_range(k0, len, kb.data());
   b.keys = kb.data();
@@ -86,6 +96,8 @@ void indexer_topk_stored(const Backend& be, const IndexerScoreArgs& a, const KvR
   thread_local std::vector<Cand> best;   // [n][topk] current winners (count per row in have)
   thread_local std::vector<Cand> merge;
   thread_local std::vector<int64_t> have;
+  sb.reserve(static_cast<size_t>(n * std::min<int64_t>(block, std::max<int64_t>(keys.capacity(), 1))));
+  merge.reserve(static_cast<size_t>(topk + std::min<int64_t>(block, std::max<int64_t>(keys.capacity(), 1))));
   best.resize(static_cast<size_t>(n * topk));
   have.assign(static_cast<size_t>(n), 0);
   for (int64_t k0 = 0; k0 < nk; k0 += block) {
