@@ -39,14 +39,30 @@ using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
 // main model's hidden streams at `position` and the id of token position+1), vocab floats.
 using MtpLogitsFn = std::function<void(int64_t position, std::span<const float> logits)>;
 
+// How the KV cache keeps its entries (spec 7.1). Both are lossless; results never depend on it.
+enum class KvCacheLayout {
+  Compact,  // E4M3 + E8M0 + BF16 RoPE dims per KV entry, packed E2M1 + E8M0 indexer keys
+  Bf16,     // every cached value as BF16 (the reference layout, ~2x the bytes)
+};
+
 struct SessionOptions {
-  int64_t max_context = 4096;  // tokens; KV memory is sized from it
+  int64_t max_context = 4096;  // tokens; KV memory is sized from it (allocated up front)
+  KvCacheLayout kv_layout = KvCacheLayout::Compact;
+  // When > 0, new_session throws (before allocating anything) if the KV cache for max_context
+  // tokens needs more bytes than this.
+  uint64_t mem_limit = 0;
+  // Rewind checkpoints (window rings + compressor states: ~15 MB each for V4-Flash, a few KB for
+  // tiny models) are kept at every multiple of checkpoint_interval tokens; when more
+  // than max_checkpoints exist the interval doubles and every other one is dropped. 0 disables
+  // them (rewind then recomputes from position 0).
+  int64_t checkpoint_interval = 1024;
+  int max_checkpoints = 32;
   int64_t prefill_chunk = 512; // rows per forward call during prefill (bounded activation memory);
                                // chunking never changes results: a prompt prefilled from position 0
                                // keeps the one-shot reference key layout in every chunk
   // When set (and the checkpoint has an MTP block), the MTP block runs one position behind the main
   // model and reports each position once its next token has been appended.
-  MtpLogitsFn on_mtp_logits;
+  MtpLogitsFn on_mtp_logits = {};
 };
 
 class Engine;
@@ -64,7 +80,32 @@ class Session {
   virtual int64_t position() const = 0;                     // tokens processed so far
   virtual const std::vector<int32_t>& tokens() const = 0;
   virtual void reset() = 0;                                 // back to an empty timeline
+
+  // KV-cache bytes allocated for max_context tokens (the exact kv_budget figure).
+  virtual uint64_t kv_bytes() const = 0;
+  // Bytes currently held by rewind checkpoints (not part of kv_bytes()).
+  virtual uint64_t checkpoint_bytes() const = 0;
+
+  // Goes back to `pos` tokens (0 <= pos <= position()): the state becomes exactly the state after
+  // the first `pos` tokens. Restores the nearest checkpoint at or before `pos` and recomputes the
+  // tokens from there.
+  virtual void rewind(int64_t pos) = 0;
+  // Keeps the longest prefix of the timeline that `prompt` starts with, but at most
+  // prompt.size() - 1 tokens (so the caller always has at least one token to prefill for logits);
+  // returns the number of tokens kept. The caller then prefills prompt[kept:].
+  virtual int64_t reuse_prefix(std::span<const int32_t> prompt) = 0;
+
+  // Saves the whole state (tokens, window rings, compressed and indexer rows, compressor states,
+  // checkpoints) to a versioned, checksummed file in the compact encoding. load() replaces this
+  // session's state with a saved one (same model, numerics and MTP binding; the file's position
+  // must fit this session's max_context) and continues bit for bit. Both throw dsv4::Error
+  // naming the file and the problem.
+  virtual void save(const std::string& path) const = 0;
+  virtual void load(const std::string& path) = 0;
 };
+
+// Length of the longest common prefix of two token sequences.
+int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b);
 
 class Engine {
  public:

@@ -100,11 +100,15 @@ ModelConfig parse_config(const json& j, const std::string& source) {
   ModelConfig c;
 
   // ---- later variants we do not support (spec 12.1) ----
-  for (auto it = j.begin(); it != j.end(); ++it)
+  for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key().rfind("dspark", 0) == 0)
       f.fail(it.key(), "DSpark draft stages (DeepSeek-V4-Flash-0731 / V4-Pro-0813 and later) are not supported; "
                        "this engine implements the April 2026 V4 release with one MTP block per "
                        "num_nextn_predict_layers");
+    if (it.key().rfind("engram", 0) == 0)
+      f.fail(it.key(), "engram tables (DeepSeek-V4.1) are not supported; this engine implements the April 2026 "
+                       "V4 release");
+  }
 
   c.model_type = f.string("model_type");
   if (c.model_type != "deepseek_v4")

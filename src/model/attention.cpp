@@ -12,6 +12,7 @@
 #include "kernels/ref/rope.h"
 #include "model/sublayers.h"
 #include "quant/quant.h"
+#include "runtime/kv_gather.h"
 
 namespace dsv4 {
 namespace {
@@ -183,8 +184,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
     for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
     scores.resize(static_cast<size_t>(std::max<int64_t>(1, n * nk)));
     if (nk > 0)
-      be.indexer_scores(IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, st.ikv.data(), nk,
-                                         visible.data(), scores.data()});
+      indexer_scores_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk,
+                                                 visible.data(), scores.data()},
+                            st.ikv, sc.gather);
     sel.assign(static_cast<size_t>(n * topk), -1);
     sc.topk_work.resize(static_cast<size_t>(nk));
     for (int64_t t = 0; t < n; ++t) {
@@ -244,7 +246,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.head_dim = D;
   args.keys = staging.data();
   args.split = split;
-  args.keys2 = ratio > 0 ? st.ckv.data() : nullptr;
+  // the compressed entries the lists reference, decoded from the store
+  if (ratio > 0) gather_compressed(st.ckv, split, lists.data(), n * L, sc.comp_rows, sc.gather);
+  args.keys2 = ratio > 0 ? sc.comp_rows.data() : nullptr;
   args.lists = lists.data();
   args.list_len = L;
   args.sink = aw.attn_sink;

@@ -10,6 +10,7 @@
 //  * rows of an input may be strided (ld >= width) so sub-blocks (e.g. one output group) need no
 //    copy. Outputs are written row-major with their own ld.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -85,11 +86,20 @@ class Backend {
   virtual void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x, Rows y) const = 0;
 
   // In place over rows x [rows][n] (n a power of two): x = bf16( f32( f32(H x) * f32(n^-0.5) ) ),
-  // the scaled Walsh-Hadamard rotation of the indexer (queries per head and keys).
-  virtual void hadamard_rows(float* x, int64_t rows, int n) const = 0;
+  // the scaled Walsh-Hadamard rotation of the indexer (queries per head and keys). The default is an
+  // allocation-free butterfly in double (exact for bf16 inputs of ordinary exponent range); the
+  // reference backend overrides it with the always-exact ref::hadamard.
+  virtual void hadamard_rows(float* x, int64_t rows, int n) const;
 
   virtual void sparse_attention(const AttentionArgs& a) const = 0;
   virtual void indexer_scores(const IndexerScoreArgs& a) const = 0;
+  // The same scores over keys stored compactly (runtime/kv_codec.h IndexKeyCodec entries, entry i
+  // at keys + i * key_bytes; a.keys is ignored). Returns false when the backend has no such kernel
+  // (the caller then decodes the keys and uses indexer_scores).
+  virtual bool indexer_scores_fp4(const IndexerScoreArgs& /*a*/, const uint8_t* /*keys*/,
+                                  size_t /*key_bytes*/) const {
+    return false;
+  }
 };
 
 std::unique_ptr<Backend> make_reference_backend();

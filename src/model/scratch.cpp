@@ -23,6 +23,17 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
       max_r = std::max(max_r, r);
     }
   const int64_t max_comp = min_ratio > 0 ? T / min_ratio + 1 : 0;
+  // compressed rows one chunk references: all entries of an HCA layer, at most n*topk of a CSA one
+  int64_t referenced = 0;
+  for (int r : c.compress_ratios)
+    if (r == 4) referenced = std::max<int64_t>(referenced, std::min<int64_t>(T / 4 + 1, n * topk));
+    else if (r > 0) referenced = std::max<int64_t>(referenced, T / r + 1);
+  res(comp_rows, referenced * D);
+  res(gather.slot, max_comp);
+  res(gather.ids, referenced);
+  res(gather.key_block, std::min<int64_t>(512, T / 4 + 1) * c.index_head_dim);
+  res(gather.score_block, n * 512);
+  res(gather.visible, n);
   for (auto* v : {&a, &xin, &f}) res(*v, n * dim);
   res(hc_pre, n * hc);
   res(hc_post, n * hc);

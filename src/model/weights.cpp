@@ -304,7 +304,54 @@ class Binder {
   std::unordered_set<std::string> used_;
 };
 
+// Expands one table row into the stored tensors it stands for.
+struct DeclVisitor {
+  const Row& r;
+  std::vector<TensorDecl>& out;
+  void pair(DType w, Shape ws, Shape ss) {
+    out.push_back({r.name + ".weight", w, std::move(ws)});
+    out.push_back({r.name + ".scale", DType::F8_E8M0, std::move(ss)});
+  }
+  void operator()(Fp8Mat*) { pair(DType::F8_E4M3, r.shape, {cdiv(r.shape[0], 128), cdiv(r.shape[1], 128)}); }
+  void operator()(AttentionWeights*) { (*this)(static_cast<Fp8Mat*>(nullptr)); }
+  void operator()(Fp4Mat*) { pair(DType::I8, {r.shape[0], r.shape[1] / 2}, {r.shape[0], r.shape[1] / 32}); }
+  void operator()(Bf16Mat*) { out.push_back({r.name, DType::BF16, r.shape}); }
+  void operator()(const uint16_t**) { out.push_back({r.name, DType::BF16, r.shape}); }
+  void operator()(const float**) { out.push_back({r.name, DType::F32, r.shape}); }
+  void operator()(std::vector<int32_t>*) { out.push_back({r.name, DType::I64, r.shape}); }
+};
+
 }  // namespace
+
+std::vector<TensorDecl> checkpoint_inventory(const ModelConfig& c, bool include_mtp) {
+  ModelWeights scratch;  // the table binds into it; only the row list is used
+  const Table t = build_inventory(c, scratch, include_mtp);
+  std::vector<TensorDecl> out;
+  for (const Row& r : t.rows) std::visit(DeclVisitor{r, out}, r.target);
+  return out;
+}
+
+ParamCounts count_params(const ModelConfig& c) {
+  ParamCounts p;
+  int64_t per_expert = 0;  // parameters of one routed expert
+  for (const TensorDecl& d : checkpoint_inventory(c, true)) {
+    if (d.dtype == DType::F8_E8M0) continue;  // scales
+    int64_t n = 1;
+    for (int64_t x : d.shape) n *= x;
+    if (d.dtype == DType::I8) n *= 2;  // packed FP4
+    p.total += n;
+    const bool mtp = d.name.rfind("mtp.", 0) == 0;
+    (mtp ? p.mtp : p.main) += n;
+    if (!mtp && d.name.find(".ffn.experts.") != std::string::npos) {
+      p.routed_experts += n;
+      if (d.name.rfind("layers.0.ffn.experts.0.", 0) == 0) per_expert += n;
+    }
+  }
+  const int64_t unselected = int64_t(c.n_layers) * (c.n_routed_experts - c.n_activated_experts);
+  // An embedding lookup reads one row: count dim parameters for it, not the whole table.
+  p.active = p.main - unselected * per_expert - (c.vocab_size - 1) * c.dim;
+  return p;
+}
 
 std::unique_ptr<ModelWeights> load_weights(const std::string& dir, const LoadOptions& opts) {
   auto w = std::make_unique<ModelWeights>();

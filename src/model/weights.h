@@ -129,6 +129,22 @@ struct LoadOptions {
   bool load_mtp = true;
 };
 
+// The checkpoint's tensor list implied by a config (names, dtypes and stored shapes, release layout:
+// wo_a FP8 + scale, tid2eid I64), in inventory order with every FP8/FP4 weight directly followed by
+// its scale. Built from the same table load_weights validates against.
+std::vector<TensorDecl> checkpoint_inventory(const ModelConfig& c, bool include_mtp = true);
+
+// Logical parameter counts from the inventory (FP4 bytes count two parameters, scales none).
+struct ParamCounts {
+  int64_t total = 0;       // main model + MTP
+  int64_t main = 0;        // main model only (embed, head and the n_layers blocks)
+  int64_t mtp = 0;         // MTP blocks
+  int64_t routed_experts = 0;  // routed expert parameters of the main model
+  int64_t active = 0;      // main model parameters used per token: all but the unselected routed
+                           // experts and all but one embedding row (spec 7.3: 13.27 B for Flash)
+};
+ParamCounts count_params(const ModelConfig& c);
+
 // Reads config.json + safetensors from `dir`, binds and validates every tensor of the inventory.
 // Throws Error naming file, tensor, expected and actual on any mismatch.
 std::unique_ptr<ModelWeights> load_weights(const std::string& dir, const LoadOptions& opts = {});

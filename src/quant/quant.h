@@ -27,12 +27,17 @@ void pack_e2m1(const uint8_t* nibbles, int64_t n, uint8_t* packed /*(n+1)/2 byte
 void unpack_e2m1(const uint8_t* packed, int64_t n, uint8_t* nibbles /*n bytes*/);
 
 // fast_round_scale (kernel.py): exponent k of the smallest power of two s = 2^k with
-// amax / s <= fmax, computed as ceil_log2(f32(amax * f32(1/fmax))) from the float32 bits.
+// amax / s <= fmax, computed as ceil_log2(f32(amax * f32(1/fmax))) from the float32 bits:
+// k = (exponent_field - 127) + (mantissa != 0) for normal t (sign ignored). Outside that range
+// (never reached through act_quant's amax floors): 0 and subnormal t <= 2^-127 give -127, larger
+// subnormals -126 (the smallest E8M0-representable k with 2^k >= t); +inf gives 128, NaN 129.
 int ceil_log2_bits(float t);
 
 // Block quantisation as act_quant does it (spec 6.2): per block of `block` values,
 // amax = max(max|x|, floor) (floor 1e-4 for FP8; 6*2^-126 for FP4), k = ceil_log2_bits(f32(amax *
-// f32(1/fmax))), q = round(clamp(x / 2^k, -fmax, fmax)). Writes codes and E8M0 bytes (k + 127).
+// f32(1/fmax))), q = round(clamp(x / 2^k, -fmax, fmax)). Writes codes and E8M0 bytes (k + 127),
+// ceil(n / block) of them (a short last block is quantised on its own). A block holding NaN or inf
+// gets the E8M0 NaN byte 255.
 void quantize_e4m3_blocks(const float* x, int64_t n, int block, uint8_t* codes, uint8_t* scales);
 void quantize_e2m1_blocks(const float* x, int64_t n, int block, uint8_t* nibbles /*one per byte*/,
                           uint8_t* scales);

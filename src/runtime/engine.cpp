@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "runtime/session_io.h"
 
 namespace dsv4 {
 
@@ -34,7 +35,10 @@ SessionImpl::SessionImpl(const EngineImpl& eng, const SessionOptions& opts) : en
   if (opts_.prefill_chunk <= 0) throw_error("session prefill_chunk must be positive, got ", opts_.prefill_chunk);
   const ModelConfig& cfg = eng.weights().config;
   const int nblocks = cfg.n_layers + static_cast<int>(eng.weights().mtp.size());
-  state_.init(cfg, nblocks, opts_.max_context);
+  const KvLayout layout = opts_.kv_layout == KvCacheLayout::Bf16 ? KvLayout::Bf16 : KvLayout::Compact;
+  check_kv_fits(cfg, opts_.max_context, layout, nblocks > cfg.n_layers, opts_.mem_limit);
+  state_.init(cfg, nblocks, opts_.max_context, layout);
+  ckpt_interval_ = opts_.checkpoint_interval;
   // Sized for decode (1 row) at full context; prefill chunks grow it once to their high-water mark.
   scratch_.reserve(cfg, 1, opts_.max_context);
   const int64_t flat = cfg.hc_mult * cfg.dim;
@@ -50,7 +54,10 @@ void SessionImpl::reset() {
   state_.reset();
   tokens_.clear();
   prompt_len_ = 0;
+  prompt_width_ = 0;
   pending_hidden_ = false;
+  ckpts_.clear();
+  ckpt_interval_ = opts_.checkpoint_interval;
 }
 
 void SessionImpl::prefill(std::span<const int32_t> toks, std::span<float> logits,
@@ -65,18 +72,35 @@ void SessionImpl::prefill(std::span<const int32_t> toks, std::span<float> logits
   // A prompt prefilled from position 0 lays out its window part like the reference's one-shot
   // prefill (width min(S, window)) in every chunk, so chunked == one-shot bit for bit. A
   // continuation behaves like the reference's token-by-token decode (width = window).
-  const int64_t layout = position() == 0 ? std::min<int64_t>(total, cfg.window) : cfg.window;
-  if (position() == 0) prompt_len_ = total;
-  for (int64_t done = 0; done < total;) {
-    const int64_t n = std::min<int64_t>(opts_.prefill_chunk, total - done);
-    const bool last = done + n == total;
-    run_chunk(toks.subspan(static_cast<size_t>(done), static_cast<size_t>(n)), layout,
-              last ? logits : std::span<float>{});
-    done += n;
-    if (progress && !progress(done, total)) break;
+  if (position() == 0) {
+    prompt_len_ = total;
+    prompt_width_ = std::min<int64_t>(total, cfg.window);
   }
+  advance(toks, logits, progress);
 }
 
+bool SessionImpl::advance(std::span<const int32_t> toks, std::span<float> logits,
+                          const ProgressFn& progress) {
+  const ModelConfig& cfg = eng_.weights().config;
+  const int64_t total = static_cast<int64_t>(toks.size());
+  for (int64_t done = 0; done < total;) {
+    const int64_t p = position();
+    int64_t n = std::min<int64_t>(opts_.prefill_chunk, total - done);
+    int64_t width = cfg.window;
+    if (p < prompt_len_) {  // rows of the first prompt keep its layout (also after a resume)
+      n = std::min(n, prompt_len_ - p);
+      width = prompt_width_;
+    }
+    if (ckpt_interval_ > 0) n = std::min(n, ckpt_interval_ - p % ckpt_interval_);
+    const bool last = done + n == total;
+    run_chunk(toks.subspan(static_cast<size_t>(done), static_cast<size_t>(n)), width,
+              last ? logits : std::span<float>{});
+    done += n;
+    maybe_checkpoint();
+    if (progress && !progress(done, total)) return done == total;
+  }
+  return true;
+}
 void SessionImpl::decode(int32_t token, std::span<float> logits) {
   const ModelConfig& cfg = eng_.weights().config;
   if (!logits.empty() && static_cast<int64_t>(logits.size()) != cfg.vocab_size)
@@ -84,7 +108,7 @@ void SessionImpl::decode(int32_t token, std::span<float> logits) {
   if (position() + 1 > opts_.max_context)
     throw_error("decode: position ", position(), " reaches the session's max_context ", opts_.max_context);
   const int32_t t[1] = {token};
-  run_chunk(std::span<const int32_t>(t, 1), cfg.window, logits);
+  advance(std::span<const int32_t>(t, 1), logits, {});
 }
 
 void SessionImpl::run_chunk(std::span<const int32_t> toks, int64_t layout_width,
@@ -143,11 +167,11 @@ void SessionImpl::run_mtp(int64_t first, int64_t count, const float* hidden) {
     int64_t width = cfg.window;
     if (t0 < prompt_len_) {
       len = std::min<int64_t>(len, prompt_len_ - t0);
-      width = std::min<int64_t>(prompt_len_, cfg.window);
+      width = prompt_width_;
     }
     mtp_forward(mc, 0, st, hidden + done * flat, tokens_.data() + t0 + 1, t0, len, ChunkLayout{width},
                 mtp_logits_.data() + done * V, scratch_, hook);
-    for (int64_t i = 0; i < len; ++i)
+    for (int64_t i = 0; i < len && !replaying_; ++i)
       opts_.on_mtp_logits(t0 + i, std::span<const float>(mtp_logits_.data() + (done + i) * V,
                                                          static_cast<size_t>(V)));
     done += len;

@@ -19,19 +19,21 @@ void CompressorState::reset() {
   std::fill(score.begin(), score.end(), -std::numeric_limits<float>::infinity());
 }
 
-void SequenceState::init(const ModelConfig& cfg, int n_blocks, int64_t ctx) {
+void SequenceState::init(const ModelConfig& cfg, int n_blocks, int64_t ctx, KvLayout kv_layout) {
   max_context = ctx;
+  layout = kv_layout;
   blocks.assign(static_cast<size_t>(n_blocks), BlockState{});
   for (int b = 0; b < n_blocks; ++b) {
     BlockState& s = blocks[static_cast<size_t>(b)];
     s.ratio = cfg.ratio(b);
-    s.window.init(cfg.window, cfg.head_dim);
+    s.window.init(cfg.window, cfg.head_dim, KvRowKind::Attention, kv_layout, cfg.rope_head_dim);
     if (s.ratio > 0) {
-      s.ckv.init(ctx / s.ratio + 1, cfg.head_dim);
+      // entry i completes at position (i+1)*r - 1 < ctx, so ctx div r entries suffice
+      s.ckv.init(ctx / s.ratio, cfg.head_dim, KvRowKind::Attention, kv_layout, cfg.rope_head_dim);
       s.comp.init(s.ratio, cfg.head_dim);
     }
     if (s.ratio == 4) {
-      s.ikv.init(ctx / 4 + 1, cfg.index_head_dim);
+      s.ikv.init(ctx / 4, cfg.index_head_dim, KvRowKind::Indexer, kv_layout, 0);
       s.icomp.init(4, cfg.index_head_dim);
     }
   }
@@ -44,6 +46,16 @@ void SequenceState::reset() {
     if (s.ratio > 0) s.comp.reset();
     if (s.ratio == 4) s.icomp.reset();
   }
+}
+
+uint64_t SequenceState::allocated_bytes() const {
+  uint64_t b = 0;
+  for (const auto& s : blocks) {
+    b += s.window.allocated_bytes() + s.ckv.allocated_bytes() + s.ikv.allocated_bytes();
+    if (s.ratio > 0) b += s.comp.bytes();
+    if (s.ratio == 4) b += s.icomp.bytes();
+  }
+  return b;
 }
 
 }  // namespace dsv4

@@ -16,6 +16,7 @@ struct CompressorState {
   std::vector<float> kv, score;
   void init(int r, int c);
   void reset();  // kv = 0, score = -inf (fresh sequence)
+  uint64_t bytes() const { return (kv.size() + score.size()) * sizeof(float); }
   float* kv_row(int i) { return kv.data() + static_cast<int64_t>(i) * coff * width; }
   float* score_row(int i) { return score.data() + static_cast<int64_t>(i) * coff * width; }
 };
@@ -34,8 +35,13 @@ struct BlockState {
 struct SequenceState {
   std::vector<BlockState> blocks;  // n_layers main blocks, then MTP blocks
   int64_t max_context = 0;
-  void init(const ModelConfig& cfg, int n_blocks, int64_t max_context);
+  KvLayout layout = KvLayout::Compact;
+  // Capacity for `max_context` tokens: window ring, ctx div r compressed entries, ctx div 4
+  // indexer keys per block, allocated exactly as kv_budget() accounts them.
+  void init(const ModelConfig& cfg, int n_blocks, int64_t max_context,
+            KvLayout layout = KvLayout::Compact);
   void reset();
+  uint64_t allocated_bytes() const;  // == kv_budget(cfg, max_context, layout, with MTP iff bound).total
 };
 
 }  // namespace dsv4

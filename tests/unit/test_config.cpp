@@ -149,6 +149,8 @@ TEST(Config, RejectsInconsistentFields) {
 
 TEST(Config, RejectsLaterVariants) {
   expect_bad([](json& j) { j["dspark_num_stages"] = 3; }, {"field dspark_num_stages", "DSpark", "not supported"});
+  expect_bad([](json& j) { j["engram_vocab_size"] = 3; }, {"field engram_vocab_size", "V4.1", "not supported"});
+  expect_bad([](json& j) { j["compress_ratios"] = {0, 4, 2, 1, 0}; }, {"compress_ratios", "entry 2", "V4.1"});
 }
 
 TEST(Config, RejectsNonObject) {

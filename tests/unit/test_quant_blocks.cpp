@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -165,4 +166,23 @@ TEST(QuantBlocks, AdversarialScaleBoundaries) {
     fp4_sim(d.data(), 32, 32);
     for (int i = 0; i < 32; ++i) ASSERT_EQ(c[i], d[i]) << "k " << k << " i " << i;
   }
+}
+
+TEST(QuantBlocks, PartialLastBlockAndNonFinite) {
+  // A short last block is quantised on its own: 70 values with block 64 -> 2 scales.
+  std::vector<float> v(70, 1.0f);
+  v[69] = 100.0f;
+  std::vector<uint8_t> codes(70), scales(2);
+  quantize_e4m3_blocks(v.data(), 70, 64, codes.data(), scales.data());
+  EXPECT_EQ(scales[0], 127 - 8);  // amax 1: 1/448 -> 2^-8
+  EXPECT_EQ(scales[1], 127 - 2);  // amax 100: 100/448 -> 2^-2
+  std::vector<float> bad(64, 1.0f);
+  bad[5] = std::numeric_limits<float>::quiet_NaN();
+  uint8_t c[64], s;
+  quantize_e4m3_blocks(bad.data(), 64, 64, c, &s);
+  EXPECT_EQ(s, 255);
+  EXPECT_TRUE(std::isnan(e8m0_to_f32(s)));
+  bad[5] = std::numeric_limits<float>::infinity();
+  quantize_e2m1_blocks(bad.data(), 64, 64, c, &s);
+  EXPECT_EQ(s, 255);
 }

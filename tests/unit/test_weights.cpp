@@ -263,3 +263,33 @@ TEST(Weights, RejectsBadTid2eid) {
     expect_error(loader(d), {"tensor layers.0.ffn.gate.tid2eid", "row 5", "twice"});
   }
 }
+
+TEST(Weights, InventoryMatchesTinyCheckpointsExactly) {
+  for (const char* name : {"tiny-a", "tiny-d"}) {
+    const ModelConfig c = load_config(tiny_ckpt(name) + "/config.json");
+    const TensorStore st = TensorStore::open_dir(tiny_ckpt(name));
+    const auto inv = checkpoint_inventory(c);
+    EXPECT_EQ(inv.size(), st.all().size()) << name;
+    for (const TensorDecl& d : inv) {
+      const TensorView* v = st.find(d.name);
+      ASSERT_NE(v, nullptr) << d.name;
+      EXPECT_EQ(v->dtype, d.dtype) << d.name;
+      EXPECT_EQ(v->shape, d.shape) << d.name;
+    }
+  }
+}
+
+TEST(Weights, FlashInventoryAndParameterCountsSpec73) {
+  const ModelConfig c = load_config(std::string(DSV4_TEST_DATA) + "/spec/deepseek-v4-flash.config.json");
+  const auto inv = checkpoint_inventory(c);
+  EXPECT_EQ(inv.size(), 69187u);  // spec 3.2 tensor-count check
+  uint64_t bytes = 0;
+  for (const auto& d : inv) bytes += d.nbytes();
+  EXPECT_EQ(bytes, 159609485896ull);  // metadata.total_size of the release (TENSORS.md)
+  const ParamCounts p = count_params(c);
+  EXPECT_NEAR(p.main / 1e9, 284.3, 0.05);
+  EXPECT_NEAR(p.routed_experts / 1e9, 277.0, 0.05);
+  EXPECT_NEAR(p.mtp / 1e9, 6.6, 0.05);
+  EXPECT_NEAR(p.active / 1e9, 13.27, 0.01);
+  EXPECT_EQ(p.total, p.main + p.mtp);
+}

@@ -1,0 +1,32 @@
+// Fast sparse attention with sink and lightning-indexer scoring (spec 4.7, 4.9) over the argument
+// structs of the compute seam (model/backend.h). Float32 accumulation, order free; the results
+// are rounded to BF16 where the reference rounds its outputs (attention output, indexer score).
+//   sparse_attention: one KV vector per key shared by all heads (K = V); each gathered key is
+//     loaded once per group of 4 heads; two passes (scores, then softmax-weighted sum) with the
+//     per-head sink logit added to the denominator.
+//   indexer_scores: score[t][i] = sum_h relu(q[t][h] . k[i]) * w[t][h] for i < visible[t]
+//     (-inf beyond), computed as a broadcast of key elements against the query transposed to
+//     [head_dim][heads] so 16 heads share one FMA.
+// The scalar twins are plain loops with float32 accumulation. Work is split over the pool by
+// (query row, head group) for attention and (query row, key chunk) for the indexer.
+#pragma once
+#include "core/thread_pool.h"
+#include "kernels/cpu/dispatch.h"
+#include "model/backend.h"
+
+namespace dsv4::cpu {
+
+void sparse_attention(const AttentionArgs& a, ThreadPool* pool);
+void indexer_scores(const IndexerScoreArgs& a, ThreadPool* pool);
+
+// Single-threaded entry points of one ISA level (tests compare them).
+namespace scalar {
+void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
+void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
+}  // namespace scalar
+namespace avx512 {
+void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
+void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
+}  // namespace avx512
+
+}  // namespace dsv4::cpu

@@ -1,0 +1,166 @@
+// Dot-product micro-kernels over a panel of kPanelRows weight rows and a span of activation rows.
+//   dot_bf16:      BF16 panel x BF16 activations. AVX-512: vdpbf16ps (AVX512-BF16), which forms
+//                  the exact products of BF16 pairs and accumulates them in float32; register
+//                  block 4 weight rows x up to 4 activation rows (16 zmm accumulators).
+//   dot_f32:       float32 panel x float32 activations with FMA (vfmadd231ps); the prefill path,
+//                  since on the measured CPU vdpbf16ps retires half the MACs per cycle of two
+//                  FMA ports (bench BM_PeakMac).
+//   dot_bf16w_f32: BF16 weights (upcast exactly by a 16-bit shift) x float32 activations with
+//                  float32 FMA (vfmadd231ps), masked loads for any K tail.
+// Scalar twins: plain loops with one float32 accumulator per output.
+#include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
+
+namespace dsv4::cpu {
+
+namespace scalar {
+
+void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,
+              int64_t m, int64_t kp, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int r = 0; r < nr; ++r) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < kp; ++p)
+        acc += bf16_bits_to_f32(panel[r * ldp + p]) * bf16_bits_to_f32(a[i * lda + p]);
+      y[i * ldy + r] = acc;
+    }
+  }
+}
+
+void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
+             int64_t kp, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int r = 0; r < nr; ++r) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < kp; ++p) acc += panel[r * ldp + p] * a[i * lda + p];
+      y[i * ldy + r] = acc;
+    }
+  }
+}
+
+void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda, int64_t m,
+                   int64_t k, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int r = 0; r < nr; ++r) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < k; ++p) acc += bf16_bits_to_f32(w[r * ldw + p]) * a[i * lda + p];
+      y[i * ldy + r] = acc;
+    }
+  }
+}
+
+}  // namespace scalar
+
+namespace avx512 {
+namespace {
+
+template <int MR>
+DSV4_AVX512 inline void dot_bf16_tile(const uint16_t* panel, int64_t ldp, int nr,
+                                      const uint16_t* a, int64_t lda, int64_t kp, float* y,
+                                      int64_t ldy) {
+  __m512 acc[kPanelRows][MR];
+  for (int r = 0; r < kPanelRows; ++r)
+    for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; p += 32) {
+    __m512bh av[MR];
+    for (int i = 0; i < MR; ++i) av[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + p);
+    for (int r = 0; r < kPanelRows; ++r) {
+      const __m512bh wv = (__m512bh)_mm512_loadu_si512(panel + r * ldp + p);
+      for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_dpbf16_ps(acc[r][i], wv, av[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+}
+
+// 8 weight rows x MR activation rows over panel positions [p0, p1); adds to y when `accumulate`.
+template <int MR>
+DSV4_AVX512 inline void dot_f32_panel_tile(const float* panel, int64_t ldp, int nr, const float* a,
+                                           int64_t lda, int64_t p0, int64_t p1, float* y,
+                                           int64_t ldy, bool accumulate) {
+  __m512 acc[kWidePanelRows][MR];
+  for (int r = 0; r < kWidePanelRows; ++r)
+    for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_setzero_ps();
+  for (int64_t p = p0; p < p1; p += 16) {
+    __m512 av[MR];
+    for (int i = 0; i < MR; ++i) av[i] = _mm512_loadu_ps(a + i * lda + p);
+    for (int r = 0; r < kWidePanelRows; ++r) {
+      const __m512 wv = _mm512_loadu_ps(panel + r * ldp + p);
+      for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_fmadd_ps(wv, av[i], acc[r][i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r) {
+      const float v = hsum(acc[r][i]);
+      y[i * ldy + r] = accumulate ? y[i * ldy + r] + v : v;
+    }
+}
+
+template <int MR>
+DSV4_AVX512 inline void dot_f32_tile(const uint16_t* w, int64_t ldw, int nr, const float* a,
+                                     int64_t lda, int64_t k, float* y, int64_t ldy) {
+  __m512 acc[kPanelRows][MR];
+  for (int r = 0; r < kPanelRows; ++r)
+    for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; p += 16) {
+    const __mmask16 mk = k - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - p)) - 1);
+    __m512 av[MR];
+    for (int i = 0; i < MR; ++i) av[i] = _mm512_maskz_loadu_ps(mk, a + i * lda + p);
+    for (int r = 0; r < kPanelRows; ++r) {
+      if (r >= nr) break;
+      const __m256i wb = _mm256_maskz_loadu_epi16(mk, w + r * ldw + p);
+      const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(wb), 16));
+      for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_fmadd_ps(wv, av[i], acc[r][i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+}
+
+}  // namespace
+
+DSV4_AVX512 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a,
+                          int64_t lda, int64_t m, int64_t kp, float* y, int64_t ldy) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) dot_bf16_tile<4>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy);
+  switch (m - i) {
+    case 3: dot_bf16_tile<3>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy); break;
+    case 2: dot_bf16_tile<2>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy); break;
+    case 1: dot_bf16_tile<1>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy); break;
+    default: break;
+  }
+}
+
+DSV4_AVX512 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda,
+                         int64_t m, int64_t kp, float* y, int64_t ldy) {
+  // K chunks keep the 8-row panel slice (16 KiB) in L1 while activation rows stream from L2.
+  constexpr int64_t kChunk = 512;
+  for (int64_t p0 = 0; p0 < kp; p0 += kChunk) {
+    const int64_t p1 = std::min(kp, p0 + kChunk);
+    const bool acc = p0 > 0;
+    int64_t i = 0;
+    for (; i + 3 <= m; i += 3)
+      dot_f32_panel_tile<3>(panel, ldp, nr, a + i * lda, lda, p0, p1, y + i * ldy, ldy, acc);
+    if (m - i == 2) dot_f32_panel_tile<2>(panel, ldp, nr, a + i * lda, lda, p0, p1, y + i * ldy, ldy, acc);
+    if (m - i == 1) dot_f32_panel_tile<1>(panel, ldp, nr, a + i * lda, lda, p0, p1, y + i * ldy, ldy, acc);
+  }
+}
+
+DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a,
+                               int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) dot_f32_tile<4>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy);
+  switch (m - i) {
+    case 3: dot_f32_tile<3>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy); break;
+    case 2: dot_f32_tile<2>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy); break;
+    case 1: dot_f32_tile<1>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace avx512
+}  // namespace dsv4::cpu

@@ -1,0 +1,67 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear.h"
+
+namespace dsv4::cpu {
+namespace {
+
+void round_rows_bf16(const dsv4::Rows& y, int64_t cols) {
+  for (int64_t i = 0; i < y.n; ++i) {
+    float* r = y.row(i);
+    for (int64_t j = 0; j < cols; ++j) r[j] = bf16_bits_to_f32(f32_to_bf16_bits(r[j]));
+  }
+}
+
+void check_out(const char* op, int64_t xrows, const dsv4::Rows& y) {
+  if (y.n != xrows) throw_error(op, ": output has ", y.n, " rows, input ", xrows);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads) {}
+  const char* name() const override { return "cpu-simd"; }
+
+  void linear_fp8(const Fp8Mat& w, ConstRows x, dsv4::Rows y) const override {
+    check_out("linear_fp8", x.n, y);
+    cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
+    round_rows_bf16(y, w.rows);
+  }
+  void linear_fp4(const Fp4Mat& w, ConstRows x, dsv4::Rows y) const override {
+    check_out("linear_fp4", x.n, y);
+    cpu::linear_fp4({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
+    round_rows_bf16(y, w.rows);
+  }
+  void linear_bf16(const Bf16Mat& w, ConstRows x, dsv4::Rows y) const override {
+    check_out("linear_bf16", x.n, y);
+    cpu::linear_bf16({w.w, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool(),
+                     Bf16Act::RoundToBf16);
+    round_rows_bf16(y, w.rows);
+  }
+  void linear_f32(const Bf16Mat& w, ConstRows x, dsv4::Rows y) const override {
+    check_out("linear_f32", x.n, y);
+    cpu::linear_bf16({w.w, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool(), Bf16Act::Float32);
+  }
+  void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x,
+                   dsv4::Rows y) const override {
+    check_out("linear_f32w", x.n, y);
+    cpu::linear_f32({f, rows, cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
+  }
+  void sparse_attention(const AttentionArgs& a) const override { cpu::sparse_attention(a, pool()); }
+  void indexer_scores(const IndexerScoreArgs& a) const override { cpu::indexer_scores(a, pool()); }
+
+ private:
+  ThreadPool* pool() const { return &pool_; }
+  mutable ThreadPool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+
+}  // namespace dsv4::cpu

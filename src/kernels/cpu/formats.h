@@ -1,0 +1,74 @@
+// Scalar value definitions of the weight/activation formats as the CPU kernels use them
+// (spec 3.3): E4M3 (bias 7, no inf, 0x7F/0xFF NaN), E2M1 nibbles, E8M0 scales, BF16 bits.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace dsv4::cpu {
+
+inline float bits_to_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t f32_to_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float bf16_bits_to_f32(uint16_t b) { return bits_to_f32(uint32_t{b} << 16); }
+
+// Round to nearest even; NaN stays a quiet NaN.
+inline uint16_t f32_to_bf16_bits(float f) {
+  uint32_t u = f32_to_bits(f);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float e4m3_value(uint8_t c) {
+  const int e = (c >> 3) & 0xF, m = c & 7;
+  float mag;
+  if (e == 15 && m == 7) {
+    mag = std::numeric_limits<float>::quiet_NaN();
+  } else if (e == 0) {
+    mag = std::ldexp(static_cast<float>(m), -9);
+  } else {
+    mag = std::ldexp(1.0f + m / 8.0f, e - 7);
+  }
+  return (c & 0x80) ? -mag : mag;
+}
+
+inline float e2m1_value(uint8_t nibble) {
+  static constexpr float kMag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  const float v = kMag[nibble & 7];
+  return (nibble & 8) ? -v : v;
+}
+
+inline float e8m0_value(uint8_t b) {
+  if (b == 255) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f, static_cast<int>(b) - 127);
+}
+
+// The reference's fast_round_scale exponent: ceil(log2(t)) from the float32 bits (spec 6.2).
+inline int ceil_log2_f32(float t) {
+  const uint32_t u = f32_to_bits(t);
+  return static_cast<int>((u >> 23) & 0xFF) - 127 + ((u & 0x7FFFFF) != 0 ? 1 : 0);
+}
+
+// |v| <= 448 rounded to the E4M3 grid, ties to even (exact float arithmetic: the quantum is a
+// power of two, so a / quantum is exact and nearbyint rounds it in the default RNE mode).
+inline float round_to_e4m3_grid(float v) {
+  const float a = std::fabs(v);
+  if (!(a > 0.0f)) return v;  // zero (keeps its sign) or NaN
+  int ex = std::ilogb(a);
+  if (ex < -6) ex = -6;
+  const float quantum = std::ldexp(1.0f, ex - 3);
+  const float r = std::nearbyint(a / quantum) * quantum;
+  return v < 0 ? -r : r;
+}
+
+}  // namespace dsv4::cpu

@@ -1,0 +1,98 @@
+// FP4 E2M1 weight rows (two codes per byte, low nibble = even k) -> BF16 panel with the per-32
+// scale folded in (exact). AVX-512: each 64-byte load covers 128 K values, and its 128-bit lane L
+// is exactly the 32-value scale block L; the low and high nibbles index 16-entry byte tables
+// (vpermb, AVX512-VBMI) for the low/high byte of the BF16 pattern, vpunpck{l,h}bw interleave them
+// (lanes are preserved, so every lane keeps one scale), and the scale exponent of each lane is added
+// to the exponent field of the non-zero words.
+#include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+
+#include <array>
+
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
+
+namespace dsv4::cpu {
+namespace {
+
+struct E2m1Bf16Tables {
+  std::array<uint8_t, 64> lo{}, hi{};  // only the first 16 entries are indexed
+  E2m1Bf16Tables() {
+    for (int c = 0; c < 16; ++c) {
+      const uint16_t b = f32_to_bf16_bits(e2m1_value(static_cast<uint8_t>(c)));
+      lo[c] = static_cast<uint8_t>(b & 0xFF);
+      hi[c] = static_cast<uint8_t>(b >> 8);
+    }
+  }
+};
+const E2m1Bf16Tables& e2m1_tables() {
+  static const E2m1Bf16Tables t;
+  return t;
+}
+
+}  // namespace
+
+namespace scalar {
+
+void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k,
+                uint16_t* panel, int64_t ldp) {
+  const int64_t kp = (k + 31) / 32 * 32;
+  for (int r = 0; r < kPanelRows; ++r) {
+    uint16_t* out = panel + r * ldp;
+    for (int64_t p = 0; p < kp; ++p) {
+      if (r >= nr) {
+        out[p] = 0;
+        continue;
+      }
+      const int64_t kk = panel_position_to_k(PanelOrder::Fp4, p);
+      const uint8_t byte = w[r * ldw + kk / 2];
+      const uint8_t code = (kk % 2 == 0) ? (byte & 0x0F) : (byte >> 4);
+      out[p] = f32_to_bf16_bits(e2m1_value(code) * e8m0_value(s[r * lds + kk / 32]));
+    }
+  }
+}
+
+}  // namespace scalar
+
+namespace avx512 {
+
+DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                            int64_t k, uint16_t* panel, int64_t ldp) {
+  const E2m1Bf16Tables& t = e2m1_tables();
+  const __m512i tlo = _mm512_loadu_si512(t.lo.data()), thi = _mm512_loadu_si512(t.hi.data());
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  const __m512i nonsign = _mm512_set1_epi16(0x7FFF);
+  // Word i of the scale vector comes from scale byte i / 8 (one per 128-bit lane).
+  const __m512i spread = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
+                                          1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m128i bias = _mm_set1_epi16(127);
+  for (int r = 0; r < kPanelRows; ++r) {
+    uint16_t* out = panel + r * ldp;
+    if (r >= nr) {
+      for (int64_t p = 0; p < k; p += 32) _mm512_storeu_si512(out + p, _mm512_setzero_si512());
+      continue;
+    }
+    const uint8_t* row = w + r * ldw;
+    const uint8_t* srow = s + r * lds;
+    for (int64_t c = 0; c < k; c += 128) {
+      int32_t s4;
+      std::memcpy(&s4, srow + c / 32, 4);
+      __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(s4));
+      e = _mm_slli_epi16(_mm_sub_epi16(e, bias), 7);
+      const __m512i eadd = _mm512_permutexvar_epi16(spread, _mm512_zextsi128_si512(e));
+      const __m512i b = _mm512_loadu_si512(row + c / 2);
+      const __m512i ln = _mm512_and_si512(b, nib);
+      const __m512i hn = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
+      const __m512i llo = _mm512_permutexvar_epi8(ln, tlo), lhi = _mm512_permutexvar_epi8(ln, thi);
+      const __m512i hlo = _mm512_permutexvar_epi8(hn, tlo), hhi = _mm512_permutexvar_epi8(hn, thi);
+      __m512i v[4] = {_mm512_unpacklo_epi8(llo, lhi), _mm512_unpackhi_epi8(llo, lhi),
+                      _mm512_unpacklo_epi8(hlo, hhi), _mm512_unpackhi_epi8(hlo, hhi)};
+      for (int i = 0; i < 4; ++i) {
+        v[i] = _mm512_mask_add_epi16(v[i], _mm512_test_epi16_mask(v[i], nonsign), v[i], eadd);
+        _mm512_storeu_si512(out + c + 32 * i, v[i]);
+      }
+    }
+  }
+}
+
+}  // namespace avx512
+}  // namespace dsv4::cpu

@@ -1,0 +1,88 @@
+// FP8 E4M3 weight rows -> BF16 panel with the 128x128 block scale folded in (exact).
+// Scalar twin: per element through e4m3_value. AVX-512: the 7-bit magnitude indexes two
+// 128-entry byte tables (vpermi2b, AVX512-VBMI) giving the low and high byte of the BF16 pattern,
+// the sign bit is merged with vpternlogd, vpunpck{l,h}bw interleave the bytes into two vectors of
+// 32 BF16 words, and the scale exponent is added to the BF16 exponent field of the non-zero words.
+#include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+
+#include <array>
+
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
+
+namespace dsv4::cpu {
+namespace {
+
+struct E4m3Bf16Tables {
+  std::array<uint8_t, 128> lo{}, hi{};
+  E4m3Bf16Tables() {
+    for (int c = 0; c < 128; ++c) {
+      const uint16_t b = f32_to_bf16_bits(e4m3_value(static_cast<uint8_t>(c)));
+      lo[c] = static_cast<uint8_t>(b & 0xFF);
+      hi[c] = static_cast<uint8_t>(b >> 8);
+    }
+  }
+};
+const E4m3Bf16Tables& e4m3_tables() {
+  static const E4m3Bf16Tables t;
+  return t;
+}
+
+}  // namespace
+
+namespace scalar {
+
+void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
+                uint16_t* panel, int64_t ldp) {
+  const int64_t kp = (k + 31) / 32 * 32;
+  for (int r = 0; r < kPanelRows; ++r) {
+    uint16_t* out = panel + r * ldp;
+    for (int64_t p = 0; p < kp; ++p) {
+      if (r >= nr) {
+        out[p] = 0;
+        continue;
+      }
+      const int64_t kk = panel_position_to_k(PanelOrder::Fp8, p);
+      const float v = e4m3_value(w[r * ldw + kk]) * e8m0_value(scales[kk / 128]);
+      out[p] = f32_to_bf16_bits(v);
+    }
+  }
+}
+
+}  // namespace scalar
+
+namespace avx512 {
+
+DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr,
+                            int64_t k, uint16_t* panel, int64_t ldp) {
+  const E4m3Bf16Tables& t = e4m3_tables();
+  const __m512i lo0 = _mm512_loadu_si512(t.lo.data()), lo1 = _mm512_loadu_si512(t.lo.data() + 64);
+  const __m512i hi0 = _mm512_loadu_si512(t.hi.data()), hi1 = _mm512_loadu_si512(t.hi.data() + 64);
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i nonsign = _mm512_set1_epi16(0x7FFF);
+  for (int r = 0; r < kPanelRows; ++r) {
+    uint16_t* out = panel + r * ldp;
+    if (r >= nr) {
+      for (int64_t p = 0; p < k; p += 32) _mm512_storeu_si512(out + p, _mm512_setzero_si512());
+      continue;
+    }
+    const uint8_t* row = w + r * ldw;
+    for (int64_t kb = 0; kb < k; kb += 128) {
+      const __m512i eadd = _mm512_set1_epi16(static_cast<int16_t>((scales[kb / 128] - 127) * 128));
+      for (int64_t c = kb; c < kb + 128; c += 64) {
+        const __m512i b = _mm512_loadu_si512(row + c);
+        const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
+        __m512i hi = _mm512_permutex2var_epi8(hi0, b, hi1);
+        hi = _mm512_ternarylogic_epi32(hi, b, sign, 0xF8);  // hi | (b & 0x80)
+        __m512i w0 = _mm512_unpacklo_epi8(lo, hi), w1 = _mm512_unpackhi_epi8(lo, hi);
+        w0 = _mm512_mask_add_epi16(w0, _mm512_test_epi16_mask(w0, nonsign), w0, eadd);
+        w1 = _mm512_mask_add_epi16(w1, _mm512_test_epi16_mask(w1, nonsign), w1, eadd);
+        _mm512_storeu_si512(out + c, w0);
+        _mm512_storeu_si512(out + c + 32, w1);
+      }
+    }
+  }
+}
+
+}  // namespace avx512
+}  // namespace dsv4::cpu

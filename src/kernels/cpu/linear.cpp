@@ -1,0 +1,360 @@
+// Drivers of the fast linear layers (linear.h): activation preparation, the static split of output
+// rows over the thread pool, and the panel loop (decode 4 weight rows into a BF16 panel held in L1,
+// then run every activation row of the current M tile against it).
+#include "kernels/cpu/linear.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
+
+namespace dsv4::cpu {
+
+const PanelKernels& panel_kernels(Isa isa) {
+  static const PanelKernels kScalar{scalar::decode_fp8, scalar::decode_fp4, scalar::dot_bf16,
+                                    scalar::dot_f32, scalar::dot_bf16w_f32};
+  static const PanelKernels kAvx512{avx512::decode_fp8, avx512::decode_fp4, avx512::dot_bf16,
+                                    avx512::dot_f32, avx512::dot_bf16w_f32};
+  return isa == Isa::Avx512Bf16 ? kAvx512 : kScalar;
+}
+
+void act_quant_dequant(const float* x, int64_t k, float* out) {
+  for (int64_t b = 0; b < k; b += 128) {
+    const int64_t e = std::min(k, b + 128);
+    float amax = 0.0f;
+    for (int64_t j = b; j < e; ++j) amax = std::max(amax, std::fabs(x[j]));
+    amax = std::max(amax, 1e-4f);
+    const float t = amax * (1.0f / 448.0f);
+    const float s = std::ldexp(1.0f, ceil_log2_f32(t));
+    for (int64_t j = b; j < e; ++j) {
+      const float q = std::clamp(x[j] / s, -448.0f, 448.0f);
+      out[j] = round_to_e4m3_grid(q) * s;
+    }
+  }
+}
+
+namespace {
+
+// Activation rows of the current M tile stay in L2 while every panel of the thread's output
+// range passes over them; each panel (4 rows x K) is re-decoded per tile.
+constexpr int64_t kMTile = 64;
+// From this many rows on, each decoded panel is widened once to float32 and the products run as
+// FMA (two ports) instead of vdpbf16ps (half the MAC rate on the measured CPU); below it the
+// BF16 panel is used directly (decode: the cheapest path per weight byte).
+constexpr int64_t kFmaMinRows = 8;
+
+template <class T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+thread_local std::vector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
+thread_local std::vector<float> t_act_f32;     // prepared float32 activations (FMA path)
+thread_local std::vector<uint16_t> t_panel;    // one BF16 panel per thread
+thread_local std::vector<float> t_panel_f32;   // its float32 widening (FMA path)
+thread_local std::vector<float> t_row;         // one quantised activation row per thread
+
+int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
+
+inline void store_act(uint16_t* out, float v) { *out = f32_to_bf16_bits(v); }
+inline void store_act(float* out, float v) { *out = bf16_bits_to_f32(f32_to_bf16_bits(v)); }
+
+// Writes one row (stride ldo >= round_up32(k)) in the panel order of `order`, after the exact
+// act_quant rounding when `quant`, rounded to BF16 (exact after act_quant); zero padding past k.
+template <class T>
+void prepare_row(const float* src, int64_t k, PanelOrder order, bool quant, T* out, int64_t ldo) {
+  const float* v = src;
+  if (quant) {
+    float* tmp = grow(t_row, static_cast<size_t>(k));
+    act_quant_dequant(src, k, tmp);
+    v = tmp;
+  }
+  const int64_t period = order == PanelOrder::Fp4 ? 128 : 64;
+  std::array<int16_t, 128> perm{};
+  for (int64_t q = 0; q < period; ++q)
+    perm[q] = static_cast<int16_t>(panel_position_to_k(order, q));
+  for (int64_t p0 = 0; p0 < ldo; p0 += period) {
+    for (int64_t q = 0; q < period && p0 + q < ldo; ++q) {
+      const int64_t kk = p0 + perm[q];
+      if (kk < k) {
+        store_act(out + p0 + q, v[kk]);
+      } else {
+        out[p0 + q] = T{0};
+      }
+    }
+  }
+}
+
+struct PrepRows {
+  const float* x;
+  int64_t ldx;
+  const int32_t* rows;  // nullptr: row i is x row i
+};
+
+// Prepared activations of one weight's rows: BF16 or (fma) float32, stride ld.
+struct Act {
+  const uint16_t* bf16 = nullptr;
+  const float* f32 = nullptr;
+  int64_t ld = 0;
+  bool fma = false;
+};
+
+template <class T>
+void prepare_rows(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, PanelOrder order,
+                  bool quant, T* out, int64_t ldo) {
+  const int64_t grain = 4;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t src = in.rows ? in.rows[i] : i;
+      prepare_row(in.x + src * in.ldx, k, order, quant, out + i * ldo, ldo);
+    }
+  };
+  if (m >= 2 * grain) {
+    parallel_for(pool, m, grain, body);
+  } else {
+    body(0, m, 0);
+  }
+}
+
+// Output rows [n_lo, n_hi) (n_lo % kPanelRows == 0) of one weight for all m activation rows;
+// decode(n0, nr, panel) fills a BF16 panel of stride kp.
+template <class Decode>
+void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t n_hi, int64_t kp,
+                int64_t m, const Act& act, const OutRows& y) {
+  const int rows = act.fma ? kWidePanelRows : kPanelRows;
+  uint16_t* panel = grow(t_panel, static_cast<size_t>(rows * kp));
+  float* wide = act.fma ? grow(t_panel_f32, static_cast<size_t>(rows * kp)) : nullptr;
+  for (int64_t m0 = 0; m0 < m; m0 += kMTile) {
+    const int64_t mt = std::min(kMTile, m - m0);
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += rows) {
+      const int nr = static_cast<int>(std::min<int64_t>(rows, n_hi - n0));
+      float* out = y.data + m0 * y.ld + n0;
+      if (act.fma) {
+        for (int h = 0; h < kWidePanelRows; h += kPanelRows) {
+          const int hr = std::clamp(nr - h, 0, kPanelRows);
+          uint16_t* half = panel + h * kp;
+          if (hr > 0) {
+            decode(n0 + h, hr, half);
+          } else {
+            std::fill(half, half + kPanelRows * kp, uint16_t{0});
+          }
+        }
+        for (int64_t i = 0; i < kWidePanelRows * kp; ++i) wide[i] = bf16_bits_to_f32(panel[i]);
+        kern.dot_f32(wide, kp, nr, act.f32 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
+      } else {
+        decode(n0, nr, panel);
+        kern.dot_bf16(panel, kp, nr, act.bf16 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
+      }
+    }
+  }
+}
+
+// Prepares m rows into the calling thread's buffers at element offset `off` (BF16 or float32).
+Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int64_t kp,
+                PanelOrder order, bool quant, bool fma, int64_t off) {
+  Act a;
+  a.ld = kp;
+  a.fma = fma;
+  if (fma) {
+    float* buf = t_act_f32.data() + off;
+    prepare_rows(pool, in, m, k, order, quant, buf, kp);
+    a.f32 = buf;
+  } else {
+    uint16_t* buf = t_act.data() + off;
+    prepare_rows(pool, in, m, k, order, quant, buf, kp);
+    a.bf16 = buf;
+  }
+  return a;
+}
+
+void reserve_act(bool fma, int64_t elems) {
+  if (fma) {
+    grow(t_act_f32, static_cast<size_t>(elems));
+  } else {
+    grow(t_act, static_cast<size_t>(elems));
+  }
+}
+
+void check_rows(const char* op, int64_t m, const void* x, const void* y) {
+  if (m < 0) throw_error(op, ": negative row count ", m);
+  if (m > 0 && (x == nullptr || y == nullptr)) throw_error(op, ": null activation or output rows");
+}
+
+void check_quant_k(const char* op, int64_t n, int64_t k, const void* w, const void* s) {
+  if (k <= 0 || k % 128 != 0) throw_error(op, ": k = ", k, " is not a positive multiple of 128");
+  if (n <= 0) throw_error(op, ": n = ", n, " must be positive");
+  if (w == nullptr || s == nullptr) throw_error(op, ": null weight or scale pointer");
+}
+
+}  // namespace
+
+void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
+                bool quantize_act) {
+  check_quant_k("linear_fp8", w.n, w.k, w.codes, w.scales);
+  check_rows("linear_fp8", x.m, x.data, y.data);
+  if (x.m == 0) return;
+  const PanelKernels& kern = panel_kernels(active_isa());
+  const int64_t k = w.k, m = x.m, kblocks = k / 128;
+  const bool fma = m >= kFmaMinRows;
+  reserve_act(fma, m * k);
+  const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
+                              quantize_act, fma, 0);
+  auto decode = [&](int64_t n0, int nr, uint16_t* panel) {
+    kern.decode_fp8(w.codes + n0 * k, k, w.scales + (n0 / 128) * kblocks, nr, k, panel, k);
+  };
+  parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+    run_panels(kern, decode, b, e, k, m, act, y);
+  });
+}
+
+void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool quantize_act) {
+  const PanelKernels& kern = panel_kernels(active_isa());
+  // Offsets of each group's prepared rows and of its output-row units (kPanelRows rows each).
+  int64_t total_rows = 0, total_units = 0, act_elems = 0;
+  for (const Fp4Group& g : groups) {
+    check_quant_k("linear_fp4", g.w.n, g.w.k, g.w.packed, g.w.scales);
+    check_rows("linear_fp4", g.count, g.x, g.y.data);
+    total_rows += g.count;
+    if (g.count > 0) total_units += (g.w.n + kPanelRows - 1) / kPanelRows;
+    act_elems += g.count * g.w.k;
+  }
+  if (total_rows == 0) return;
+  // One mode for the whole call: FMA when the groups average enough rows to amortise widening.
+  const int64_t busy = static_cast<int64_t>(std::count_if(
+      groups.begin(), groups.end(), [](const Fp4Group& g) { return g.count > 0; }));
+  const bool fma = total_rows >= kFmaMinRows * busy;
+  reserve_act(fma, act_elems);
+  thread_local std::vector<Act> t_acts;
+  t_acts.resize(groups.size());
+  {
+    int64_t off = 0;
+    for (size_t gi = 0; gi < groups.size(); ++gi) {
+      const Fp4Group& g = groups[gi];
+      if (g.count == 0) continue;
+      t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
+                               quantize_act, fma, off);
+      off += g.count * g.w.k;
+    }
+  }
+  const std::vector<Act>& acts = t_acts;
+  parallel_for(pool, total_units, 1, [&](int64_t ub, int64_t ue, int) {
+    int64_t unit0 = 0;
+    for (size_t gi = 0; gi < groups.size(); ++gi) {
+      const Fp4Group& g = groups[gi];
+      if (g.count == 0) continue;
+      const int64_t units = (g.w.n + kPanelRows - 1) / kPanelRows, k = g.w.k;
+      const int64_t lo = std::max(ub, unit0), hi = std::min(ue, unit0 + units);
+      if (lo < hi) {
+        auto decode = [&](int64_t n0, int nr, uint16_t* panel) {
+          kern.decode_fp4(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32, nr,
+                          k, panel, k);
+        };
+        const int64_t n_lo = (lo - unit0) * kPanelRows;
+        const int64_t n_hi = std::min(g.w.n, (hi - unit0) * kPanelRows);
+        run_panels(kern, decode, n_lo, n_hi, k, g.count, acts[gi], g.y);
+      }
+      unit0 += units;
+    }
+  });
+}
+
+void linear_fp4(const Fp4Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
+                bool quantize_act) {
+  const Fp4Group g{w, x.data, x.ld, nullptr, x.m, y};
+  linear_fp4_grouped(std::span<const Fp4Group>(&g, 1), pool, quantize_act);
+}
+
+void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
+                 Bf16Act act_mode) {
+  if (w.n <= 0 || w.k <= 0) throw_error("linear_bf16: bad shape [", w.n, ", ", w.k, "]");
+  if (w.bits == nullptr) throw_error("linear_bf16: null weight pointer");
+  check_rows("linear_bf16", x.m, x.data, y.data);
+  if (x.m == 0) return;
+  const PanelKernels& kern = panel_kernels(active_isa());
+  const int64_t k = w.k, m = x.m;
+  if (act_mode == Bf16Act::Float32) {
+    parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+      for (int64_t m0 = 0; m0 < m; m0 += kMTile) {
+        const int64_t mt = std::min(kMTile, m - m0);
+        for (int64_t n0 = b; n0 < e; n0 += kPanelRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, e - n0));
+          kern.dot_bf16w_f32(w.bits + n0 * k, k, nr, x.data + m0 * x.ld, x.ld, mt, k,
+                             y.data + m0 * y.ld + n0, y.ld);
+        }
+      }
+    });
+    return;
+  }
+  const int64_t kp = round_up32(k);
+  const bool fma = m >= kFmaMinRows;
+  reserve_act(fma, m * kp);
+  const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural, false,
+                              fma, 0);
+  auto copy = [&](int64_t n0, int nr, uint16_t* panel) {
+    for (int r = 0; r < kPanelRows; ++r) {
+      uint16_t* dst = panel + r * kp;
+      if (r < nr) {
+        std::memcpy(dst, w.bits + (n0 + r) * k, static_cast<size_t>(k) * 2);
+        std::fill(dst + k, dst + kp, uint16_t{0});
+      } else {
+        std::fill(dst, dst + kp, uint16_t{0});
+      }
+    }
+  };
+  parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+    run_panels(kern, copy, b, e, kp, m, act, y);
+  });
+}
+
+void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool) {
+  if (w.n <= 0 || w.k <= 0) throw_error("linear_f32: bad shape [", w.n, ", ", w.k, "]");
+  if (w.data == nullptr) throw_error("linear_f32: null weight pointer");
+  check_rows("linear_f32", x.m, x.data, y.data);
+  if (x.m == 0) return;
+  const PanelKernels& kern = panel_kernels(active_isa());
+  const int64_t k = w.k, m = x.m, kp = (k + 15) / 16 * 16;
+  // Panels of kWidePanelRows weight rows and the activations, zero padded to kp (a copy: these
+  // matrices are small, e.g. the [24 x 16384] hyper-connection mixes).
+  // In place when no padding is needed.
+  const bool in_place = k == kp && w.n % kWidePanelRows == 0;
+  thread_local std::vector<float> t_x;
+  const float* xa = x.data;
+  int64_t lda = x.ld;
+  if (k != kp) {
+    float* buf = grow(t_x, static_cast<size_t>(m * kp));
+    for (int64_t i = 0; i < m; ++i) {
+      std::copy(x.data + i * x.ld, x.data + i * x.ld + k, buf + i * kp);
+      std::fill(buf + i * kp + k, buf + (i + 1) * kp, 0.0f);
+    }
+    xa = buf;
+    lda = kp;
+  }
+  parallel_for(pool, (w.n + kWidePanelRows - 1) / kWidePanelRows, 1, [&](int64_t b, int64_t e, int) {
+    float* panel = in_place ? nullptr : grow(t_panel_f32, static_cast<size_t>(kWidePanelRows * kp));
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t n0 = u * kWidePanelRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kWidePanelRows, w.n - n0));
+      if (in_place) {
+        kern.dot_f32(w.data + n0 * k, k, nr, xa, lda, m, kp, y.data + n0, y.ld);
+        continue;
+      }
+      for (int r = 0; r < kWidePanelRows; ++r) {
+        float* dst = panel + r * kp;
+        if (r < nr) {
+          std::copy(w.data + (n0 + r) * k, w.data + (n0 + r + 1) * k, dst);
+          std::fill(dst + k, dst + kp, 0.0f);
+        } else {
+          std::fill(dst, dst + kp, 0.0f);
+        }
+      }
+      kern.dot_f32(panel, kp, nr, xa, lda, m, kp, y.data + n0, y.ld);
+    }
+  });
+}
+
+}  // namespace dsv4::cpu

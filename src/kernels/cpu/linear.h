@@ -1,0 +1,88 @@
+// Fast CPU linear layers y[m][n] = sum_k W[n][k] * x[m][k] over a span of activation rows
+// (m = 1 is decode, m > 1 prefill), for the three weight formats of DeepSeek-V4:
+//   * FP8 E4M3 [N, K] with E8M0 scales per 128x128 block,
+//   * FP4 E2M1 [N, K] packed two per byte (low nibble = even k) with E8M0 scales per 32 along K,
+//     also in a grouped form (several experts, each with its own rows, each expert streamed once),
+//   * BF16 [N, K].
+// Weights are decoded in registers, a panel of 4 rows at a time, into BF16 with the block scale
+// folded in (exact: an E4M3/E2M1 value times a power of two is a BF16 value); no dequantised copy
+// of a matrix is ever made. Products run as AVX512-BF16 vdpbf16ps (exact products of BF16 values,
+// float32 accumulation) or, for float32 activations on BF16 weights, as float32 FMA. The scalar
+// twins (Isa::Scalar) compute the same sums in plain loops.
+//
+// Activations come in as float32 rows. For FP8/FP4 the reference quantises them per 128 along K
+// to E4M3 with a power-of-two scale (spec 6.2); `quantize_act` = true reproduces that rounding
+// exactly (the dequantised value is then exact in BF16), false only rounds x to BF16.
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "core/thread_pool.h"
+
+namespace dsv4::cpu {
+
+struct Fp8Weight {
+  const uint8_t* codes = nullptr;   // [n][k] E4M3
+  const uint8_t* scales = nullptr;  // [ceil(n/128)][ceil(k/128)] E8M0
+  int64_t n = 0, k = 0;             // k must be a multiple of 128
+};
+
+struct Fp4Weight {
+  const uint8_t* packed = nullptr;  // [n][k/2], low nibble = element 2j
+  const uint8_t* scales = nullptr;  // [n][k/32] E8M0
+  int64_t n = 0, k = 0;             // k must be a multiple of 128
+};
+
+struct Bf16Weight {
+  const uint16_t* bits = nullptr;  // [n][k] BF16 bit patterns
+  int64_t n = 0, k = 0;
+};
+
+struct Rows {  // float32 activation rows: row i at data + i * ld
+  const float* data = nullptr;
+  int64_t m = 0, ld = 0;
+};
+
+struct OutRows {  // float32 output rows: row i at data + i * ld
+  float* data = nullptr;
+  int64_t ld = 0;
+};
+
+void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
+                bool quantize_act = true);
+
+void linear_fp4(const Fp4Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
+                bool quantize_act = true);
+
+// One expert's share of a grouped FP4 product: y row i = W * x row rows[i] (rows == nullptr:
+// x row i), for i < count.
+struct Fp4Group {
+  Fp4Weight w;
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  const int32_t* rows = nullptr;
+  int64_t count = 0;
+  OutRows y;
+};
+void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool,
+                        bool quantize_act = true);
+
+enum class Bf16Act {
+  RoundToBf16,  // x rounded to BF16 (exact when it already is), vdpbf16ps: BF16 x BF16 -> FP32
+  Float32,      // x kept in float32, FP32 FMA: the reference's FP32 x FP32 with upcast weights
+};
+void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
+                 Bf16Act act = Bf16Act::Float32);
+
+struct F32Weight {
+  const float* data = nullptr;  // [n][k]
+  int64_t n = 0, k = 0;
+};
+// Float32 weights x float32 activations (hyper-connection mixes), float32 FMA.
+void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool);
+
+// The exact activation quantise-dequantise of spec 6.2 on one row of k values (k % 128 == 0
+// not required; the last block may be short): out may alias x.
+void act_quant_dequant(const float* x, int64_t k, float* out);
+
+}  // namespace dsv4::cpu

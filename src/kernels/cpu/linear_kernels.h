@@ -1,0 +1,77 @@
+// Internal: the panel kernels behind linear.h, one scalar and one AVX-512 entry each. A panel
+// holds kPanelRows weight rows as BF16 (scale folded in) in the activation order of its format
+// (panel_position_to_k), padded with zeros to a multiple of 32 along K.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/dispatch.h"
+
+namespace dsv4::cpu {
+
+inline constexpr int kPanelRows = 4;
+// The float32 (FMA) path stacks two decoded panels: 8 weight rows reuse each activation load.
+inline constexpr int kWidePanelRows = 8;
+
+enum class PanelOrder { Natural, Fp8, Fp4 };
+
+// The K index that panel position p holds. The SIMD decoders interleave bytes within 128-bit
+// lanes (vpunpck{l,h}bw), which permutes K; activations are laid out the same way once per row.
+inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
+  switch (order) {
+    case PanelOrder::Natural:
+      return p;
+    case PanelOrder::Fp8: {  // per 64: half h (unpacklo/hi), lane L, byte j
+      const int64_t c = p / 64, q = p % 64, h = q / 32, l = (q % 32) / 8, j = q % 8;
+      return 64 * c + 16 * l + 8 * h + j;
+    }
+    case PanelOrder::Fp4: {  // per 128: vector v (lo/hi nibble x unpacklo/hi), lane L, byte j
+      const int64_t c = p / 128, q = p % 128, v = q / 32, l = (q % 32) / 8, j = q % 8;
+      return 128 * c + 32 * l + 16 * (v & 1) + 2 * j + (v >> 1);
+    }
+  }
+  return p;
+}
+
+struct PanelKernels {
+  // rows [0, nr) of an FP8 128-row block: codes row r at w + r * ldw, one scale per 128 of K in
+  // `scales`; writes panel rows [0, kPanelRows) (rows >= nr zero) of stride ldp (k <= ldp).
+  void (*decode_fp8)(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
+                     uint16_t* panel, int64_t ldp);
+  // FP4: packed row r at w + r * ldw, scales row r at s + r * lds (one per 32 of K).
+  void (*decode_fp4)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                     int64_t k, uint16_t* panel, int64_t ldp);
+  // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p] for r < nr, i < m; kp % 32 == 0.
+  void (*dot_bf16)(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,
+                   int64_t m, int64_t kp, float* y, int64_t ldy);
+  // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p], float32 panel of kWidePanelRows rows
+  // (rows >= nr zero) and float32 activations (FMA), kp % 16 == 0.
+  void (*dot_f32)(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
+                  int64_t kp, float* y, int64_t ldy);
+  // BF16 weight rows straight from memory x float32 activations: any k.
+  void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
+                        int64_t m, int64_t k, float* y, int64_t ldy);
+};
+
+#define DSV4_PANEL_KERNEL_DECLS                                                                   \
+  void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,        \
+                  uint16_t* panel, int64_t ldp);                                                   \
+  void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k, \
+                  uint16_t* panel, int64_t ldp);                                                   \
+  void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,       \
+                int64_t m, int64_t kp, float* y, int64_t ldy);                                     \
+  void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,   \
+               int64_t kp, float* y, int64_t ldy);                                                 \
+  void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,         \
+                     int64_t m, int64_t k, float* y, int64_t ldy);
+
+namespace scalar {
+DSV4_PANEL_KERNEL_DECLS
+}
+namespace avx512 {  // callable only when detected_isa() == Isa::Avx512Bf16
+DSV4_PANEL_KERNEL_DECLS
+}
+#undef DSV4_PANEL_KERNEL_DECLS
+
+const PanelKernels& panel_kernels(Isa isa);
+
+}  // namespace dsv4::cpu

@@ -1,0 +1,30 @@
+// Shared helpers of the CPU kernel tests: the ISA levels to run, float64 tolerances.
+#pragma once
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/dispatch.h"
+
+namespace dsv4::cpu::testing {
+
+// Every level this machine can run (scalar always), for "SIMD vs scalar" comparisons.
+inline std::vector<Isa> isas_to_test() {
+  std::vector<Isa> v{Isa::Scalar};
+  if (detected_isa() == Isa::Avx512Bf16) v.push_back(Isa::Avx512Bf16);
+  return v;
+}
+
+// Restores the detected level when a test ends.
+struct IsaScope {
+  explicit IsaScope(Isa isa) { set_isa(isa); }
+  ~IsaScope() { set_isa(detected_isa()); }
+};
+
+// Forward error bound of a float32 sum of n terms in any order (Higham's gamma_n) times the sum of
+// the magnitudes of the exact terms, plus a few float32 ulps of slack for the final rounding.
+inline double sum_error_bound(int64_t n, double sum_abs) {
+  const double u = std::ldexp(1.0, -24);
+  return (n * u / (1.0 - n * u)) * sum_abs + 4 * u * sum_abs + 1e-30;
+}
+
+}  // namespace dsv4::cpu::testing

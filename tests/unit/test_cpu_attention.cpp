@@ -1,0 +1,146 @@
+// Fast sparse attention and indexer scoring (scalar twin and AVX-512) vs float64 references, on
+// odd head counts, padded (-1) key lists, a split key table, an empty list and partial visibility.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/formats.h"
+#include "tests/unit/cpu_test_util.h"
+
+namespace dsv4::cpu {
+namespace {
+
+using testing::IsaScope;
+using testing::isas_to_test;
+
+float bf16v(float v) { return bf16_bits_to_f32(f32_to_bf16_bits(v)); }
+
+std::vector<float> bf16_randn(std::mt19937& rng, size_t n, float sd) {
+  std::normal_distribution<float> d(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = bf16v(d(rng));
+  return v;
+}
+
+TEST(CpuAttention, SparseAttentionMatchesFloat64) {
+  std::mt19937 rng(11);
+  const int H = 5, D = 80;  // D % 64 != 0: both PV chunk widths
+  const int64_t n = 3, split = 7, n2 = 30, L = 40;
+  const auto q = bf16_randn(rng, n * H * D, 1.0f);
+  const auto k1 = bf16_randn(rng, split * D, 1.0f);
+  const auto k2 = bf16_randn(rng, n2 * D, 1.0f);
+  std::vector<float> sink = {0.5f, -1.0f, 2.0f, 0.0f, -3.0f};
+  std::vector<int32_t> lists(n * L, -1);
+  std::uniform_int_distribution<int> pick(0, split + n2 - 1);
+  for (int64_t j = 0; j < L; ++j) lists[j] = (j % 3 == 2) ? -1 : pick(rng);   // row 0: padded
+  for (int64_t j = 0; j < 37; ++j) lists[L + j] = pick(rng);                   // row 1: tail -1
+  // row 2: no keys at all -> zero output
+  AttentionArgs a;
+  a.q = q.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.keys = k1.data();
+  a.split = split;
+  a.keys2 = k2.data();
+  a.lists = lists.data();
+  a.list_len = L;
+  a.sink = sink.data();
+  a.scale = 1.0f / std::sqrt(float(D));
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) {
+    IsaScope scope(isa);
+    std::vector<float> out(n * H * D, 123.0f);
+    a.out = out.data();
+    sparse_attention(a, &pool);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int h = 0; h < H; ++h) {
+        std::vector<double> s, acc(D, 0.0);
+        std::vector<const float*> ks;
+        for (int64_t j = 0; j < L; ++j) {
+          if (lists[t * L + j] < 0) continue;
+          const float* kk = a.key(lists[t * L + j]);
+          double d = 0;
+          for (int i = 0; i < D; ++i) d += double(q[(t * H + h) * D + i]) * kk[i];
+          s.push_back(d * a.scale);
+          ks.push_back(kk);
+        }
+        double m = sink[h];
+        for (double v : s) m = std::max(m, v);
+        double l = std::exp(sink[h] - m);
+        for (size_t j = 0; j < s.size(); ++j) {
+          const double p = std::exp(s[j] - m);
+          l += p;
+          for (int i = 0; i < D; ++i) acc[i] += p * ks[j][i];
+        }
+        for (int i = 0; i < D; ++i) {
+          const double ref = acc[i] / l;
+          const float got = out[(t * H + h) * D + i];
+          // BF16 output: half an ulp (2^-9 relative) plus float32 / exp approximation slack.
+          ASSERT_NEAR(got, ref, std::ldexp(std::fabs(ref), -8) + 1e-6)
+              << isa_name(isa) << " t " << t << " h " << h << " d " << i;
+          if (t == 2) {
+            ASSERT_EQ(got, 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuAttention, IndexerScoresMatchFloat64) {
+  std::mt19937 rng(12);
+  const int H = 19, D = 128;  // H not a multiple of 16
+  const int64_t n = 2, nk = 301;
+  const auto q = bf16_randn(rng, n * H * D, 0.3f);
+  const auto w = bf16_randn(rng, n * H, 1.0f);
+  const auto keys = bf16_randn(rng, nk * D, 0.3f);
+  const std::vector<int64_t> visible = {nk, 150};
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) {
+    IsaScope scope(isa);
+    std::vector<float> scores(n * nk, 7.0f);
+    IndexerScoreArgs a;
+    a.q = q.data();
+    a.w = w.data();
+    a.n = n;
+    a.n_heads = H;
+    a.head_dim = D;
+    a.keys = keys.data();
+    a.n_keys = nk;
+    a.visible = visible.data();
+    a.scores = scores.data();
+    indexer_scores(a, &pool);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t i = 0; i < nk; ++i) {
+        const float got = scores[t * nk + i];
+        if (i >= visible[t]) {
+          ASSERT_EQ(got, -std::numeric_limits<float>::infinity());
+          continue;
+        }
+        double total = 0, mag = 0;
+        for (int h = 0; h < H; ++h) {
+          double s = 0, sm = 0;
+          for (int d = 0; d < D; ++d) {
+            s += double(q[(t * H + h) * D + d]) * keys[i * D + d];
+            sm += std::fabs(double(q[(t * H + h) * D + d]) * keys[i * D + d]);
+          }
+          total += std::max(s, 0.0) * w[t * H + h];
+          mag += sm * std::fabs(w[t * H + h]);
+        }
+        // BF16 rounding of the score plus the float32 accumulation bound over H * D terms.
+        ASSERT_NEAR(got, total, std::ldexp(std::fabs(total), -8) +
+                                    testing::sum_error_bound(int64_t{H} * D + H, mag))
+            << isa_name(isa) << " t " << t << " key " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::cpu

@@ -1,0 +1,221 @@
+// Fast CPU linear kernels (FP8, FP4 grouped, BF16) vs float64 references built from the format
+// definitions, for every ISA level this machine runs, on odd sizes, with and without threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear.h"
+#include "tests/unit/cpu_test_util.h"
+
+namespace dsv4::cpu {
+namespace {
+
+using testing::IsaScope;
+using testing::isas_to_test;
+using testing::sum_error_bound;
+
+std::vector<float> random_rows(std::mt19937& rng, int64_t m, int64_t k, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> x(m * k);
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+
+std::vector<uint8_t> random_e4m3(std::mt19937& rng, int64_t n) {
+  std::uniform_int_distribution<int> d(0, 255);
+  std::vector<uint8_t> w(n);
+  for (auto& c : w) {
+    do c = static_cast<uint8_t>(d(rng));
+    while ((c & 0x7F) == 0x7F);
+  }
+  return w;
+}
+
+std::vector<uint8_t> random_scales(std::mt19937& rng, int64_t n, int lo = 118, int hi = 132) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<uint8_t> s(n);
+  for (auto& b : s) b = static_cast<uint8_t>(d(rng));
+  return s;
+}
+
+// Checks y (m x n, stride n) against the exact sums given by term(i, r, k) over k < K.
+template <class Term>
+void expect_close(const std::vector<float>& y, int64_t m, int64_t n, int64_t k, Term term,
+                  const char* what) {
+  int bad = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t r = 0; r < n; ++r) {
+      double exact = 0, mag = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const double t = term(i, r, j);
+        exact += t;
+        mag += std::fabs(t);
+      }
+      const double err = std::fabs(y[i * n + r] - exact);
+      if (!(err <= sum_error_bound(k, mag)) && bad++ < 5)
+        ADD_FAILURE() << what << " row " << i << " out " << r << ": got " << y[i * n + r]
+                      << " exact " << exact << " bound " << sum_error_bound(k, mag);
+    }
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+// Nearest E4M3 value (ties to the even code) by exhaustive search over the finite codes.
+float nearest_e4m3(float v) {
+  float best = 0;
+  int best_code = 0;
+  double best_d = 1e30;
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7F) == 0x7F) continue;
+    const double d = std::fabs(static_cast<double>(e4m3_value(static_cast<uint8_t>(c))) - v);
+    if (d < best_d || (d == best_d && (c & 1) == 0 && (best_code & 1) == 1)) {
+      best_d = d;
+      best = e4m3_value(static_cast<uint8_t>(c));
+      best_code = c;
+    }
+  }
+  return best;
+}
+
+TEST(CpuLinear, ActQuantIsNearestE4m3TimesPowerOfTwoScale) {
+  std::mt19937 rng(1);
+  std::vector<float> x = random_rows(rng, 1, 300, 3.0f);
+  x[5] = 0.0f;
+  x[130] = 1e-7f;  // forces the amax floor in no block, but a tiny value rounds to zero/subnormal
+  for (int j = 256; j < 300; ++j) x[j] = 1e-6f * (j - 280);  // a block below the 1e-4 amax floor
+  std::vector<float> q(300);
+  act_quant_dequant(x.data(), 300, q.data());
+  for (int64_t b = 0; b < 300; b += 128) {
+    float amax = 0;
+    for (int64_t j = b; j < std::min<int64_t>(300, b + 128); ++j) amax = std::max(amax, std::fabs(x[j]));
+    amax = std::max(amax, 1e-4f);
+    const float s = std::ldexp(1.0f, ceil_log2_f32(amax * (1.0f / 448.0f)));
+    EXPECT_LE(amax / s, 448.0f);
+    EXPECT_GT(amax / s, 224.0f) << "scale is the smallest power of two";
+    for (int64_t j = b; j < std::min<int64_t>(300, b + 128); ++j)
+      ASSERT_EQ(q[j], nearest_e4m3(x[j] / s) * s) << "element " << j;
+  }
+}
+
+TEST(CpuLinear, Fp8MatchesFloat64Reference) {
+  std::mt19937 rng(2);
+  const int64_t n = 262, k = 384;  // 3 row blocks (the last partial), n % 4 != 0
+  const auto w = random_e4m3(rng, n * k);
+  const auto s = random_scales(rng, 3 * 3);
+  ThreadPool pool2(2), pool3(3);
+  for (Isa isa : isas_to_test()) {
+    IsaScope scope(isa);
+    for (int64_t m : {1, 3, 6, 70}) {
+      const auto x = random_rows(rng, m, k);
+      std::vector<float> xq(m * k);
+      for (int64_t i = 0; i < m; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
+        std::vector<float> y(m * n, -1.0f);
+        linear_fp8({w.data(), s.data(), n, k}, {x.data(), m, k}, {y.data(), n}, pool);
+        expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+          return double(e4m3_value(w[r * k + j])) * e8m0_value(s[(r / 128) * 3 + j / 128]) *
+                 xq[i * k + j];
+        }, isa_name(isa));
+      }
+      // quantize_act = false: BF16-rounded activations.
+      std::vector<float> y(m * n);
+      linear_fp8({w.data(), s.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool2, false);
+      expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+        return double(e4m3_value(w[r * k + j])) * e8m0_value(s[(r / 128) * 3 + j / 128]) *
+               bf16_bits_to_f32(f32_to_bf16_bits(x[i * k + j]));
+      }, "fp8 bf16 act");
+    }
+  }
+}
+
+TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
+  std::mt19937 rng(3);
+  const int64_t k = 256, tokens = 9;
+  const int64_t ns[3] = {130, 64, 7};
+  std::vector<std::vector<uint8_t>> packed(3), scales(3);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int e = 0; e < 3; ++e) {
+    packed[e].resize(ns[e] * k / 2);
+    for (auto& b : packed[e]) b = static_cast<uint8_t>(byte(rng));
+    scales[e] = random_scales(rng, ns[e] * k / 32);
+  }
+  const auto x = random_rows(rng, tokens, k, 0.5f);
+  std::vector<float> xq(tokens * k);
+  for (int64_t i = 0; i < tokens; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
+  const std::vector<std::vector<int32_t>> rows = {{0, 3, 4, 8, 8, 1, 2, 5, 6, 7}, {}, {2, 7, 0}};
+  auto weight = [&](int e, int64_t r, int64_t j) {
+    const uint8_t b = packed[e][r * k / 2 + j / 2];
+    return double(e2m1_value(j % 2 ? b >> 4 : b & 15)) * e8m0_value(scales[e][r * k / 32 + j / 32]);
+  };
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) {
+    IsaScope scope(isa);
+    std::vector<std::vector<float>> y(3);
+    std::vector<Fp4Group> groups;
+    for (int e = 0; e < 3; ++e) {
+      y[e].assign(rows[e].size() * ns[e], -1.0f);
+      groups.push_back({{packed[e].data(), scales[e].data(), ns[e], k}, x.data(), k,
+                        rows[e].data(), static_cast<int64_t>(rows[e].size()),
+                        {y[e].data(), ns[e]}});
+    }
+    linear_fp4_grouped(groups, &pool);
+    for (int e = 0; e < 3; ++e) {
+      expect_close(y[e], rows[e].size(), ns[e], k, [&](int64_t i, int64_t r, int64_t j) {
+        return weight(e, r, j) * xq[rows[e][i] * k + j];
+      }, isa_name(isa));
+    }
+    // The plain form, M > the 64-row tile.
+    const int64_t m = 67;
+    const auto xm = random_rows(rng, m, k);
+    std::vector<float> xmq(m * k), ym(m * ns[0]);
+    for (int64_t i = 0; i < m; ++i) act_quant_dequant(&xm[i * k], k, &xmq[i * k]);
+    linear_fp4({packed[0].data(), scales[0].data(), ns[0], k}, {xm.data(), m, k},
+               {ym.data(), ns[0]}, nullptr);
+    expect_close(ym, m, ns[0], k, [&](int64_t i, int64_t r, int64_t j) {
+      return weight(0, r, j) * xmq[i * k + j];
+    }, isa_name(isa));
+  }
+}
+
+TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
+  std::mt19937 rng(4);
+  const int64_t n = 37, k = 100;  // k % 32 != 0: padded / masked tails
+  std::vector<uint16_t> w(n * k);
+  std::normal_distribution<float> d(0.0f, 0.1f);
+  for (auto& b : w) b = f32_to_bf16_bits(d(rng));
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) {
+    IsaScope scope(isa);
+    for (int64_t m : {1, 5, 66}) {
+      const auto x = random_rows(rng, m, k);
+      std::vector<float> y(m * n);
+      linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::Float32);
+      expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+        return double(bf16_bits_to_f32(w[r * k + j])) * x[i * k + j];
+      }, "bf16 f32 act");
+      linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::RoundToBf16);
+      expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+        return double(bf16_bits_to_f32(w[r * k + j])) *
+               bf16_bits_to_f32(f32_to_bf16_bits(x[i * k + j]));
+      }, "bf16 bf16 act");
+    }
+  }
+}
+
+TEST(CpuLinear, RejectsBadShapes) {
+  std::vector<uint8_t> w(128 * 100), s(4);
+  std::vector<float> x(100), y(128);
+  EXPECT_THROW(linear_fp8({w.data(), s.data(), 128, 100}, {x.data(), 1, 100}, {y.data(), 128}, nullptr),
+               Error);
+  EXPECT_THROW(linear_fp4({w.data(), s.data(), 128, 96}, {x.data(), 1, 96}, {y.data(), 128}, nullptr),
+               Error);
+  EXPECT_THROW(linear_bf16({nullptr, 4, 4}, {x.data(), 1, 4}, {y.data(), 4}, nullptr), Error);
+}
+
+}  // namespace
+}  // namespace dsv4::cpu
