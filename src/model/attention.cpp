@@ -116,7 +116,7 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   auto& nsel = sc.nsel;
   const int nih = cfg.index_n_heads, ihd = cfg.index_head_dim;
   const int64_t qw = int64_t{nih} * ihd;
-  auto &qi = sc.qi, &wts = sc.wts, &scores = sc.scores;
+  auto &qi = sc.qi, &wts = sc.wts;
   auto& visible = sc.visible;
   qi.resize(static_cast<size_t>(n * qw));
   wts.resize(static_cast<size_t>(n * nih));
@@ -138,18 +138,10 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   const int64_t nk = st.n_ikv;
   visible.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
-  scores.resize(static_cast<size_t>(std::max<int64_t>(1, n * nk)));
-  if (nk > 0)
-    indexer_scores_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk,
-                                               visible.data(), scores.data()},
-                          st.ikv, sc.gather);
+  // scores in bounded blocks of keys, top-k kept per row (runtime/kv_gather.h)
   sel.assign(static_cast<size_t>(n * topk), -1);
-  sc.topk_work.resize(static_cast<size_t>(nk));
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t k = std::min<int64_t>(topk, visible[t]);
-    if (k > 0) ref::topk_desc(&scores[t * nk], visible[t], k, &sel[t * topk], sc.topk_work.data());
-    nsel[t] = k;
-  }
+  indexer_topk_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk, visible.data(), nullptr},
+                      st.ikv, topk, sel.data(), nsel.data());
   if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
     std::vector<float> sorted;  // debug hook only
     sorted.assign(static_cast<size_t>(n * topk), -1.0f);
@@ -269,7 +261,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.keys = staging.data();
   args.split = split;
   // the compressed entries the lists reference, decoded from the store
-  if (ratio > 0) gather_compressed(st.ckv, split, sc.lists.data(), n * L, sc.comp_rows, sc.gather);
+  if (ratio > 0) gather_compressed(st.ckv, split, sc.lists.data(), n * L, sc.comp_rows);
   args.keys2 = ratio > 0 ? sc.comp_rows.data() : nullptr;
   args.lists = lists.data();
   args.list_len = L;

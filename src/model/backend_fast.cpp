@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/indexer_fp4.h"
 #include "kernels/ref/attention.h"
 #include "kernels/ref/fmath.h"
 #include "kernels/ref/indexer.h"
@@ -109,6 +110,10 @@ class FastBackend final : public Backend {
 
   void sparse_attention(const AttentionArgs& a) const override { ref::sparse_attention(a); }
   void indexer_scores(const IndexerScoreArgs& a) const override { ref::indexer_scores(a); }
+  bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
+    cpu::indexer_scores_fp4(a, keys, key_bytes);  // compact keys scanned in place (kernels/cpu/indexer_fp4.h)
+    return true;
+  }
 
  private:
   static void bf16w(const Bf16Mat& w, ConstRows x, Rows y, bool to_bf16) {

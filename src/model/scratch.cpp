@@ -29,11 +29,6 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
     if (r == 4) referenced = std::max<int64_t>(referenced, std::min<int64_t>(T / 4 + 1, n * topk));
     else if (r > 0) referenced = std::max<int64_t>(referenced, T / r + 1);
   res(comp_rows, referenced * D);
-  res(gather.slot, max_comp);
-  res(gather.ids, referenced);
-  res(gather.key_block, std::min<int64_t>(512, T / 4 + 1) * c.index_head_dim);
-  res(gather.score_block, n * 512);
-  res(gather.visible, n);
   for (auto* v : {&a, &xin, &f}) res(*v, n * dim);
   res(hc_pre, n * hc);
   res(hc_post, n * hc);
@@ -47,12 +42,10 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(kv, n * D);
   res(qi, n * qw);
   res(wts, n * c.index_n_heads);
-  res(scores, n * (T / 4 + 1));
   res(staging, (W + n) * D);
   res(o, n * HD);
   res(u, n * GR);
   res(sel, n * topk);
-  res(topk_work, T / 4 + 1);
   res(lists, n * (W + std::max<int64_t>(topk, max_comp)));
   res(nsel, n);
   res(visible, n);

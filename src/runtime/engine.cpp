@@ -7,11 +7,14 @@
 
 namespace dsv4 {
 
-EngineImpl::EngineImpl(const EngineOptions& opts) : opts_(opts) {
+EngineImpl::EngineImpl(const EngineOptions& opts)
+    : EngineImpl(opts, opts.numerics == Numerics::Reference ? make_reference_backend() : make_fast_backend()) {}
+
+EngineImpl::EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backend) : opts_(opts) {
   LoadOptions lo;
   lo.load_mtp = opts.load_mtp;
   weights_ = load_weights(opts.model_dir, lo);
-  backend_ = opts.numerics == Numerics::Reference ? make_reference_backend() : make_fast_backend();
+  backend_ = std::move(backend);
   mc_.init(*weights_, *backend_);
   const ModelConfig& cfg = weights_->config;
   info_.vocab_size = cfg.vocab_size;

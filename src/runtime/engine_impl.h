@@ -16,6 +16,8 @@ namespace dsv4 {
 class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineOptions& opts);
+  // With an explicit backend (benches / long-context runs choosing the SIMD kernels).
+  EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backend);
   const ModelInfo& info() const override { return info_; }
   std::unique_ptr<Session> new_session(const SessionOptions& opts = {}) override;
 

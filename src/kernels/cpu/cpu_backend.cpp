@@ -1,4 +1,5 @@
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/indexer_fp4.h"
 
 #include <algorithm>
 
@@ -57,6 +58,10 @@ class CpuBackend final : public Backend {
   void indexer_scores(const IndexerScoreArgs& a) const override { cpu::indexer_scores(a, pool()); }
   void hadamard_rows(float* x, int64_t rows, int n) const override {
     for (int64_t i = 0; i < rows; ++i) ref::hadamard(x + i * n, n);
+  }
+  bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
+    cpu::indexer_scores_fp4(a, keys, key_bytes);  // compact keys scanned in place (indexer_fp4.h)
+    return true;
   }
 
  private:
