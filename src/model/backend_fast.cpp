@@ -108,24 +108,6 @@ class FastBackend final : public Backend {
     for (int64_t o = 0; o < rows; ++o) dense(xa, x.n, cols, f + o * cols, o, y, false);
   }
 
-  // In-place butterfly in double (exact for bf16 inputs of ordinary range), no allocation.
-  void hadamard_rows(float* x, int64_t rows, int n) const override {
-    thread_local std::vector<double> t;
-    t.resize(static_cast<size_t>(n));
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
-    for (int64_t r = 0; r < rows; ++r) {
-      float* v = x + r * n;
-      for (int i = 0; i < n; ++i) t[i] = v[i];
-      for (int h = 1; h < n; h *= 2)
-        for (int i = 0; i < n; i += 2 * h)
-          for (int j = i; j < i + h; ++j) {
-            const double a = t[j], b = t[j + h];
-            t[j] = a + b;
-            t[j + h] = a - b;
-          }
-      for (int i = 0; i < n; ++i) v[i] = ref::bf16r(static_cast<float>(t[i]) * scale);
-    }
-  }
   void sparse_attention(const AttentionArgs& a) const override { ref::sparse_attention(a); }
   void indexer_scores(const IndexerScoreArgs& a) const override { ref::indexer_scores(a); }
   bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
@@ -147,6 +129,24 @@ class FastBackend final : public Backend {
 };
 
 }  // namespace
+
+void Backend::hadamard_rows(float* x, int64_t rows, int n) const {
+  thread_local std::vector<double> t;
+  t.resize(static_cast<size_t>(n));
+  const float scale = static_cast<float>(std::pow(static_cast<double>(n), -0.5));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * n;
+    for (int i = 0; i < n; ++i) t[i] = v[i];
+    for (int h = 1; h < n; h *= 2)
+      for (int i = 0; i < n; i += 2 * h)
+        for (int j = i; j < i + h; ++j) {
+          const double a = t[j], b = t[j + h];
+          t[j] = a + b;
+          t[j + h] = a - b;
+        }
+    for (int i = 0; i < n; ++i) v[i] = ref::bf16r(static_cast<float>(t[i]) * scale);
+  }
+}
 
 std::unique_ptr<Backend> make_fast_backend() { return std::make_unique<FastBackend>(); }
 

@@ -23,6 +23,12 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
       max_r = std::max(max_r, r);
     }
   const int64_t max_comp = min_ratio > 0 ? T / min_ratio + 1 : 0;
+  // compressed rows one chunk references: all entries of an HCA layer, at most n*topk of a CSA one
+  int64_t referenced = 0;
+  for (int r : c.compress_ratios)
+    if (r == 4) referenced = std::max<int64_t>(referenced, std::min<int64_t>(T / 4 + 1, n * topk));
+    else if (r > 0) referenced = std::max<int64_t>(referenced, T / r + 1);
+  res(comp_rows, referenced * D);
   for (auto* v : {&a, &xin, &f}) res(*v, n * dim);
   res(hc_pre, n * hc);
   res(hc_post, n * hc);
@@ -36,12 +42,10 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(kv, n * D);
   res(qi, n * qw);
   res(wts, n * c.index_n_heads);
-  res(scores, n * (T / 4 + 1));
   res(staging, (W + n) * D);
   res(o, n * HD);
   res(u, n * GR);
   res(sel, n * topk);
-  res(topk_work, T / 4 + 1);
   res(lists, n * (W + std::max<int64_t>(topk, max_comp)));
   res(nsel, n);
   res(visible, n);
