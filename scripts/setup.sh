@@ -5,11 +5,14 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev libhwy-dev
       libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
-      python3 python3-numpy nodejs npm curl ccache chromium)
+      python3 python3-numpy curl ccache chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm: the machine image may ship its own (not from Debian); only install Debian's if absent.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "setup: installing ${missing[*]}"

@@ -62,7 +62,7 @@ struct SessionOptions {
                                // keeps the one-shot reference key layout in every chunk
   // When set (and the checkpoint has an MTP block), the MTP block runs one position behind the main
   // model and reports each position once its next token has been appended.
-  MtpLogitsFn on_mtp_logits;
+  MtpLogitsFn on_mtp_logits = {};
 };
 
 class Engine;
