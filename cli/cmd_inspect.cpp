@@ -86,6 +86,11 @@ int run_inspect(const std::string& dir) {
                 dsv4::kv_layout_name(l), (long long)std::llround(b.bytes_per_token), (unsigned long long)b.kv_entry,
                 (unsigned long long)b.index_key, (unsigned long long)(b.window + b.states), (long long)b.context,
                 (unsigned long long)b.total, human(double(b.total), "B").c_str());
+    for (int64_t ctx : {int64_t{131072}, int64_t{1048576}}) {
+      const auto t = dsv4::kv_budget(c, ctx, l);
+      std::printf("  %-7s at %lld tokens: %llu B (%s)\n", dsv4::kv_layout_name(l), (long long)ctx,
+                  (unsigned long long)t.total, human(double(t.total), "B").c_str());
+    }
   }
   return 0;
 }

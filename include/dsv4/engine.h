@@ -82,26 +82,28 @@ class Session {
   virtual void reset() = 0;                                 // back to an empty timeline
 
   // KV-cache bytes allocated for max_context tokens (the exact kv_budget figure).
-  virtual uint64_t kv_bytes() const = 0;
+  virtual uint64_t kv_bytes() const { return 0; }
   // Bytes currently held by rewind checkpoints (not part of kv_bytes()).
-  virtual uint64_t checkpoint_bytes() const = 0;
+  virtual uint64_t checkpoint_bytes() const { return 0; }
 
   // Goes back to `pos` tokens (0 <= pos <= position()): the state becomes exactly the state after
   // the first `pos` tokens. Restores the nearest checkpoint at or before `pos` and recomputes the
   // tokens from there.
-  virtual void rewind(int64_t pos) = 0;
+  virtual void rewind(int64_t pos);
   // Keeps the longest prefix of the timeline that `prompt` starts with, but at most
   // prompt.size() - 1 tokens (so the caller always has at least one token to prefill for logits);
   // returns the number of tokens kept. The caller then prefills prompt[kept:].
-  virtual int64_t reuse_prefix(std::span<const int32_t> prompt) = 0;
+  virtual int64_t reuse_prefix(std::span<const int32_t> prompt);
 
+  // (The default implementations of rewind / reuse_prefix / save / load throw "not supported";
+  // engine sessions implement them.)
   // Saves the whole state (tokens, window rings, compressed and indexer rows, compressor states,
   // checkpoints) to a versioned, checksummed file in the compact encoding. load() replaces this
   // session's state with a saved one (same model, numerics and MTP binding; the file's position
   // must fit this session's max_context) and continues bit for bit. Both throw dsv4::Error
   // naming the file and the problem.
-  virtual void save(const std::string& path) const = 0;
-  virtual void load(const std::string& path) = 0;
+  virtual void save(const std::string& path) const;
+  virtual void load(const std::string& path);
 };
 
 // Length of the longest common prefix of two token sequences.

@@ -46,6 +46,9 @@ constexpr Preset kPresets[] = {
     {"tiny-wide", 1024, 512, 4, 1, 4, 256, 64, 256, 2, 256, 128, 1, 128, 4, 128, 8, 16, 4, 256, 1, 4096},
     {"flash-width", 8192, 4096, 3, 1, 64, 512, 64, 1024, 8, 1024, 128, 0, 128, 64, 128, 512, 256, 6, 2048, 1, 1048576},
     {"default", 129280, 256, 6, 1, 8, 128, 64, 256, 4, 128, 128, 2, 128, 8, 128, 64, 16, 4, 256, 3, 65536},
+    // longctx: the smallest V4 model with Flash-shaped KV entries (head_dim 512, 583 B compact), one
+    // CSA and one HCA layer, 2 index heads, window 128; for the million-token runs (scripts/long_context.sh)
+    {"longctx", 1024, 256, 2, 0, 2, 512, 64, 128, 2, 128, 128, 0, 128, 2, 128, 64, 4, 2, 128, 0, 2097152},
 };
 
 const Preset& find_preset(const std::string& name) {

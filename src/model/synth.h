@@ -29,7 +29,7 @@ struct SynthOverrides {
   std::optional<int> hash_layers;  // num_hash_layers (clamped to the layer count)
 };
 
-// Preset names: "tiny", "tiny-wide", "flash-width", "default".
+// Preset names: "tiny", "tiny-wide", "flash-width", "default", "longctx".
 std::vector<std::string> synth_preset_names();
 
 // The config.json of a preset with overrides applied. Throws Error for an unknown preset; the

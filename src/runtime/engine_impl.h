@@ -16,6 +16,8 @@ namespace dsv4 {
 class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineOptions& opts);
+  // With an explicit backend (benches / long-context runs choosing the SIMD kernels).
+  EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backend);
   const ModelInfo& info() const override { return info_; }
   std::unique_ptr<Session> new_session(const SessionOptions& opts = {}) override;
 
@@ -72,6 +74,7 @@ class SessionImpl final : public Session {
   const EngineImpl& eng_;
   SessionOptions opts_;
   SequenceState state_;
+  ForwardScratch scratch_;
   std::vector<int32_t> tokens_;
   int64_t prompt_len_ = 0;           // length of the first prefill: rows before it use its layout
   int64_t prompt_width_ = 0;         // that layout's window width, min(prompt_len_, window)

@@ -20,4 +20,12 @@ void gather_compressed(const KvRows& ckv, int64_t split, int32_t* lists, int64_t
 // IndexerScoreArgs `a` without keys (a.keys ignored) over the first a.n_keys entries of `keys`.
 void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys);
 
+// Top-k indexer selection without an [n][n_keys] score matrix: keys are scored in blocks of
+// `block` (scratch [n][block]) and each row keeps its k = min(topk, visible) best, descending,
+// equal scores -> lower index first (ref::topk_desc's order; a total order, so merging per-block
+// winners gives exactly the one-shot selection). Writes sel [n][topk] (first nsel[t] valid).
+// a.scores is ignored.
+void indexer_topk_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys, int topk,
+                         int32_t* sel, int64_t* nsel, int64_t block = 4096);
+
 }  // namespace dsv4

@@ -120,6 +120,11 @@ std::string human_bytes(uint64_t b) {
 
 }  // namespace
 
+void Session::rewind(int64_t) { throw_error("this session does not support rewind"); }
+int64_t Session::reuse_prefix(std::span<const int32_t>) { throw_error("this session does not support prefix reuse"); }
+void Session::save(const std::string&) const { throw_error("this session cannot be saved"); }
+void Session::load(const std::string&) { throw_error("this session cannot be loaded"); }
+
 int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
   const size_t n = std::min(a.size(), b.size());
   size_t i = 0;

@@ -76,7 +76,8 @@ TEST(CpuAttention, SparseAttentionMatchesFloat64) {
         for (size_t j = 0; j < s.size(); ++j) {
           const double p = std::exp(s[j] - m);
           l += p;
-          for (int i = 0; i < D; ++i) acc[i] += p * ks[j][i];
+          const double pb = bf16v(static_cast<float>(p));  // the reference's BF16 PV weights
+          for (int i = 0; i < D; ++i) acc[i] += pb * ks[j][i];
         }
         for (int i = 0; i < D; ++i) {
           const double ref = acc[i] / l;

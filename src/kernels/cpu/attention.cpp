@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
 
 namespace dsv4::cpu {
@@ -20,8 +21,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 inline float bf16_round(float v) { return bf16_bits_to_f32(f32_to_bf16_bits(v)); }
 
 thread_local std::vector<const float*> t_keys;
-thread_local std::vector<float> t_scores;
-thread_local std::vector<float> t_qt;
+thread_local AlignedVector<float> t_scores;
+thread_local AlignedVector<float> t_qt;
 
 // Pointers of the valid keys of row t's list (-1 entries skipped).
 int64_t gather_keys(const AttentionArgs& a, int64_t t) {
@@ -57,7 +58,8 @@ void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
     for (int64_t j = 0; j < nv; ++j) {
       const float p = std::exp(t_scores[j] - m);
       l += p;
-      for (int d = 0; d < D; ++d) acc[d] += p * t_keys[j][d];
+      const float pb = bf16_round(p);  // numerator weight rounded like the reference's PV input
+      for (int d = 0; d < D; ++d) acc[d] += pb * t_keys[j][d];
     }
     for (int d = 0; d < D; ++d) o[d] = bf16_round(acc[d] / l);
   }
@@ -172,8 +174,12 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
     for (int64_t j = 0; j < nv; j += 16) {
       const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
       const __m512 p = exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb));
-      _mm512_mask_storeu_ps(sh + j, mk, p);
       lv = _mm512_add_ps(lv, p);
+      // The numerator weights are BF16-rounded like the reference's PV product; the denominator
+      // keeps the float32 probabilities.
+      const __m256i pb = (__m256i)_mm512_cvtneps_pbh(p);
+      _mm512_mask_storeu_ps(sh + j, mk,
+                            _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pb), 16)));
     }
     inv_l[h] = 1.0f / (hsum(lv) + std::exp(sink - m));
   }

@@ -3,7 +3,8 @@
 // are rounded to BF16 where the reference rounds its outputs (attention output, indexer score).
 //   sparse_attention: one KV vector per key shared by all heads (K = V); each gathered key is
 //     loaded once per group of 4 heads; two passes (scores, then softmax-weighted sum) with the
-//     per-head sink logit added to the denominator.
+//     per-head sink logit added to the denominator. As in the reference, the probabilities are
+//     rounded to BF16 for the weighted sum (not for the denominator).
 //   indexer_scores: score[t][i] = sum_h relu(q[t][h] . k[i]) * w[t][h] for i < visible[t]
 //     (-inf beyond), computed as a broadcast of key elements against the query transposed to
 //     [head_dim][heads] so 16 heads share one FMA.

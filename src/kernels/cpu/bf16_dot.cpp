@@ -11,6 +11,7 @@
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear_kernels.h"
@@ -77,27 +78,35 @@ DSV4_AVX512 inline void dot_bf16_tile(const uint16_t* panel, int64_t ldp, int nr
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// 8 weight rows x MR activation rows over panel positions [p0, p1); adds to y when `accumulate`.
+// 8 weight rows x MR activation rows over panel positions [p0, p1). The 8 x MR vector partial
+// sums live in `part` between K chunks (loaded and stored once per chunk, off the FMA ports);
+// the horizontal sums into y happen once, after the last chunk.
 template <int MR>
 DSV4_AVX512 inline void dot_f32_panel_tile(const float* panel, int64_t ldp, int nr, const float* a,
-                                           int64_t lda, int64_t p0, int64_t p1, float* y,
-                                           int64_t ldy, bool accumulate) {
+                                           int64_t lda, int64_t p0, int64_t p1, float* part,
+                                           bool first, bool last, float* y, int64_t ldy) {
   __m512 acc[kWidePanelRows][MR];
   for (int r = 0; r < kWidePanelRows; ++r)
-    for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+      acc[r][i] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + 16 * (r * MR + i));
   for (int64_t p = p0; p < p1; p += 16) {
     __m512 av[MR];
     for (int i = 0; i < MR; ++i) av[i] = _mm512_loadu_ps(a + i * lda + p);
     for (int r = 0; r < kWidePanelRows; ++r) {
-      const __m512 wv = _mm512_loadu_ps(panel + r * ldp + p);
+      __m512 wv = _mm512_loadu_ps(panel + r * ldp + p);
+      // Keep wv in a register: otherwise GCC folds the load into every FMA that uses it, doubling
+      // the loads per FMA.
+      asm("" : "+v"(wv));
       for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_fmadd_ps(wv, av[i], acc[r][i]);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int r = 0; r < nr; ++r) {
-      const float v = hsum(acc[r][i]);
-      y[i * ldy + r] = accumulate ? y[i * ldy + r] + v : v;
-    }
+  if (last) {
+    for (int i = 0; i < MR; ++i)
+      for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+  } else {
+    for (int r = 0; r < kWidePanelRows; ++r)
+      for (int i = 0; i < MR; ++i) _mm512_store_ps(part + 16 * (r * MR + i), acc[r][i]);
+  }
 }
 
 template <int MR>
@@ -139,14 +148,24 @@ DSV4_AVX512 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a
                          int64_t m, int64_t kp, float* y, int64_t ldy) {
   // K chunks keep the 8-row panel slice (16 KiB) in L1 while activation rows stream from L2.
   constexpr int64_t kChunk = 512;
+  struct alignas(64) Vec { float v[16]; };
+  thread_local std::vector<Vec> t_part;
+  const size_t need = static_cast<size_t>((m + 2) / 3 * 3 * kWidePanelRows);
+  if (t_part.size() < need) t_part.resize(need);
+  float* part = t_part.data()->v;
   for (int64_t p0 = 0; p0 < kp; p0 += kChunk) {
     const int64_t p1 = std::min(kp, p0 + kChunk);
-    const bool acc = p0 > 0;
+    const bool first = p0 == 0, last = p1 == kp;
     int64_t i = 0;
     for (; i + 3 <= m; i += 3)
-      dot_f32_panel_tile<3>(panel, ldp, nr, a + i * lda, lda, p0, p1, y + i * ldy, ldy, acc);
-    if (m - i == 2) dot_f32_panel_tile<2>(panel, ldp, nr, a + i * lda, lda, p0, p1, y + i * ldy, ldy, acc);
-    if (m - i == 1) dot_f32_panel_tile<1>(panel, ldp, nr, a + i * lda, lda, p0, p1, y + i * ldy, ldy, acc);
+      dot_f32_panel_tile<3>(panel, ldp, nr, a + i * lda, lda, p0, p1,
+                            part + 16 * i * kWidePanelRows, first, last, y + i * ldy, ldy);
+    if (m - i == 2)
+      dot_f32_panel_tile<2>(panel, ldp, nr, a + i * lda, lda, p0, p1,
+                            part + 16 * i * kWidePanelRows, first, last, y + i * ldy, ldy);
+    if (m - i == 1)
+      dot_f32_panel_tile<1>(panel, ldp, nr, a + i * lda, lda, p0, p1,
+                            part + 16 * i * kWidePanelRows, first, last, y + i * ldy, ldy);
   }
 }
 

@@ -59,16 +59,24 @@ inline int ceil_log2_f32(float t) {
   return static_cast<int>((u >> 23) & 0xFF) - 127 + ((u & 0x7FFFFF) != 0 ? 1 : 0);
 }
 
-// |v| <= 448 rounded to the E4M3 grid, ties to even (exact float arithmetic: the quantum is a
-// power of two, so a / quantum is exact and nearbyint rounds it in the default RNE mode).
+// |v| <= 448 rounded to the E4M3 grid, ties to even, without libm: in the subnormal range
+// (|v| < 2^-6, multiples of 2^-9) adding and subtracting 2^14 rounds in the default RNE mode;
+// above it the float32 mantissa is rounded to 3 bits with an integer add (a carry moves into the
+// exponent, as it should). Zero keeps its sign; NaN is not expected (activations are finite).
 inline float round_to_e4m3_grid(float v) {
-  const float a = std::fabs(v);
-  if (!(a > 0.0f)) return v;  // zero (keeps its sign) or NaN
-  int ex = std::ilogb(a);
-  if (ex < -6) ex = -6;
-  const float quantum = std::ldexp(1.0f, ex - 3);
-  const float r = std::nearbyint(a / quantum) * quantum;
-  return v < 0 ? -r : r;
+  const uint32_t u = f32_to_bits(v);
+  const uint32_t sign = u & 0x80000000u, mag = u ^ sign;
+  const float a = bits_to_f32(mag);
+  uint32_t r;
+  if (a < 0.015625f) {
+    r = f32_to_bits((a + 16384.0f) - 16384.0f);
+  } else {
+    r = (mag + 0x7FFFFu + ((mag >> 20) & 1u)) & 0xFFF00000u;
+  }
+  return bits_to_f32(r | sign);
 }
+
+// 2^k as a float for -126 <= k <= 127.
+inline float pow2_f32(int k) { return bits_to_f32(static_cast<uint32_t>(k + 127) << 23); }
 
 }  // namespace dsv4::cpu

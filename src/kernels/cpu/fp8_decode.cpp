@@ -5,6 +5,7 @@
 // 32 BF16 words, and the scale exponent is added to the BF16 exponent field of the non-zero words.
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
+#include <algorithm>
 #include <array>
 
 #include "kernels/cpu/formats.h"
@@ -49,6 +50,23 @@ void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, in
   }
 }
 
+void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda, int64_t m,
+                  int64_t k, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int r = 0; r < nr; ++r) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < k; ++p)
+        acc += e4m3_value(w[r * ldw + panel_position_to_k(PanelOrder::Fp8, p)]) *
+               bf16_bits_to_f32(a[i * lda + p]);
+      y[i * ldy + r] = acc;
+    }
+  }
+}
+
+void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out) {
+  for (int64_t p = 0; p < k; ++p) out[p] = f32_to_bf16_bits(a[p] * e8m0_value(scales[p / 128]));
+}
+
 }  // namespace scalar
 
 namespace avx512 {
@@ -80,6 +98,66 @@ DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales
         _mm512_storeu_si512(out + c, w0);
         _mm512_storeu_si512(out + c + 32, w1);
       }
+    }
+  }
+}
+
+namespace {
+
+template <int MR>
+DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const uint16_t* a,
+                                     int64_t lda, int64_t k, float* y, int64_t ldy,
+                                     int64_t ahead) {
+  const E4m3Bf16Tables& t = e4m3_tables();
+  const __m512i lo0 = _mm512_loadu_si512(t.lo.data()), lo1 = _mm512_loadu_si512(t.lo.data() + 64);
+  const __m512i hi0 = _mm512_loadu_si512(t.hi.data()), hi1 = _mm512_loadu_si512(t.hi.data() + 64);
+  const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[kPanelRows][MR];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm512_setzero_ps();
+  for (int64_t c = 0; c < k; c += 64) {
+    __m512bh a0[MR], a1[MR];
+    for (int i = 0; i < MR; ++i) {
+      a0[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + c);
+      a1[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32);
+    }
+    for (int r = 0; r < kPanelRows; ++r) {
+      // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T0);
+      const __m512i b = _mm512_loadu_si512(rows[r] + c);
+      const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
+      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
+      const __m512bh w0 = (__m512bh)_mm512_unpacklo_epi8(lo, hi);
+      const __m512bh w1 = (__m512bh)_mm512_unpackhi_epi8(lo, hi);
+      for (int i = 0; i < MR; ++i) {
+        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w0, a0[i]);
+        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w1, a1[i]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+}
+
+}  // namespace
+
+DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a,
+                              int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
+  const uint8_t* rows[kPanelRows];
+  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
+  int64_t i = 0;
+  const int64_t ahead = kPanelRows * ldw;
+  for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+}
+
+DSV4_AVX512 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out) {
+  for (int64_t kb = 0; kb < k; kb += 128) {
+    const __m512 s = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_set1_epi32(scales[kb / 128]), 23));
+    for (int64_t p = kb; p < kb + 128; p += 32) {
+      const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(a + p), s);
+      const __m512 x1 = _mm512_mul_ps(_mm512_loadu_ps(a + p + 16), s);
+      _mm512_storeu_si512(out + p, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
     }
   }
 }

@@ -9,16 +9,33 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear_kernels.h"
 
 namespace dsv4::cpu {
 
 const PanelKernels& panel_kernels(Isa isa) {
-  static const PanelKernels kScalar{scalar::decode_fp8, scalar::decode_fp4, scalar::dot_bf16,
-                                    scalar::dot_f32, scalar::dot_bf16w_f32};
-  static const PanelKernels kAvx512{avx512::decode_fp8, avx512::decode_fp4, avx512::dot_bf16,
-                                    avx512::dot_f32, avx512::dot_bf16w_f32};
+  static const PanelKernels kScalar{
+      .decode_fp8 = scalar::decode_fp8,
+      .fp8_rows_dot = scalar::fp8_rows_dot,
+      .scale_act_bf16 = scalar::scale_act_bf16,
+      .decode_fp4 = scalar::decode_fp4,
+      .dot_bf16 = scalar::dot_bf16,
+      .dot_f32 = scalar::dot_f32,
+      .fp4_rows_dot = scalar::fp4_rows_dot,
+      .dot_bf16w_f32 = scalar::dot_bf16w_f32,
+  };
+  static const PanelKernels kAvx512{
+      .decode_fp8 = avx512::decode_fp8,
+      .fp8_rows_dot = avx512::fp8_rows_dot,
+      .scale_act_bf16 = avx512::scale_act_bf16,
+      .decode_fp4 = avx512::decode_fp4,
+      .dot_bf16 = avx512::dot_bf16,
+      .dot_f32 = avx512::dot_f32,
+      .fp4_rows_dot = avx512::fp4_rows_dot,
+      .dot_bf16w_f32 = avx512::dot_bf16w_f32,
+  };
   return isa == Isa::Avx512Bf16 ? kAvx512 : kScalar;
 }
 
@@ -29,9 +46,10 @@ void act_quant_dequant(const float* x, int64_t k, float* out) {
     for (int64_t j = b; j < e; ++j) amax = std::max(amax, std::fabs(x[j]));
     amax = std::max(amax, 1e-4f);
     const float t = amax * (1.0f / 448.0f);
-    const float s = std::ldexp(1.0f, ceil_log2_f32(t));
+    const int sk = ceil_log2_f32(t);  // in [-22, 120] for finite x: both powers are normal
+    const float s = pow2_f32(sk), inv_s = pow2_f32(-sk);
     for (int64_t j = b; j < e; ++j) {
-      const float q = std::clamp(x[j] / s, -448.0f, 448.0f);
+      const float q = std::clamp(x[j] * inv_s, -448.0f, 448.0f);  // exact: x / s
       out[j] = round_to_e4m3_grid(q) * s;
     }
   }
@@ -47,19 +65,17 @@ constexpr int64_t kMTile = 64;
 // BF16 panel is used directly (decode: the cheapest path per weight byte).
 constexpr int64_t kFmaMinRows = 8;
 
-template <class T>
-T* grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
-thread_local std::vector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
-thread_local std::vector<float> t_act_f32;     // prepared float32 activations (FMA path)
-thread_local std::vector<uint16_t> t_panel;    // one BF16 panel per thread
-thread_local std::vector<float> t_panel_f32;   // its float32 widening (FMA path)
-thread_local std::vector<float> t_row;         // one quantised activation row per thread
+thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
+thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
+thread_local AlignedVector<uint16_t> t_panel;    // one BF16 panel per thread
+thread_local AlignedVector<float> t_panel_f32;   // its float32 widening (FMA path)
+thread_local AlignedVector<float> t_row;         // one quantised activation row per thread
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
+
+// Row stride of panels and prepared activations: K rounded up plus 32 elements, so rows that are
+// a power of two apart in K do not all map to the same L1 sets (4 KiB aliasing).
+int64_t skewed(int64_t kp) { return kp + 32; }
 
 inline void store_act(uint16_t* out, float v) { *out = f32_to_bf16_bits(v); }
 inline void store_act(float* out, float v) { *out = bf16_bits_to_f32(f32_to_bf16_bits(v)); }
@@ -122,13 +138,14 @@ void prepare_rows(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, Pa
 }
 
 // Output rows [n_lo, n_hi) (n_lo % kPanelRows == 0) of one weight for all m activation rows;
-// decode(n0, nr, panel) fills a BF16 panel of stride kp.
+// decode(n0, nr, panel, ldp) fills a BF16 panel of stride ldp.
 template <class Decode>
 void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t n_hi, int64_t kp,
                 int64_t m, const Act& act, const OutRows& y) {
   const int rows = act.fma ? kWidePanelRows : kPanelRows;
-  uint16_t* panel = grow(t_panel, static_cast<size_t>(rows * kp));
-  float* wide = act.fma ? grow(t_panel_f32, static_cast<size_t>(rows * kp)) : nullptr;
+  const int64_t ps = skewed(kp);
+  uint16_t* panel = grow(t_panel, static_cast<size_t>(rows * ps));
+  float* wide = act.fma ? grow(t_panel_f32, static_cast<size_t>(rows * ps)) : nullptr;
   for (int64_t m0 = 0; m0 < m; m0 += kMTile) {
     const int64_t mt = std::min(kMTile, m - m0);
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += rows) {
@@ -137,18 +154,18 @@ void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t
       if (act.fma) {
         for (int h = 0; h < kWidePanelRows; h += kPanelRows) {
           const int hr = std::clamp(nr - h, 0, kPanelRows);
-          uint16_t* half = panel + h * kp;
+          uint16_t* half = panel + h * ps;
           if (hr > 0) {
-            decode(n0 + h, hr, half);
+            decode(n0 + h, hr, half, ps);
           } else {
-            std::fill(half, half + kPanelRows * kp, uint16_t{0});
+            std::fill(half, half + kPanelRows * ps, uint16_t{0});
           }
         }
-        for (int64_t i = 0; i < kWidePanelRows * kp; ++i) wide[i] = bf16_bits_to_f32(panel[i]);
-        kern.dot_f32(wide, kp, nr, act.f32 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
+        for (int64_t i = 0; i < kWidePanelRows * ps; ++i) wide[i] = bf16_bits_to_f32(panel[i]);
+        kern.dot_f32(wide, ps, nr, act.f32 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
       } else {
-        decode(n0, nr, panel);
-        kern.dot_bf16(panel, kp, nr, act.bf16 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
+        decode(n0, nr, panel, ps);
+        kern.dot_bf16(panel, ps, nr, act.bf16 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
       }
     }
   }
@@ -158,15 +175,15 @@ void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t
 Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int64_t kp,
                 PanelOrder order, bool quant, bool fma, int64_t off) {
   Act a;
-  a.ld = kp;
+  a.ld = skewed(kp);
   a.fma = fma;
   if (fma) {
     float* buf = t_act_f32.data() + off;
-    prepare_rows(pool, in, m, k, order, quant, buf, kp);
+    prepare_rows(pool, in, m, k, order, quant, buf, a.ld);
     a.f32 = buf;
   } else {
     uint16_t* buf = t_act.data() + off;
-    prepare_rows(pool, in, m, k, order, quant, buf, kp);
+    prepare_rows(pool, in, m, k, order, quant, buf, a.ld);
     a.bf16 = buf;
   }
   return a;
@@ -201,11 +218,32 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const PanelKernels& kern = panel_kernels(active_isa());
   const int64_t k = w.k, m = x.m, kblocks = k / 128;
   const bool fma = m >= kFmaMinRows;
-  reserve_act(fma, m * k);
+  if (!fma) {
+    // Small M: weights decoded in registers straight into vdpbf16ps; the activations carry the
+    // weight scales of the current 128-row block (rescaled once per block and thread).
+    const int64_t ld = skewed(k);
+    float* act = grow(t_act_f32, static_cast<size_t>(m * ld));
+    prepare_rows(pool, {x.data, x.ld, nullptr}, m, k, PanelOrder::Fp8, quantize_act, act, ld);
+    parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+      uint16_t* scaled = grow(t_act, static_cast<size_t>(m * ld));
+      for (int64_t lo = b; lo < e;) {
+        const int64_t nb = lo / 128, hi = std::min(e, (nb + 1) * 128);
+        for (int64_t i = 0; i < m; ++i)
+          kern.scale_act_bf16(act + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
+        for (int64_t n0 = lo; n0 < hi; n0 += kPanelRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, hi - n0));
+          kern.fp8_rows_dot(w.codes + n0 * k, k, nr, scaled, ld, m, k, y.data + n0, y.ld);
+        }
+        lo = hi;
+      }
+    });
+    return;
+  }
+  reserve_act(fma, m * skewed(k));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
                               quantize_act, fma, 0);
-  auto decode = [&](int64_t n0, int nr, uint16_t* panel) {
-    kern.decode_fp8(w.codes + n0 * k, k, w.scales + (n0 / 128) * kblocks, nr, k, panel, k);
+  auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
+    kern.decode_fp8(w.codes + n0 * k, k, w.scales + (n0 / 128) * kblocks, nr, k, panel, ldp);
   };
   parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, b, e, k, m, act, y);
@@ -221,7 +259,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     check_rows("linear_fp4", g.count, g.x, g.y.data);
     total_rows += g.count;
     if (g.count > 0) total_units += (g.w.n + kPanelRows - 1) / kPanelRows;
-    act_elems += g.count * g.w.k;
+    act_elems += g.count * skewed(g.w.k);
   }
   if (total_rows == 0) return;
   // One mode for the whole call: FMA when the groups average enough rows to amortise widening.
@@ -238,7 +276,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       if (g.count == 0) continue;
       t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
                                quantize_act, fma, off);
-      off += g.count * g.w.k;
+      off += g.count * skewed(g.w.k);
     }
   }
   const std::vector<Act>& acts = t_acts;
@@ -250,9 +288,20 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       const int64_t units = (g.w.n + kPanelRows - 1) / kPanelRows, k = g.w.k;
       const int64_t lo = std::max(ub, unit0), hi = std::min(ue, unit0 + units);
       if (lo < hi) {
-        auto decode = [&](int64_t n0, int nr, uint16_t* panel) {
+        if (!fma) {
+          const Act& act = acts[gi];
+          for (int64_t u = lo; u < hi; ++u) {
+            const int64_t n0 = (u - unit0) * kPanelRows;
+            const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, g.w.n - n0));
+            kern.fp4_rows_dot(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32,
+                              nr, act.bf16, act.ld, g.count, k, g.y.data + n0, g.y.ld);
+          }
+          unit0 += units;
+          continue;
+        }
+        auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
           kern.decode_fp4(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32, nr,
-                          k, panel, k);
+                          k, panel, ldp);
         };
         const int64_t n_lo = (lo - unit0) * kPanelRows;
         const int64_t n_hi = std::min(g.w.n, (hi - unit0) * kPanelRows);
@@ -292,12 +341,12 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   }
   const int64_t kp = round_up32(k);
   const bool fma = m >= kFmaMinRows;
-  reserve_act(fma, m * kp);
+  reserve_act(fma, m * skewed(kp));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural, false,
                               fma, 0);
-  auto copy = [&](int64_t n0, int nr, uint16_t* panel) {
+  auto copy = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
     for (int r = 0; r < kPanelRows; ++r) {
-      uint16_t* dst = panel + r * kp;
+      uint16_t* dst = panel + r * ldp;
       if (r < nr) {
         std::memcpy(dst, w.bits + (n0 + r) * k, static_cast<size_t>(k) * 2);
         std::fill(dst + k, dst + kp, uint16_t{0});
@@ -322,7 +371,7 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   // matrices are small, e.g. the [24 x 16384] hyper-connection mixes).
   // In place when no padding is needed.
   const bool in_place = k == kp && w.n % kWidePanelRows == 0;
-  thread_local std::vector<float> t_x;
+  thread_local AlignedVector<float> t_x;
   const float* xa = x.data;
   int64_t lda = x.ld;
   if (k != kp) {

@@ -9,7 +9,8 @@
 namespace dsv4::cpu {
 
 inline constexpr int kPanelRows = 4;
-// The float32 (FMA) path stacks two decoded panels: 8 weight rows reuse each activation load.
+// The float32 (FMA) path stacks two decoded panels: 8 weight rows (L1-resident per K chunk)
+// reuse each activation load streamed from L2.
 inline constexpr int kWidePanelRows = 8;
 
 enum class PanelOrder { Natural, Fp8, Fp4 };
@@ -37,6 +38,14 @@ struct PanelKernels {
   // `scales`; writes panel rows [0, kPanelRows) (rows >= nr zero) of stride ldp (k <= ldp).
   void (*decode_fp8)(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
                      uint16_t* panel, int64_t ldp);
+  // Small-M FP8 path: rows [0, nr) (nr <= kPanelRows, one 128-row block) decoded in registers
+  // and multiplied with BF16 activations in FP8 panel order that already carry this block's
+  // weight scales; y[i * ldy + r] for i < m, k % 128 == 0.
+  void (*fp8_rows_dot)(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,
+                       int64_t m, int64_t k, float* y, int64_t ldy);
+  // out[p] = bf16(a[p] * e8m0(scales[p / 128])) for p < k (k % 128 == 0): activations scaled by
+  // one FP8 row block's weight scales (exact barring underflow: powers of two).
+  void (*scale_act_bf16)(const float* a, const uint8_t* scales, int64_t k, uint16_t* out);
   // FP4: packed row r at w + r * ldw, scales row r at s + r * lds (one per 32 of K).
   void (*decode_fp4)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                      int64_t k, uint16_t* panel, int64_t ldp);
@@ -47,6 +56,11 @@ struct PanelKernels {
   // (rows >= nr zero) and float32 activations (FMA), kp % 16 == 0.
   void (*dot_f32)(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
                   int64_t kp, float* y, int64_t ldy);
+  // Small-M FP4 path: rows [0, nr) (packed row r at w + r * ldw, scales at s + r * lds) decoded in
+  // registers, multiplied with unscaled BF16 activations in FP4 panel order; the per-32 scales
+  // are applied to the per-lane partial sums (each 128-bit lane holds one 32-value block).
+  void (*fp4_rows_dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                       const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);
   // BF16 weight rows straight from memory x float32 activations: any k.
   void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                         int64_t m, int64_t k, float* y, int64_t ldy);
@@ -55,8 +69,13 @@ struct PanelKernels {
 #define DSV4_PANEL_KERNEL_DECLS                                                                   \
   void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,        \
                   uint16_t* panel, int64_t ldp);                                                   \
+  void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,      \
+                    int64_t m, int64_t k, float* y, int64_t ldy);                                  \
+  void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out);            \
   void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k, \
                   uint16_t* panel, int64_t ldp);                                                   \
+  void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,         \
+                    const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);  \
   void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,       \
                 int64_t m, int64_t kp, float* y, int64_t ldy);                                     \
   void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,   \

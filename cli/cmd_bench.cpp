@@ -1,0 +1,290 @@
+// dsv4 bench: end-to-end prefill and decode speed of a checkpoint.
+//   For every depth d (tokens already in the context) and rep: prefill d tokens (untimed), then
+//   time a prefill of -p tokens ("pp<p>"); reset, prefill d (+1 so decode never starts at 0), then
+//   time -n single-token decodes ("tg<n>"). Medians over --reps, spread = (max - min) / median.
+//   Decode weight traffic = tok/s x active weight bytes per token, counted from the checkpoint's
+//   tensors (routed experts scaled by experts-per-token / experts, one embedding row, no MTP
+//   block; FP8/FP4 as stored), compared with a streaming-read probe run at the start.
+//   Prefill rows count every weight once per forward call (chunk of --chunk tokens).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/bandwidth.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "dsv4/engine.h"
+#include "format/config.h"
+#include "format/safetensors.h"
+
+namespace {
+
+struct WeightBytes {
+  double per_token = 0;  // active bytes per decoded token
+  double all = 0;        // every weight of the main model (one prefill chunk touches them all)
+};
+
+WeightBytes count_weight_bytes(const std::string& dir) {
+  const dsv4::ModelConfig cfg = dsv4::load_config(dir + "/config.json");
+  const auto store = dsv4::TensorStore::open_dir(dir);
+  const double expert_frac =
+      cfg.n_routed_experts > 0 ? double(cfg.n_activated_experts) / cfg.n_routed_experts : 1.0;
+  WeightBytes wb;
+  for (const auto& [name, t] : store.all()) {
+    if (name.rfind("mtp.", 0) == 0) continue;
+    const double b = static_cast<double>(t.nbytes);
+    if (name.find(".ffn.experts.") != std::string::npos) {
+      wb.per_token += b * expert_frac;
+      wb.all += b;
+    } else if (name == "embed.weight") {
+      wb.per_token += b / std::max<int64_t>(1, cfg.vocab_size);
+      wb.all += b / std::max<int64_t>(1, cfg.vocab_size);
+    } else {
+      wb.per_token += b;
+      wb.all += b;
+    }
+  }
+  return wb;
+}
+
+std::vector<int64_t> parse_list(const std::string& s, const char* opt) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0)
+      dsv4::throw_error(opt, ": '", item, "' is not a non-negative integer");
+    out.push_back(v);
+  }
+  if (out.empty()) dsv4::throw_error(opt, ": empty list");
+  return out;
+}
+
+struct Row {
+  std::string test;
+  int64_t depth = 0;
+  int threads = 0;
+  int64_t tokens = 0;
+  double seconds = 0;     // median
+  double spread = 0;      // (max - min) / median of the time
+  double tok_per_s = 0;
+  double weight_gb_per_s = 0;
+  double bw_fraction = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+Row summarise(std::string test, int64_t depth, int threads, int64_t tokens,
+              const std::vector<double>& secs, double bytes_per_run, double probe) {
+  Row r;
+  r.test = std::move(test);
+  r.depth = depth;
+  r.threads = threads;
+  r.tokens = tokens;
+  r.seconds = median(secs);
+  const auto [lo, hi] = std::minmax_element(secs.begin(), secs.end());
+  r.spread = r.seconds > 0 ? (*hi - *lo) / r.seconds : 0;
+  r.tok_per_s = r.seconds > 0 ? tokens / r.seconds : 0;
+  r.weight_gb_per_s = r.seconds > 0 ? bytes_per_run / r.seconds / 1e9 : 0;
+  r.bw_fraction = probe > 0 ? r.weight_gb_per_s / probe : 0;
+  return r;
+}
+
+std::string svg_plot(const std::vector<Row>& rows) {
+  std::map<std::string, std::vector<const Row*>> series;
+  std::vector<int64_t> depths;
+  double ymax = 0;
+  for (const Row& r : rows) {
+    series[r.test].push_back(&r);
+    if (std::find(depths.begin(), depths.end(), r.depth) == depths.end()) depths.push_back(r.depth);
+    ymax = std::max(ymax, r.tok_per_s);
+  }
+  std::sort(depths.begin(), depths.end());
+  if (ymax <= 0) ymax = 1;
+  const double W = 640, H = 400, L = 70, R = 140, T = 30, B = 50;
+  auto x_of = [&](int64_t d) {
+    const size_t i = std::find(depths.begin(), depths.end(), d) - depths.begin();
+    return depths.size() == 1 ? L + (W - L - R) / 2
+                              : L + (W - L - R) * double(i) / double(depths.size() - 1);
+  };
+  auto y_of = [&](double v) { return T + (H - T - B) * (1.0 - v / (ymax * 1.1)); };
+  std::ostringstream s;
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+    << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    << "<text x=\"" << W / 2 << "\" y=\"18\" text-anchor=\"middle\">dsv4 bench: tokens/s vs depth</text>\n"
+    << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B
+    << "\" stroke=\"black\"/>\n<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\""
+    << H - B << "\" stroke=\"black\"/>\n";
+  for (int i = 0; i <= 4; ++i) {
+    const double v = ymax * 1.1 * i / 4;
+    s << "<text x=\"" << L - 6 << "\" y=\"" << y_of(v) + 4 << "\" text-anchor=\"end\">" << std::fixed;
+    s.precision(v < 10 ? 2 : 0);
+    s << v << "</text>\n";
+  }
+  for (int64_t d : depths)
+    s << "<text x=\"" << x_of(d) << "\" y=\"" << H - B + 18 << "\" text-anchor=\"middle\">" << d
+      << "</text>\n";
+  s << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">depth (tokens in context)</text>\n";
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"};
+  int ci = 0;
+  for (const auto& [name, pts] : series) {
+    const char* c = colors[ci % 5];
+    s << "<polyline fill=\"none\" stroke=\"" << c << "\" stroke-width=\"2\" points=\"";
+    for (const Row* r : pts) s << x_of(r->depth) << "," << y_of(r->tok_per_s) << " ";
+    s << "\"/>\n";
+    for (const Row* r : pts)
+      s << "<circle cx=\"" << x_of(r->depth) << "\" cy=\"" << y_of(r->tok_per_s) << "\" r=\"3\" fill=\"" << c << "\"/>\n";
+    s << "<text x=\"" << W - R + 10 << "\" y=\"" << T + 16 + 18 * ci << "\" fill=\"" << c << "\">"
+      << name << " tok/s</text>\n";
+    ++ci;
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+}  // namespace
+
+DSV4_COMMAND(bench) {
+  struct Opts {
+    std::string model, depths = "0", numerics = "fast", svg;
+    int64_t prompt = 512, gen = 64, chunk = 512, bw_mib = 1024;
+    int threads = 0, reps = 3;
+    bool csv = false;
+  };
+  auto o = std::make_shared<Opts>();
+  return {"bench", "Prefill / decode speed at several context depths (tok/s, weight GB/s)",
+          [o](CLI::App& a) {
+            a.add_option("--model", o->model, "checkpoint directory")->required();
+            a.add_option("-p,--prompt", o->prompt, "prompt tokens per prefill test (0: skip)");
+            a.add_option("-n,--gen", o->gen, "decoded tokens per generation test (0: skip)");
+            a.add_option("-d,--depth", o->depths, "comma-separated context depths");
+            a.add_option("--threads", o->threads, "threads (0: all hardware threads)");
+            a.add_option("--reps", o->reps, "repetitions per test (median reported)");
+            a.add_option("--chunk", o->chunk, "prefill chunk (rows per forward call)");
+            a.add_option("--numerics", o->numerics, "fast | reference")
+                ->check(CLI::IsMember({"reference", "fast"}));
+            a.add_option("--bw-mib", o->bw_mib, "bandwidth probe buffer (MiB)");
+            a.add_flag("--csv", o->csv, "CSV output: header + one row per test");
+            a.add_option("--svg", o->svg, "write a tok/s vs depth plot to FILE");
+            return std::function<int()>([o] {
+              using namespace dsv4;
+              using clock = std::chrono::steady_clock;
+              if (o->reps < 1) throw_error("--reps must be >= 1, got ", o->reps);
+              if (o->threads < 0) throw_error("--threads must be >= 0, got ", o->threads);
+              if (o->chunk < 1) throw_error("--chunk must be >= 1, got ", o->chunk);
+              if (o->bw_mib < 16) throw_error("--bw-mib must be >= 16, got ", o->bw_mib);
+              if (o->prompt == 0 && o->gen == 0) throw_error("-p and -n are both 0: nothing to run");
+              const std::vector<int64_t> depths = parse_list(o->depths, "--depth");
+              const WeightBytes wb = count_weight_bytes(o->model);
+
+              EngineOptions eo;
+              eo.model_dir = o->model;
+              eo.numerics = o->numerics == "reference" ? Numerics::Reference : Numerics::Fast;
+              eo.threads = o->threads;
+              eo.load_mtp = false;
+              const auto t_load = clock::now();
+              auto engine = Engine::load(eo);
+              const double load_s = std::chrono::duration<double>(clock::now() - t_load).count();
+              const int64_t V = engine->info().vocab_size;
+              ThreadPool probe_pool(o->threads);
+              const int threads = probe_pool.size();
+              const BandwidthResult bw =
+                  measure_read_bandwidth(&probe_pool, size_t(o->bw_mib) << 20, 5);
+              std::FILE* info = o->csv ? stderr : stdout;
+              std::fprintf(info,
+                           "model %s: loaded in %.2f s; %d threads; read bandwidth %.2f GB/s (best "
+                           "of 5, median %.2f); active weights %.3f GB/token, all weights %.3f GB\n",
+                           o->model.c_str(), load_s, threads, bw.gb_per_s, bw.median_gb_per_s,
+                           wb.per_token / 1e9, wb.all / 1e9);
+
+              // Deterministic token stream (ids 2.. avoid BOS/EOS-like specials at 0/1).
+              const int64_t maxd = *std::max_element(depths.begin(), depths.end());
+              const int64_t need = maxd + std::max(o->prompt, o->gen) + 2;
+              std::vector<int32_t> toks(static_cast<size_t>(need));
+              uint64_t s = 0x243F6A8885A308D3ull;
+              for (auto& t : toks) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                t = static_cast<int32_t>(2 + (s >> 33) % static_cast<uint64_t>(std::max<int64_t>(1, V - 2)));
+              }
+              SessionOptions so;
+              so.max_context = need + 1;
+              so.prefill_chunk = o->chunk;
+              auto session = engine->new_session(so);
+              std::vector<float> logits(static_cast<size_t>(V));
+              auto prefill_to = [&](int64_t depth) {
+                session->reset();
+                if (depth > 0) session->prefill(std::span<const int32_t>(toks.data(), depth), {});
+              };
+
+              std::vector<Row> rows;
+              for (int64_t d : depths) {
+                if (o->prompt > 0) {
+                  std::vector<double> secs;
+                  for (int r = 0; r < o->reps; ++r) {
+                    prefill_to(d);
+                    const auto t0 = clock::now();
+                    session->prefill(std::span<const int32_t>(toks.data() + d, o->prompt), logits);
+                    secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                  }
+                  const double chunks = double((o->prompt + o->chunk - 1) / o->chunk);
+                  rows.push_back(summarise("pp" + std::to_string(o->prompt), d, threads, o->prompt,
+                                           secs, chunks * wb.all, bw.gb_per_s));
+                }
+                if (o->gen > 0) {
+                  std::vector<double> secs;
+                  for (int r = 0; r < o->reps; ++r) {
+                    prefill_to(std::max<int64_t>(d, 1));
+                    const int64_t start = std::max<int64_t>(d, 1);
+                    const auto t0 = clock::now();
+                    for (int64_t i = 0; i < o->gen; ++i) session->decode(toks[start + i], logits);
+                    secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                  }
+                  rows.push_back(summarise("tg" + std::to_string(o->gen), d, threads, o->gen, secs,
+                                           double(o->gen) * wb.per_token, bw.gb_per_s));
+                }
+              }
+
+              if (o->csv) {
+                std::printf("test,depth,threads,tokens,seconds,tok_per_s,weight_gb_per_s,bw_fraction,spread\n");
+                for (const Row& r : rows)
+                  std::printf("%s,%lld,%d,%lld,%.6f,%.4f,%.4f,%.4f,%.4f\n", r.test.c_str(),
+                              static_cast<long long>(r.depth), r.threads,
+                              static_cast<long long>(r.tokens), r.seconds, r.tok_per_s,
+                              r.weight_gb_per_s, r.bw_fraction, r.spread);
+              } else {
+                std::printf("%-8s %8s %7s %7s %10s %10s %9s %8s %7s\n", "test", "depth", "threads",
+                            "tokens", "seconds", "tok/s", "weightGB/s", "bw_frac", "spread");
+                for (const Row& r : rows)
+                  std::printf("%-8s %8lld %7d %7lld %10.4f %10.2f %9.3f %8.3f %6.1f%%\n",
+                              r.test.c_str(), static_cast<long long>(r.depth), r.threads,
+                              static_cast<long long>(r.tokens), r.seconds, r.tok_per_s,
+                              r.weight_gb_per_s, r.bw_fraction, 100 * r.spread);
+              }
+              if (!o->svg.empty()) {
+                std::ofstream f(o->svg);
+                if (!f) throw_error("--svg: cannot write ", o->svg);
+                f << svg_plot(rows);
+              }
+              return 0;
+            });
+          }};
+}

@@ -1,0 +1,154 @@
+// Indexer scores over packed FP4 keys: the scalar twin equals the reference kernel on decoded keys
+// (up to float vs double summation, i.e. at most one bf16 step on the rare inexact sums), and the
+// AVX-512 version agrees with the scalar twin; visibility (-inf) exact.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/indexer_fp4.h"
+#include "kernels/ref/indexer.h"
+#include "quant/quant.h"
+#include "runtime/kv_codec.h"
+
+namespace dsv4 {
+namespace {
+
+struct Problem {
+  int64_t n, nk;
+  int H, D;
+  std::vector<float> q, w, keys;
+  std::vector<uint8_t> packed;
+  std::vector<int64_t> visible;
+};
+
+Problem make(int64_t n, int64_t nk, int H, int D, uint32_t seed) {
+  Problem p{n, nk, H, D, {}, {}, {}, {}, {}};
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  p.q.resize(static_cast<size_t>(n * H * D));
+  for (auto& v : p.q) v = g(rng);
+  for (int64_t r = 0; r < n * H; ++r) quant::fp4_sim(p.q.data() + r * D, D, 32);
+  p.w.resize(static_cast<size_t>(n * H));
+  for (auto& v : p.w) v = quant::bf16_round(g(rng) * 0.1f);
+  p.keys.resize(static_cast<size_t>(nk * D));
+  for (int64_t i = 0; i < nk; ++i) {
+    const float s = std::ldexp(1.0f, static_cast<int>(rng() % 9) - 4);  // spread of block scales
+    for (int d = 0; d < D; ++d) p.keys[static_cast<size_t>(i * D + d)] = g(rng) * s;
+    quant::fp4_sim(p.keys.data() + i * D, D, 32);
+  }
+  const IndexKeyCodec codec(D);
+  p.packed.resize(static_cast<size_t>(nk) * codec.entry_bytes());
+  codec.encode(p.keys.data(), nk, p.packed.data());
+  p.visible.resize(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) p.visible[static_cast<size_t>(r)] = std::max<int64_t>(0, nk - r * 3);
+  return p;
+}
+
+IndexerScoreArgs args(Problem& p, std::vector<float>& out) {
+  out.assign(static_cast<size_t>(p.n * p.nk), 0.0f);
+  return IndexerScoreArgs{p.q.data(), p.w.data(), p.n, p.H, p.D, p.keys.data(), p.nk, p.visible.data(), out.data()};
+}
+
+// |a - b| within one bf16 step of the larger magnitude (or both -inf).
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+  ASSERT_EQ(a.size(), b.size());
+  int64_t exact = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      EXPECT_EQ(a[i], b[i]) << what << " at " << i;
+      continue;
+    }
+    const float tol = std::max(std::fabs(a[i]), std::fabs(b[i])) * (1.0f / 128.0f) + 1e-30f;
+    EXPECT_LE(std::fabs(a[i] - b[i]), tol) << what << " at " << i;
+    exact += a[i] == b[i];
+  }
+  EXPECT_GT(exact, static_cast<int64_t>(a.size() * 9 / 10)) << what << ": most scores must agree exactly";
+}
+
+TEST(IndexerFp4, ScalarMatchesReferenceOnDecodedKeys) {
+  for (auto [n, nk, H, D] : {std::tuple{1L, 300L, 4, 128}, std::tuple{5L, 77L, 2, 128}, std::tuple{3L, 40L, 8, 64}}) {
+    Problem p = make(n, nk, H, D, static_cast<uint32_t>(n * 1000 + nk));
+    std::vector<float> want, got;
+    ref::indexer_scores(args(p, want));
+    IndexerScoreArgs a = args(p, got);
+    a.keys = nullptr;
+    cpu::indexer_scores_fp4_scalar(a, p.packed.data(), IndexKeyCodec(D).entry_bytes());
+    expect_close(want, got, "scalar vs reference");
+  }
+}
+
+TEST(IndexerFp4, Avx512MatchesScalar) {
+  if (cpu::detected_isa() != cpu::Isa::Avx512Bf16) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (auto [n, nk, H, D] : {std::tuple{1L, 1000L, 2, 128}, std::tuple{7L, 129L, 4, 128}, std::tuple{2L, 33L, 3, 96}}) {
+    Problem p = make(n, nk, H, D, static_cast<uint32_t>(nk));
+    std::vector<float> s, v;
+    IndexerScoreArgs a = args(p, s);
+    a.keys = nullptr;
+    cpu::indexer_scores_fp4_scalar(a, p.packed.data(), IndexKeyCodec(D).entry_bytes());
+    IndexerScoreArgs b = args(p, v);
+    b.keys = nullptr;
+    cpu::indexer_scores_fp4_avx512(b, p.packed.data(), IndexKeyCodec(D).entry_bytes());
+    expect_close(s, v, "avx512 vs scalar");
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = p.visible[static_cast<size_t>(r)]; i < nk; ++i)
+        EXPECT_EQ(v[static_cast<size_t>(r * nk + i)], -std::numeric_limits<float>::infinity());
+  }
+}
+
+}  // namespace
+}  // namespace dsv4
+
+// The blocked top-k (bounded scratch) selects exactly what one [n][n_keys] score matrix + topk_desc
+// selects, for block sizes that split the keys anywhere, in both layouts and with ties.
+#include "runtime/kv_gather.h"
+
+namespace dsv4 {
+namespace {
+
+TEST(IndexerTopk, BlockedEqualsOneShot) {
+  const auto be = make_reference_backend();
+  const int H = 2, D = 128, topk = 5;
+  const int64_t n = 4, nk = 61;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(n * H * D)), w(static_cast<size_t>(n * H), 0.25f);
+  for (auto& v : q) v = g(rng);
+  for (int64_t r = 0; r < n * H; ++r) quant::fp4_sim(q.data() + r * D, D, 32);
+  std::vector<float> key(D);
+  for (KvLayout layout : {KvLayout::Compact, KvLayout::Bf16}) {
+    KvRows keys;
+    keys.init(nk, D, KvRowKind::Indexer, layout, 0);
+    for (int64_t i = 0; i < nk; ++i) {
+      for (auto& v : key) v = g(rng);
+      if (i % 10 == 3) key.assign(D, 0.0f);  // equal (zero) scores: ties broken by index
+      quant::fp4_sim(key.data(), D, 32);
+      keys.write(i, key.data());
+    }
+    std::vector<int64_t> vis{1, 17, 60, 61};
+    std::vector<float> all(static_cast<size_t>(n * nk));
+    std::vector<float> dec(static_cast<size_t>(nk * D));
+    keys.read_range(0, nk, dec.data());
+    be->indexer_scores(IndexerScoreArgs{q.data(), w.data(), n, H, D, dec.data(), nk, vis.data(), all.data()});
+    std::vector<int32_t> want(static_cast<size_t>(n * topk), -1);
+    std::vector<int32_t> work(static_cast<size_t>(nk));
+    for (int64_t t = 0; t < n; ++t)
+      ref::topk_desc(&all[static_cast<size_t>(t * nk)], vis[static_cast<size_t>(t)],
+                     std::min<int64_t>(topk, vis[static_cast<size_t>(t)]), &want[static_cast<size_t>(t * topk)],
+                     work.data());
+    for (int64_t block : {1, 4, 7, 60, 61, 1000}) {
+      std::vector<int32_t> sel(static_cast<size_t>(n * topk), -1);
+      std::vector<int64_t> nsel(static_cast<size_t>(n));
+      indexer_topk_stored(*be, IndexerScoreArgs{q.data(), w.data(), n, H, D, nullptr, nk, vis.data(), nullptr}, keys,
+                          topk, sel.data(), nsel.data(), block);
+      EXPECT_EQ(sel, want) << "block " << block << " layout " << kv_layout_name(layout);
+      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(nsel[static_cast<size_t>(t)], std::min<int64_t>(topk, vis[static_cast<size_t>(t)]));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv4
