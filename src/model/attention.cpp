@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "kernels/ref/compressor.h"
 #include "kernels/ref/fmath.h"
-#include "kernels/ref/hadamard.h"
 #include "kernels/ref/indexer.h"
 #include "kernels/ref/norm.h"
 #include "kernels/ref/rope.h"
@@ -30,7 +29,8 @@ void emit(const char* name, const DebugHook* hook, int id, int64_t pos0, int64_t
 
 // cos/sin tables of the chunk's positions: [n][Dr/2] each.
 struct RopeRows {
-  std::vector<float> cos, sin;
+  std::vector<float>& cos;
+  std::vector<float>& sin;
   int half = 0;
   void fill(const ref::RopeFreqs& f, int64_t pos0, int64_t n) {
     half = static_cast<int>(f.inv_freq.size());
@@ -47,13 +47,13 @@ struct RopeRows {
 // emitting every completed entry (post-processed per spec 4.6) into `store`.
 void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const ref::RopeFreqs& rf,
                     CompressorState& cs, KvRows& store, int64_t& n_emitted, ConstRows x,
-                    int64_t pos0, EntryKind kind) {
+                    int64_t pos0, EntryKind kind, ForwardScratch& sc) {
   const ModelConfig& cfg = mc.w->config;
   const int r = cw.ratio, c = cw.width, coff = cw.coff;
   const int64_t cc = static_cast<int64_t>(coff) * c, n = x.n;
   const int Dr = cfg.rope_head_dim;
   const float eps = static_cast<float>(cfg.norm_eps);
-  thread_local std::vector<float> a, g, z, cs_cos, cs_sin;
+  auto &a = sc.ca, &g = sc.cg, &z = sc.cz, &cs_cos = sc.ccos, &cs_sin = sc.csin;
   a.resize(static_cast<size_t>(n * cc));
   g.resize(static_cast<size_t>(n * cc));
   z.resize(static_cast<size_t>(c));
@@ -61,7 +61,7 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
   cs_sin.resize(static_cast<size_t>(Dr / 2));
   mc.be->linear_f32(cw.wkv, x, Rows{a.data(), n, cc});
   mc.be->linear_f32(cw.wgate, x, Rows{g.data(), n, cc});
-  thread_local std::vector<const float*> vals, scs;
+  auto &vals = sc.cvals, &scs = sc.cscores;
   vals.resize(static_cast<size_t>(coff * r));
   scs.resize(static_cast<size_t>(coff * r));
   for (int64_t t = 0; t < n; ++t) {
@@ -94,7 +94,7 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
     if (kind == EntryKind::Attention) {
       quant::fp8_sim(z.data(), c - Dr, kKvSimBlock);
     } else {
-      ref::hadamard(z.data(), c);
+      mc.be->hadamard_rows(z.data(), 1, c);
       quant::fp4_sim(z.data(), c, kIdxSimBlock);
     }
     store.write(entry, z.data());
@@ -105,7 +105,8 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
 }  // namespace
 
 void attention_forward(const ModelContext& mc, int id, BlockState& st, const float* x, int64_t pos0,
-                       int64_t n, ChunkLayout layout, float* out, const DebugHook* hook) {
+                       int64_t n, ChunkLayout layout, float* out, ForwardScratch& sc,
+                       const DebugHook* hook) {
   const ModelConfig& cfg = mc.w->config;
   const BlockWeights& bw = mc.block(id);
   const AttentionWeights& aw = bw.attn;
@@ -116,11 +117,11 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   const int ratio = st.ratio;
   const ConstRows X{x, n, dim};
 
-  thread_local RopeRows rr;
+  RopeRows rr{sc.rope_cos, sc.rope_sin};
   rr.fill(mc.rope[static_cast<size_t>(id)], pos0, n);
 
   // ---- query path: wq_a -> q_norm -> wq_b -> per-head norm -> RoPE
-  thread_local std::vector<float> qlat, q, kv;
+  auto &qlat = sc.qlat, &q = sc.q, &kv = sc.kv;
   qlat.resize(static_cast<size_t>(n * ql));
   q.resize(static_cast<size_t>(n * HD));
   kv.resize(static_cast<size_t>(n * D));
@@ -148,19 +149,19 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   // ---- compressor(s) run before attention: entries completed inside the chunk are visible
   if (ratio > 0)
     compress_chunk(mc, *aw.compressor, mc.rope[static_cast<size_t>(id)], st.comp, st.ckv, st.n_ckv,
-                   X, pos0, EntryKind::Attention);
+                   X, pos0, EntryKind::Attention, sc);
 
   // ---- lightning indexer (ratio 4): top-k compressed entries per query, descending score
   const int topk = cfg.index_topk;
-  thread_local std::vector<int32_t> sel;  // [n][topk], -1 padded
-  thread_local std::vector<int64_t> nsel;
+  auto& sel = sc.sel;  // [n][topk], -1 padded
+  auto& nsel = sc.nsel;
   nsel.assign(static_cast<size_t>(n), 0);
   if (ratio == 4) {
     const IndexerWeights& iw = *aw.indexer;
     const int nih = cfg.index_n_heads, ihd = cfg.index_head_dim;
     const int64_t qw = int64_t{nih} * ihd;
-    thread_local std::vector<float> qi, wts;
-    thread_local std::vector<int64_t> visible;
+    auto &qi = sc.qi, &wts = sc.wts;
+    auto& visible = sc.visible;
     qi.resize(static_cast<size_t>(n * qw));
     wts.resize(static_cast<size_t>(n * nih));
     be.linear_fp8(iw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{qi.data(), n, qw});
@@ -168,25 +169,25 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
       for (int h = 0; h < nih; ++h) {
         float* qh = &qi[t * qw + int64_t{h} * ihd];
         rr.apply(qh + ihd - Dr, t, false);
-        ref::hadamard(qh, ihd);
-        quant::fp4_sim(qh, ihd, kIdxSimBlock);
       }
+    be.hadamard_rows(qi.data(), n * nih, ihd);
+    for (int64_t r = 0; r < n * nih; ++r) quant::fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
     be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
     // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
     const float ws = ref::bf16r(static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) *
                                                    std::pow(static_cast<double>(nih), -0.5)));
     for (auto& v : wts) v = ref::bf16r(v * ws);
     compress_chunk(mc, iw.compressor, mc.rope[static_cast<size_t>(id)], st.icomp, st.ikv, st.n_ikv,
-                   X, pos0, EntryKind::Indexer);
+                   X, pos0, EntryKind::Indexer, sc);
     const int64_t nk = st.n_ikv;
     visible.resize(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
     // scores in bounded blocks of keys, top-k kept per row (runtime/kv_gather.h)
     sel.assign(static_cast<size_t>(n * topk), -1);
     indexer_topk_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk, visible.data(), nullptr},
-                        st.ikv, topk, sel.data(), nsel.data());
+                        st.ikv, topk, sel.data(), nsel.data(), sc.gather);
     if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
-      thread_local std::vector<float> sorted;
+      std::vector<float> sorted;  // debug hook only
       sorted.assign(static_cast<size_t>(n * topk), -1.0f);
       for (int64_t t = 0; t < n; ++t) {
         std::vector<int32_t> s(sel.begin() + t * topk, sel.begin() + t * topk + nsel[t]);
@@ -200,7 +201,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   // ---- key table: [older window positions from the ring ; the chunk's kv] then compressed rows
   const int64_t nold = std::min<int64_t>(pos0, W - 1);
   const int64_t base_pos = pos0 - nold;  // position of staging row 0
-  thread_local std::vector<float> staging;
+  auto& staging = sc.staging;
   staging.resize(static_cast<size_t>((nold + n) * D));
   for (int64_t i = 0; i < nold; ++i) st.window.read((base_pos + i) % W, &staging[i * D]);
   std::copy(kv.begin(), kv.begin() + n * D, staging.begin() + nold * D);
@@ -212,7 +213,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   if (ratio == 4) ncomp = std::min<int64_t>(topk, (pos0 + n) / 4);
   else if (ratio > 0) ncomp = (pos0 + n) / ratio;
   const int64_t L = ww + ncomp;
-  thread_local std::vector<int32_t> lists;
+  auto& lists = sc.lists;
   lists.assign(static_cast<size_t>(n * L), -1);
   for (int64_t t = 0; t < n; ++t) {
     const int64_t p = pos0 + t;
@@ -228,7 +229,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   }
 
   // ---- sparse attention with sink, inverse RoPE on the outputs
-  thread_local std::vector<float> o;
+  auto& o = sc.o;
   o.resize(static_cast<size_t>(n * HD));
   AttentionArgs args;
   args.q = q.data();
@@ -237,9 +238,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.head_dim = D;
   args.keys = staging.data();
   args.split = split;
-  thread_local std::vector<float> comp_rows;  // the compressed entries the lists reference
-  if (ratio > 0) gather_compressed(st.ckv, split, lists.data(), n * L, comp_rows);
-  args.keys2 = ratio > 0 ? comp_rows.data() : nullptr;
+  // the compressed entries the lists reference, decoded from the store
+  if (ratio > 0) gather_compressed(st.ckv, split, lists.data(), n * L, sc.comp_rows, sc.gather);
+  args.keys2 = ratio > 0 ? sc.comp_rows.data() : nullptr;
   args.lists = lists.data();
   args.list_len = L;
   args.sink = aw.attn_sink;
@@ -253,7 +254,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   // ---- grouped output projection: wo_a per group (bf16, no act quant), then wo_b (FP8)
   const int G = cfg.o_groups;
   const int64_t R = cfg.o_lora_rank, gw = HD / G, GR = int64_t{G} * R;
-  thread_local std::vector<float> u;
+  auto& u = sc.u;
   u.resize(static_cast<size_t>(n * GR));
   const Bf16Mat woa = mc.wo_a_mat(id);
   for (int g = 0; g < G; ++g) {

@@ -85,6 +85,12 @@ class Backend {
   // y = float32 F . x with float32 weights F [rows][cols] (hyper-connection mixes: ideal sum).
   virtual void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x, Rows y) const = 0;
 
+  // In place over rows x [rows][n] (n a power of two): x = bf16( f32( f32(H x) * f32(n^-0.5) ) ),
+  // the scaled Walsh-Hadamard rotation of the indexer (queries per head and keys). The default is an
+  // allocation-free butterfly in double (exact for bf16 inputs of ordinary exponent range); the
+  // reference backend overrides it with the always-exact ref::hadamard.
+  virtual void hadamard_rows(float* x, int64_t rows, int n) const;
+
   virtual void sparse_attention(const AttentionArgs& a) const = 0;
   virtual void indexer_scores(const IndexerScoreArgs& a) const = 0;
   // The same scores over keys stored compactly (runtime/kv_codec.h IndexKeyCodec entries, entry i

@@ -2,6 +2,7 @@
 // result stays within the reference's noise floor); SIMD kernels from src/kernels/cpu replace
 // these bodies behind the same interface. Attention and indexer scoring reuse the reference.
 #include <array>
+#include <cmath>
 #include <vector>
 
 #include "kernels/cpu/indexer_fp4.h"
@@ -19,7 +20,9 @@ constexpr int kActBlock = 128;
 struct Tables {
   std::array<float, 256> e4m3{};
   std::array<float, 16> e2m1{};
+  std::array<float, 256> e8m0{};
   Tables() {
+    for (int i = 0; i < 256; ++i) e8m0[i] = quant::e8m0_to_f32(static_cast<uint8_t>(i));
     for (int i = 0; i < 256; ++i) e4m3[i] = quant::e4m3_to_f32(static_cast<uint8_t>(i));
     for (int i = 0; i < 16; ++i) e2m1[i] = quant::e2m1_to_f32(static_cast<uint8_t>(i));
   }
@@ -39,7 +42,7 @@ void act_dequant(ConstRows x, int64_t K, std::vector<float>& out) {
   const auto& t = tables();
   for (int64_t m = 0; m < x.n; ++m) {
     quant::quantize_e4m3_blocks(x.row(m), K, kActBlock, codes.data(), sc.data());
-    for (int64_t k = 0; k < K; ++k) out[m * K + k] = t.e4m3[codes[k]] * quant::e8m0_to_f32(sc[k / kActBlock]);
+    for (int64_t k = 0; k < K; ++k) out[m * K + k] = t.e4m3[codes[k]] * t.e8m0[sc[k / kActBlock]];
   }
 }
 
@@ -48,6 +51,7 @@ void dense(const std::vector<float>& xa, int64_t n, int64_t K, const float* wrow
   for (int64_t m = 0; m < n; ++m) {
     const float* xr = xa.data() + m * K;
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int64_t k = 0; k < K; ++k) s += xr[k] * wrow[k];
     y.row(m)[o] = to_bf16 ? ref::bf16r(s) : s;
   }
@@ -72,7 +76,7 @@ class FastBackend final : public Backend {
     for (int64_t o = 0; o < w.rows; ++o) {
       const uint8_t* src = w.w + o * K;
       const uint8_t* srow = w.s + (o / kActBlock) * w.scale_cols();
-      for (int64_t k = 0; k < K; ++k) wr[k] = t.e4m3[src[k]] * quant::e8m0_to_f32(srow[k / kActBlock]);
+      for (int64_t k = 0; k < K; ++k) wr[k] = t.e4m3[src[k]] * t.e8m0[srow[k / kActBlock]];
       dense(xa, x.n, K, wr.data(), o, y, true);
     }
   }
@@ -87,7 +91,7 @@ class FastBackend final : public Backend {
     for (int64_t o = 0; o < w.rows; ++o) {
       const uint8_t* src = w.w + o * (K / 2);
       for (int64_t j = 0; j < K / 2; ++j) {
-        const float s = quant::e8m0_to_f32(w.s[o * nb + (2 * j) / 32]);
+        const float s = t.e8m0[w.s[o * nb + (2 * j) / 32]];
         wr[2 * j] = t.e2m1[src[j] & 0x0f] * s;
         wr[2 * j + 1] = t.e2m1[src[j] >> 4] * s;
       }
@@ -125,6 +129,24 @@ class FastBackend final : public Backend {
 };
 
 }  // namespace
+
+void Backend::hadamard_rows(float* x, int64_t rows, int n) const {
+  thread_local std::vector<double> t;
+  t.resize(static_cast<size_t>(n));
+  const float scale = static_cast<float>(std::pow(static_cast<double>(n), -0.5));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * n;
+    for (int i = 0; i < n; ++i) t[i] = v[i];
+    for (int h = 1; h < n; h *= 2)
+      for (int i = 0; i < n; i += 2 * h)
+        for (int j = i; j < i + h; ++j) {
+          const double a = t[j], b = t[j + h];
+          t[j] = a + b;
+          t[j + h] = a - b;
+        }
+    for (int i = 0; i < n; ++i) v[i] = ref::bf16r(static_cast<float>(t[i]) * scale);
+  }
+}
 
 std::unique_ptr<Backend> make_fast_backend() { return std::make_unique<FastBackend>(); }
 

@@ -1,5 +1,6 @@
 // The reference backend: every op is the scalar oracle of src/kernels/ref (bit-exact).
 #include "kernels/ref/attention.h"
+#include "kernels/ref/hadamard.h"
 #include "kernels/ref/indexer.h"
 #include "kernels/ref/linear.h"
 #include "model/backend.h"
@@ -16,6 +17,9 @@ class ReferenceBackend final : public Backend {
   void linear_f32(const Bf16Mat& w, ConstRows x, Rows y) const override { ref::linear_f32(w, x, y); }
   void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x, Rows y) const override {
     ref::linear_f32w(f, rows, cols, x, y);
+  }
+  void hadamard_rows(float* x, int64_t rows, int n) const override {
+    for (int64_t r = 0; r < rows; ++r) ref::hadamard(x + r * n, n);
   }
   void sparse_attention(const AttentionArgs& a) const override { ref::sparse_attention(a); }
   void indexer_scores(const IndexerScoreArgs& a) const override { ref::indexer_scores(a); }

@@ -53,7 +53,10 @@ namespace {
 
 // hc_pre for every row: sub-layer input a [n][dim], split (pre, post, comb) per row.
 struct HcRows {
-  std::vector<float> pre, post, comb, dots;
+  std::vector<float>& pre;
+  std::vector<float>& post;
+  std::vector<float>& comb;
+  std::vector<float>& dots;
 };
 
 void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int64_t n, float* a,
@@ -74,11 +77,11 @@ void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int
                        a + t * dim);
 }
 
-void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, const HcRows& s) {
+void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, const HcRows& s,
+                  std::vector<float>& y) {
   const ModelConfig& cfg = mc.w->config;
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim, flat = hc * dim;
-  thread_local std::vector<float> y;
   y.resize(static_cast<size_t>(flat));
   for (int64_t t = 0; t < n; ++t) {
     ref::hc_post(X + t * flat, f + t * dim, hc, dim, &s.post[t * hc], &s.comb[t * hc * hc], y.data());
@@ -94,14 +97,15 @@ void emit(const char* name, const DebugHook* hook, int id, int64_t pos0, int64_t
 }  // namespace
 
 void block_forward(const ModelContext& mc, int id, BlockState& st, const int32_t* tokens,
-                   int64_t pos0, int64_t n, ChunkLayout layout, float* X, const DebugHook* hook) {
+                   int64_t pos0, int64_t n, ChunkLayout layout, float* X, ForwardScratch& sc,
+                   const DebugHook* hook) {
   const ModelConfig& cfg = mc.w->config;
   const BlockWeights& bw = mc.block(id);
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim, flat = hc * dim;
   const float eps = static_cast<float>(cfg.norm_eps);
-  thread_local HcRows split;
-  thread_local std::vector<float> a, xin, f;
+  HcRows split{sc.hc_pre, sc.hc_post, sc.hc_comb, sc.hc_dots};
+  auto &a = sc.a, &xin = sc.xin, &f = sc.f;
   a.resize(static_cast<size_t>(n * dim));
   xin.resize(static_cast<size_t>(n * dim));
   f.resize(static_cast<size_t>(n * dim));
@@ -112,16 +116,16 @@ void block_forward(const ModelContext& mc, int id, BlockState& st, const int32_t
   emit("hc_attn_comb", hook, id, pos0, n, int64_t{hc} * hc, split.comb.data());
   for (int64_t t = 0; t < n; ++t) ref::rms_norm(&a[t * dim], bw.attn_norm, dim, eps, &xin[t * dim]);
   emit("attn_in", hook, id, pos0, n, dim, xin.data());
-  attention_forward(mc, id, st, xin.data(), pos0, n, layout, f.data(), hook);
-  hc_post_rows(mc, X, f.data(), n, split);
+  attention_forward(mc, id, st, xin.data(), pos0, n, layout, f.data(), sc, hook);
+  hc_post_rows(mc, X, f.data(), n, split, sc.hc_tmp);
   emit("h_after_attn", hook, id, pos0, n, flat, X);
 
   // feed-forward sub-layer
   hc_pre_rows(mc, bw.hc_ffn, X, n, a.data(), split);
   for (int64_t t = 0; t < n; ++t) ref::rms_norm(&a[t * dim], bw.ffn_norm, dim, eps, &xin[t * dim]);
   emit("ffn_in", hook, id, pos0, n, dim, xin.data());
-  moe_forward(mc, id, tokens, xin.data(), pos0, n, f.data(), hook);
-  hc_post_rows(mc, X, f.data(), n, split);
+  moe_forward(mc, id, tokens, xin.data(), pos0, n, f.data(), sc, hook);
+  hc_post_rows(mc, X, f.data(), n, split, sc.hc_tmp);
   emit("h_after_ffn", hook, id, pos0, n, flat, X);
 }
 
@@ -140,12 +144,12 @@ void embed_rows(const ModelContext& mc, const int32_t* tokens, int64_t n, float*
 }
 
 void head_logits(const ModelContext& mc, const HcParams& hp, const uint16_t* norm, const float* X,
-                 int64_t n, float* logits) {
+                 int64_t n, float* logits, ForwardScratch& sc) {
   const ModelConfig& cfg = mc.w->config;
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim, flat = hc * dim;
   const float eps = static_cast<float>(cfg.norm_eps);
-  thread_local std::vector<float> dots, y;
+  auto &dots = sc.head_dots, &y = sc.head_y;
   dots.resize(static_cast<size_t>(n * hp.mix));
   y.resize(static_cast<size_t>(n * dim));
   mc.be->linear_f32w(hp.fn, hp.mix, flat, ConstRows{X, n, flat}, Rows{dots.data(), n, hp.mix});
@@ -159,13 +163,13 @@ void head_logits(const ModelContext& mc, const HcParams& hp, const uint16_t* nor
 
 void mtp_forward(const ModelContext& mc, int k, BlockState& st, const float* Xmain,
                  const int32_t* next_tokens, int64_t pos0, int64_t n, ChunkLayout layout,
-                 float* logits, const DebugHook* hook) {
+                 float* logits, ForwardScratch& sc, const DebugHook* hook) {
   const ModelConfig& cfg = mc.w->config;
   const MtpWeights& mw = mc.w->mtp.at(static_cast<size_t>(k));
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim, flat = hc * dim;
   const float eps = static_cast<float>(cfg.norm_eps);
-  thread_local std::vector<float> e, hn, ep, hp, X;
+  auto &e = sc.me, &hn = sc.mhn, &ep = sc.mep, &hp = sc.mhp, &X = sc.mx;
   e.resize(static_cast<size_t>(n * dim));
   hn.resize(static_cast<size_t>(n * flat));
   ep.resize(static_cast<size_t>(n * dim));
@@ -188,8 +192,8 @@ void mtp_forward(const ModelContext& mc, int k, BlockState& st, const float* Xma
       for (int64_t d = 0; d < dim; ++d)
         X[t * flat + s * dim + d] = ref::bf16r(ep[t * dim + d] + hp[t * flat + s * dim + d]);
   const int id = cfg.n_layers + k;
-  block_forward(mc, id, st, next_tokens, pos0, n, layout, X.data(), hook);
-  head_logits(mc, mw.hc_head, mw.norm, X.data(), n, logits);
+  block_forward(mc, id, st, next_tokens, pos0, n, layout, X.data(), sc, hook);
+  head_logits(mc, mw.hc_head, mw.norm, X.data(), n, logits, sc);
 }
 
 }  // namespace dsv4

@@ -11,6 +11,7 @@
 
 #include "kernels/ref/rope.h"
 #include "model/backend.h"
+#include "model/scratch.h"
 #include "model/weights.h"
 #include "runtime/seq_state.h"
 
@@ -41,7 +42,8 @@ struct ChunkLayout {
 // Runs block `id` over rows X [n][hc][dim] (bf16 values, in place) for tokens at positions
 // [pos0, pos0+n) (`tokens` are their ids; used by hash routing).
 void block_forward(const ModelContext& mc, int id, BlockState& st, const int32_t* tokens,
-                   int64_t pos0, int64_t n, ChunkLayout layout, float* X, const DebugHook* hook);
+                   int64_t pos0, int64_t n, ChunkLayout layout, float* X, ForwardScratch& sc,
+                   const DebugHook* hook);
 
 // Embedding rows: X[t][s] = embed[tokens[t]] for every stream s.
 void embed_rows(const ModelContext& mc, const int32_t* tokens, int64_t n, float* X);
@@ -49,12 +51,12 @@ void embed_rows(const ModelContext& mc, const int32_t* tokens, int64_t n, float*
 // hc_head + norm + head over rows X [n][hc][dim]: logits [n][vocab]. `hc` / `norm` select the main
 // model's or an MTP block's head parameters.
 void head_logits(const ModelContext& mc, const HcParams& hc, const uint16_t* norm, const float* X,
-                 int64_t n, float* logits);
+                 int64_t n, float* logits, ForwardScratch& sc);
 
 // MTP block k at positions [pos0, pos0+n): input streams Xmain [n][hc][dim] (main model, before
 // hc_head) and the ids of the NEXT tokens; writes logits [n][vocab].
 void mtp_forward(const ModelContext& mc, int k, BlockState& st, const float* Xmain,
                  const int32_t* next_tokens, int64_t pos0, int64_t n, ChunkLayout layout,
-                 float* logits, const DebugHook* hook);
+                 float* logits, ForwardScratch& sc, const DebugHook* hook);
 
 }  // namespace dsv4

@@ -11,7 +11,7 @@
 namespace dsv4 {
 
 void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const float* x,
-                 int64_t pos0, int64_t n, float* out, const DebugHook* hook) {
+                 int64_t pos0, int64_t n, float* out, ForwardScratch& sc, const DebugHook* hook) {
   const ModelConfig& cfg = mc.w->config;
   const MoeWeights& mw = mc.block(id).ffn;
   const bool hash = mc.block(id).hash_routed;
@@ -23,8 +23,8 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   const float limit = static_cast<float>(cfg.swiglu_limit);
 
   // ---- gate
-  thread_local std::vector<float> scores, w;
-  thread_local std::vector<int32_t> idx;
+  auto &scores = sc.gate, &w = sc.gw;
+  auto& idx = sc.gidx;
   scores.resize(static_cast<size_t>(n * E));
   w.resize(static_cast<size_t>(n * K));
   idx.resize(static_cast<size_t>(n * K));
@@ -41,7 +41,7 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
     ref::gate_route(s, mw.bias, hash_ids, E, K, cfg.score_func, route_scale, &idx[t * K], &w[t * K]);
   }
   if (hook && *hook) {
-    thread_local std::vector<float> fi, fw, si, sw;
+    std::vector<float> fi, fw, si, sw;  // debug hook only
     fi.resize(static_cast<size_t>(n * K));
     fw.resize(static_cast<size_t>(n * K));
     si.resize(static_cast<size_t>(n * K));
@@ -64,9 +64,9 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   }
 
   // ---- routed experts, ascending expert id; float32 accumulation per token
-  thread_local std::vector<float> acc, xe, ge, ue, he, ye;
-  thread_local std::vector<int64_t> rows;
-  thread_local std::vector<float> rw;
+  auto &acc = sc.acc, &xe = sc.xe, &ge = sc.ge, &ue = sc.ue, &he = sc.he, &ye = sc.ye;
+  auto& rows = sc.erows;
+  auto& rw = sc.rw;
   acc.assign(static_cast<size_t>(n * dim), 0.0f);
   for (int e = 0; e < E; ++e) {
     rows.clear();

@@ -42,6 +42,8 @@ SessionImpl::SessionImpl(const EngineImpl& eng, const SessionOptions& opts) : en
   check_kv_fits(cfg, opts_.max_context, layout, nblocks > cfg.n_layers, opts_.mem_limit);
   state_.init(cfg, nblocks, opts_.max_context, layout);
   ckpt_interval_ = opts_.checkpoint_interval;
+  // Sized for decode (1 row) at full context; prefill chunks grow it once to their high-water mark.
+  scratch_.reserve(cfg, 1, opts_.max_context);
   const int64_t flat = cfg.hc_mult * cfg.dim;
   const int64_t rows = std::min<int64_t>(opts_.prefill_chunk, opts_.max_context);
   X_.resize(static_cast<size_t>(rows * flat));
@@ -127,13 +129,13 @@ void SessionImpl::run_chunk(std::span<const int32_t> toks, int64_t layout_width,
   const ChunkLayout layout{layout_width};
   for (int l = 0; l < cfg.n_layers; ++l)
     block_forward(mc, l, state_.blocks[static_cast<size_t>(l)], toks.data(), pos0, n, layout,
-                  X_.data(), hook);
+                  X_.data(), scratch_, hook);
   if (hook) (*hook)("hidden", -1, pos0, n, flat, X_.data());
   tokens_.insert(tokens_.end(), toks.begin(), toks.end());
 
   if (!logits.empty()) {
     head_logits(mc, eng_.weights().hc_head, eng_.weights().norm, X_.data() + (n - 1) * flat, 1,
-                last_logits_.data());
+                last_logits_.data(), scratch_);
     std::copy(last_logits_.begin(), last_logits_.end(), logits.begin());
   }
 
@@ -171,7 +173,7 @@ void SessionImpl::run_mtp(int64_t first, int64_t count, const float* hidden) {
       width = prompt_width_;
     }
     mtp_forward(mc, 0, st, hidden + done * flat, tokens_.data() + t0 + 1, t0, len, ChunkLayout{width},
-                mtp_logits_.data() + done * V, hook);
+                mtp_logits_.data() + done * V, scratch_, hook);
     for (int64_t i = 0; i < len && !replaying_; ++i)
       opts_.on_mtp_logits(t0 + i, std::span<const float>(mtp_logits_.data() + (done + i) * V,
                                                          static_cast<size_t>(V)));

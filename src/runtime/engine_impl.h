@@ -74,6 +74,7 @@ class SessionImpl final : public Session {
   const EngineImpl& eng_;
   SessionOptions opts_;
   SequenceState state_;
+  ForwardScratch scratch_;
   std::vector<int32_t> tokens_;
   int64_t prompt_len_ = 0;           // length of the first prefill: rows before it use its layout
   int64_t prompt_width_ = 0;         // that layout's window width, min(prompt_len_, window)

@@ -18,15 +18,16 @@ std::vector<float> teacher_forced_blocks(const EngineImpl& eng, const std::vecto
                 cfg.hc_mult, ", ", cfg.dim, "]");
   std::vector<float> out(static_cast<size_t>(L * n * flat));
   SequenceState st;
+  ForwardScratch sc;
   st.init(cfg, L, n + 1);
   for (int l = 0; l < L; ++l) {
     float* X = out.data() + l * n * flat;
     std::copy(inputs.begin() + l * n * flat, inputs.begin() + (l + 1) * n * flat, X);
     BlockState& bs = st.blocks[static_cast<size_t>(l)];
     block_forward(mc, l, bs, tokens.data(), 0, prompt_len,
-                  ChunkLayout{std::min<int64_t>(prompt_len, cfg.window)}, X, nullptr);
+                  ChunkLayout{std::min<int64_t>(prompt_len, cfg.window)}, X, sc, nullptr);
     for (int64_t p = prompt_len; p < n; ++p)
-      block_forward(mc, l, bs, tokens.data() + p, p, 1, ChunkLayout{cfg.window}, X + p * flat, nullptr);
+      block_forward(mc, l, bs, tokens.data() + p, p, 1, ChunkLayout{cfg.window}, X + p * flat, sc, nullptr);
   }
   return out;
 }

@@ -160,8 +160,8 @@ TEST(ForwardKernels, SparseAttentionMatchesSoftmaxWithSinkAndPaddingIsNeutral) {
 
 TEST(ForwardKernels, TopkTiesGoToTheLowerIndexInDescendingOrder) {
   const float v[] = {1.0f, 3.0f, 3.0f, -std::numeric_limits<float>::infinity(), 2.0f, 3.0f, 0.0f};
-  int32_t out[4];
-  ref::topk_desc(v, 7, 4, out);
+  int32_t out[4], work[7];
+  ref::topk_desc(v, 7, 4, out, work);
   EXPECT_EQ(out[0], 1);
   EXPECT_EQ(out[1], 2);
   EXPECT_EQ(out[2], 5);

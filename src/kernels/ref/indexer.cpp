@@ -37,13 +37,11 @@ void indexer_scores(const IndexerScoreArgs& a) {
   }
 }
 
-void topk_desc(const float* v, int64_t n, int64_t k, int32_t* out) {
-  thread_local std::vector<int32_t> order;
-  order.resize(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
+void topk_desc(const float* v, int64_t n, int64_t k, int32_t* out, int32_t* work) {
+  std::iota(work, work + n, 0);
   auto better = [v](int32_t x, int32_t y) { return v[x] > v[y] || (v[x] == v[y] && x < y); };
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
-  std::copy(order.begin(), order.begin() + k, out);
+  std::partial_sort(work, work + k, work + n, better);
+  std::copy(work, work + k, out);
 }
 
 }  // namespace dsv4::ref

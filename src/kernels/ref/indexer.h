@@ -7,6 +7,6 @@
 namespace dsv4::ref {
 void indexer_scores(const IndexerScoreArgs& a);
 // Indices of the k largest of v[0..n) in descending order; equal values -> lower index first.
-// Writes k indices to out (k <= n).
-void topk_desc(const float* v, int64_t n, int64_t k, int32_t* out);
+// Writes k indices to out (k <= n); `work` holds n indices of scratch.
+void topk_desc(const float* v, int64_t n, int64_t k, int32_t* out, int32_t* work);
 }  // namespace dsv4::ref

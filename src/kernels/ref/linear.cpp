@@ -31,6 +31,15 @@ const std::array<double, 16>& e2m1_table() {
   return t;
 }
 
+const std::array<float, 256>& e8m0_table() {
+  static const std::array<float, 256> t = [] {
+    std::array<float, 256> a{};
+    for (int i = 0; i < 256; ++i) a[i] = quant::e8m0_to_f32(static_cast<uint8_t>(i));
+    return a;
+  }();
+  return t;
+}
+
 // act_quant of one row: values (exact e4m3 values as double) and per-128 scales (float).
 struct ActQuant {
   std::vector<uint8_t> codes, scale_codes;
@@ -45,23 +54,19 @@ struct ActQuant {
     quant::quantize_e4m3_blocks(x, k, kActBlock, codes.data(), scale_codes.data());
     const auto& t = e4m3_table();
     for (int64_t i = 0; i < k; ++i) q[i] = t[codes[i]];
-    for (int64_t b = 0; b < nb; ++b) s[b] = quant::e8m0_to_f32(scale_codes[b]);
+    const auto& e8 = e8m0_table();
+    for (int64_t b = 0; b < nb; ++b) s[b] = e8[scale_codes[b]];
   }
 };
 
-// Exact sum of products over [0, n): every partial sum is exact in double for the FP8/FP4 codes
-// (bounded exponent range), so several accumulators do not change the result.
+// Sum of products over [0, n) in double. For the FP8/FP4 codes every partial sum is exact (bounded
+// exponent range), so the summation order (SIMD lanes) cannot change the result; for the "ideal"
+// float32 sums the double sum stands for the exact one (rounded once to float32 by the caller).
 inline double dot_exact(const double* a, const double* b, int64_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
 }
 
 void check_rows(const char* op, int64_t xw_needed, ConstRows x, Rows y) {
@@ -74,6 +79,7 @@ void check_rows(const char* op, int64_t xw_needed, ConstRows x, Rows y) {
 void linear_fp8(const Fp8Mat& w, ConstRows x, Rows y) {
   check_rows("linear_fp8", w.cols, x, y);
   const auto& t = e4m3_table();
+  const auto& e8 = e8m0_table();
   const int64_t K = w.cols, N = w.rows, nb = (K + kActBlock - 1) / kActBlock, sc = w.scale_cols();
   thread_local ActQuant aq;
   thread_local std::vector<double> wrow, qall;
@@ -98,7 +104,7 @@ void linear_fp8(const Fp8Mat& w, ConstRows x, Rows y) {
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t k0 = b * kActBlock, len = std::min<int64_t>(kActBlock, K - k0);
         const float p = static_cast<float>(dot_exact(qa + k0, wrow.data() + k0, len));
-        const float scale = sa[b] * quant::e8m0_to_f32(srow[b]);
+        const float scale = sa[b] * e8[srow[b]];
         acc = acc + p * scale;
       }
       y.row(m)[o] = bf16r(acc);
@@ -109,6 +115,7 @@ void linear_fp8(const Fp8Mat& w, ConstRows x, Rows y) {
 void linear_fp4(const Fp4Mat& w, ConstRows x, Rows y) {
   check_rows("linear_fp4", w.cols, x, y);
   const auto& t = e2m1_table();
+  const auto& e8 = e8m0_table();
   const int64_t K = w.cols, N = w.rows, nb = (K + kActBlock - 1) / kActBlock;
   const int64_t nb4 = (K + kFp4Block - 1) / kFp4Block;
   thread_local ActQuant aq;
@@ -130,7 +137,7 @@ void linear_fp4(const Fp4Mat& w, ConstRows x, Rows y) {
       wrow[2 * j] = t[wr[j] & 0x0f];
       wrow[2 * j + 1] = t[wr[j] >> 4];
     }
-    for (int64_t b = 0; b < nb4; ++b) wsc[b] = quant::e8m0_to_f32(w.s[o * nb4 + b]);
+    for (int64_t b = 0; b < nb4; ++b) wsc[b] = e8[w.s[o * nb4 + b]];
     for (int64_t m = 0; m < x.n; ++m) {
       const double* qa = qall.data() + m * K;
       const float* sa = sall.data() + m * nb;

@@ -36,10 +36,12 @@ void gate_route(const float* scores, const float* bias, const int32_t* hash_ids,
   if (hash_ids) {
     for (int i = 0; i < k; ++i) idx[i] = hash_ids[i];
   } else {
-    thread_local std::vector<float> biased;
+    thread_local std::vector<float> biased;  // n experts: sized once
+    thread_local std::vector<int32_t> work;
     biased.resize(static_cast<size_t>(n));
+    work.resize(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) biased[i] = bias ? scores[i] + bias[i] : scores[i];
-    topk_desc(biased.data(), n, k, idx);
+    topk_desc(biased.data(), n, k, idx, work.data());
   }
   double sum = 0.0;
   for (int i = 0; i < k; ++i) {
