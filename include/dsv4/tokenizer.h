@@ -16,6 +16,8 @@ namespace text {
 class TokenizerImpl;
 }
 
+// Immutable once loaded: every const member may be called from many threads at once (encode keeps
+// per-caller scratch and a piece cache in a small internal pool).
 class Tokenizer {
  public:
   // Loads `dir`/tokenizer.json (and `dir`/tokenizer_config.json when present, for the BOS/EOS
@@ -63,7 +65,8 @@ class Tokenizer {
 };
 
 // Incremental detokenizer for streaming: feed ids one by one, get back the text that is now
-// complete. Never returns a partial UTF-8 sequence; bytes that can never become valid UTF-8 are
+// complete. Keeps a pointer to the Tokenizer, which must outlive it; one per stream (not shared
+// between threads). Never returns a partial UTF-8 sequence; bytes that can never become valid UTF-8 are
 // replaced by U+FFFD. Concatenating every push() and the final flush() gives the same text for
 // any way the ids arrive.
 class StreamDecoder {

@@ -203,9 +203,9 @@ ModelConfig parse_config(const json& j, const std::string& source) {
     c.index_topk = static_cast<int>(f.ranged("index_topk", 1, 1 << 24));
     if (!is_pow2(c.index_head_dim))
       f.fail("index_head_dim", "expected a power of two (Hadamard transform), got " + std::to_string(c.index_head_dim));
-    if (c.index_head_dim <= c.rope_head_dim)
-      f.fail("index_head_dim", "expected > qk_rope_head_dim (" + std::to_string(c.rope_head_dim) + "), got " +
-                                   std::to_string(c.index_head_dim));
+    if (c.index_head_dim < c.rope_head_dim)
+      f.fail("index_head_dim", "expected >= qk_rope_head_dim (" + std::to_string(c.rope_head_dim) +
+                                   ", its rotary part), got " + std::to_string(c.index_head_dim));
   }
 
   // ---- MoE ----

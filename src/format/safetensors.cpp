@@ -245,6 +245,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) throw_error(path, ": cannot create: ", std::strerror(errno));
   file_ = f;
+  std::setvbuf(f, nullptr, _IOFBF, 1 << 20);  // small tensors coalesce into 1 MiB writes
   uint8_t len[8];
   uint64_t hl = hs.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(hl >> (8 * i));

@@ -82,10 +82,8 @@ static double seconds_since(Clock::time_point t0) {
 }
 
 int64_t Generation::reusable_prefix(const Session& s, std::span<const int32_t> prompt) {
-  const auto& have = s.tokens();
-  if (have.empty() || have.size() >= prompt.size()) return 0;
-  if (!std::equal(have.begin(), have.end(), prompt.begin())) return 0;
-  return static_cast<int64_t>(have.size());
+  if (prompt.empty()) return 0;
+  return std::min<int64_t>(common_prefix(s.tokens(), prompt), static_cast<int64_t>(prompt.size()) - 1);
 }
 
 Generation::Generation(Session& session, const Tokenizer& tok, std::vector<int32_t> prompt,
@@ -103,12 +101,17 @@ Generation::Generation(Session& session, const Tokenizer& tok, std::vector<int32
                 max_context_, " (at least one more is needed to generate)");
   if (opts_.max_tokens == 0 || opts_.max_tokens < -1)
     throw_error("generate: max_tokens must be >= 1 or -1 (unlimited), got ", opts_.max_tokens);
-  if (opts_.prefill_chunk < 1) throw_error("generate: prefill_chunk must be >= 1");
+  if (opts_.prefill_chunk < 0) throw_error("generate: prefill_chunk must be >= 0 (0 = whole prompt)");
   if (vocab_size < 1) throw_error("generate: vocab_size must be >= 1, got ", vocab_size);
   if (opts_.stop_tokens.empty()) opts_.stop_tokens.push_back(tok.eos_id());
   logits_.resize(static_cast<size_t>(vocab_size));
-  fed_ = reusable_prefix(session_, prompt_);
-  if (fed_ == 0 && session_.position() > 0) session_.reset();
+  const int64_t keep = opts_.min_reuse > 0 ? reusable_prefix(session_, prompt_) : 0;
+  if (keep > 0 && keep >= opts_.min_reuse) {
+    if (keep < session_.position()) session_.rewind(keep);
+    fed_ = keep;
+  } else if (session_.position() > 0) {
+    session_.reset();
+  }
   stats_.prompt_tokens = static_cast<int64_t>(prompt_.size());
   stats_.cached_tokens = fed_;
   history_ = prompt_;
@@ -152,19 +155,30 @@ StepResult Generation::step() {
     res.finished = true;
     return res;
   }
-  if (cancel_requested_ || (opts_.cancel && opts_.cancel->load(std::memory_order_relaxed))) {
+  if (cancelled()) {
     finish(FinishReason::Cancelled, res);
     return res;
   }
   const auto total = static_cast<int64_t>(prompt_.size());
   if (fed_ < total) {
-    const int64_t n = std::min(opts_.prefill_chunk, total - fed_);
+    const int64_t n = opts_.prefill_chunk > 0 ? std::min(opts_.prefill_chunk, total - fed_) : total - fed_;
     const bool last = fed_ + n == total;
+    const int64_t start = session_.position();
+    const int64_t base = fed_;
+    const ProgressFn progress = [this, base](int64_t done, int64_t) {
+      if (opts_.prefill_progress && !opts_.prefill_progress(base + done, prompt_size())) return false;
+      return !cancelled();
+    };
     const auto t0 = Clock::now();
     session_.prefill(std::span<const int32_t>(prompt_).subspan(static_cast<size_t>(fed_),
                                                                static_cast<size_t>(n)),
-                     last ? std::span<float>(logits_) : std::span<float>());
+                     last ? std::span<float>(logits_) : std::span<float>(), progress);
     stats_.prefill_seconds += seconds_since(t0);
+    if (session_.position() != start + n) {  // the progress callback stopped it part-way
+      fed_ = session_.position() - start + base;
+      finish(FinishReason::Cancelled, res);
+      return res;
+    }
     fed_ += n;
     if (!last) return res;
     have_logits_ = true;
@@ -181,12 +195,10 @@ StepResult Generation::step() {
   return res;
 }
 
-void run_to_end(Generation& g, const GenerateCallbacks& cb) {
+void run_to_end(Generation& g, const std::function<bool(std::string_view text)>& on_text) {
   while (!g.finished()) {
-    const int64_t before = g.prefill_done();
     StepResult r = g.step();
-    if (cb.on_prefill && g.prefill_done() != before) cb.on_prefill(g.prefill_done(), g.prompt_size());
-    if (!r.text.empty() && cb.on_text && !cb.on_text(r.text)) g.cancel();
+    if (!r.text.empty() && on_text && !on_text(r.text)) g.cancel();
   }
 }
 

@@ -56,8 +56,19 @@ struct GenerateOptions {
   int64_t max_tokens = -1;                // -1: until EOS / stop / context end
   std::vector<std::string> stop;          // stop strings (on decoded text, never emitted)
   std::vector<int32_t> stop_tokens;       // end-of-sequence ids; empty: the model's EOS
-  int64_t prefill_chunk = 256;            // prompt tokens per step() (bounds latency of others)
+  // Prompt tokens per step(). 0 (default): the whole prompt in one prefill call, which is what
+  // the reference computes (the engine chunks internally without changing results). A positive
+  // value bounds how long one step takes, but a prefill that continues at a later position is
+  // computed like token-by-token decode, which can differ from one-shot prefill in the last bits.
+  int64_t prefill_chunk = 0;
+  // Prefix reuse: when the session's timeline shares at least `min_reuse` leading tokens with the
+  // prompt, the session is rewound to the shared prefix and only the rest is prefilled (multi-turn
+  // chat). That rest is computed like token-by-token decode (see above), so it can differ in the
+  // last bits from a fresh one-shot prefill. 0: never reuse (always a fresh, exact prefill).
+  int64_t min_reuse = 1;
   const std::atomic<bool>* cancel = nullptr;
+  // Called during prefill with (done, total) over the whole prompt; return false to cancel.
+  ProgressFn prefill_progress;
 };
 
 struct GenerationStats {
@@ -98,10 +109,13 @@ class Generation {
   uint64_t seed() const { return sampler_.seed(); }
   const std::string& matched_stop() const { return stop_.matched(); }
 
-  // How many prompt tokens the session already holds (its timeline is a proper prefix).
+  // How many leading prompt tokens the session could keep (common prefix, at most size - 1).
   static int64_t reusable_prefix(const Session& s, std::span<const int32_t> prompt);
 
  private:
+  bool cancelled() const {
+    return cancel_requested_ || (opts_.cancel && opts_.cancel->load(std::memory_order_relaxed));
+  }
   void finish(FinishReason r, StepResult& res);
   void accept(int32_t token, StepResult& res);
 
@@ -123,12 +137,8 @@ class Generation {
   GenerationStats stats_;
 };
 
-// Runs a generation to the end, calling on_text with each non-empty piece of text (return false
-// to stop: FinishReason::Cancelled) and on_prefill(done, total) after every prefill chunk.
-struct GenerateCallbacks {
-  std::function<bool(std::string_view text)> on_text;
-  std::function<void(int64_t done, int64_t total)> on_prefill;
-};
-void run_to_end(Generation& g, const GenerateCallbacks& cb);
+// Runs a generation to the end, calling on_text with each non-empty piece of text; on_text
+// returning false cancels (FinishReason::Cancelled).
+void run_to_end(Generation& g, const std::function<bool(std::string_view text)>& on_text = {});
 
 }  // namespace dsv4

@@ -121,14 +121,15 @@ void AddedTokenMatcher::split_pass(const Pass& p, std::string_view text, uint32_
   if (end > plain) out.push_back({plain, end, -1});
 }
 
-void AddedTokenMatcher::split(std::string_view text, std::vector<TextSegment>& out) const {
+void AddedTokenMatcher::split(std::string_view text, std::vector<TextSegment>& out,
+                              std::vector<TextSegment>& tmp) const {
   out.clear();
   if (text.empty()) return;
   split_pass(passes_[0], text, 0, uint32_t(text.size()), out);
   if (passes_[1].nodes.size() <= 1) return;
-  std::vector<TextSegment> first;
-  first.swap(out);
-  for (const TextSegment& s : first) {
+  tmp.swap(out);
+  out.clear();
+  for (const TextSegment& s : tmp) {
     if (s.id >= 0) out.push_back(s);
     else split_pass(passes_[1], text, s.begin, s.end, out);
   }

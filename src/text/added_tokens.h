@@ -32,7 +32,8 @@ class AddedTokenMatcher {
   explicit AddedTokenMatcher(const std::vector<AddedToken>& tokens);
 
   // Replaces `out` with the segments of `text` (ordinary stretches and added tokens, in order).
-  void split(std::string_view text, std::vector<TextSegment>& out) const;
+  // `tmp` is working space (kept by the caller to avoid allocations).
+  void split(std::string_view text, std::vector<TextSegment>& out, std::vector<TextSegment>& tmp) const;
 
  private:
   // A byte trie over the contents of one pass.

@@ -1,6 +1,7 @@
 #include "text/bpe.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "core/error.h"
 #include "text/byte_level.h"
@@ -67,10 +68,8 @@ void BpeModel::add_candidate(int32_t pos, Scratch& s) const {
   if (nx < 0) return;
   const MergeTable::Merge* m = merges_.find(s.syms[pos].id, s.syms[nx].id);
   if (!m) return;
-  s.heap.push_back({m->rank, pos, s.syms[pos].id, s.syms[nx].id});
-  std::push_heap(s.heap.begin(), s.heap.end(), [](const Scratch::Cand& a, const Scratch::Cand& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  });
+  s.heap.push_back((uint64_t(uint32_t(m->rank)) << 32) | uint32_t(pos));
+  std::push_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
 }
 
 void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out, Scratch& s) const {
@@ -91,26 +90,28 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out, S
   for (size_t i = 0; i < n; ++i)
     s.syms[i] = {byte_id_[uint8_t(bytes[i])], int32_t(i) - 1, i + 1 < n ? int32_t(i + 1) : -1};
   s.heap.clear();
-  for (size_t i = 0; i + 1 < n; ++i) add_candidate(int32_t(i), s);
-  const auto later = [](const Scratch::Cand& a, const Scratch::Cand& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  };
+  for (size_t i = 0; i + 1 < n; ++i) {
+    if (const MergeTable::Merge* m = merges_.find(s.syms[i].id, s.syms[i + 1].id))
+      s.heap.push_back((uint64_t(uint32_t(m->rank)) << 32) | uint32_t(i));
+  }
+  std::make_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
   while (!s.heap.empty()) {
-    std::pop_heap(s.heap.begin(), s.heap.end(), later);
-    const Scratch::Cand c = s.heap.back();
+    std::pop_heap(s.heap.begin(), s.heap.end(), std::greater<uint64_t>());
+    const uint64_t top = s.heap.back();
     s.heap.pop_back();
-    // Stale when either symbol changed since the candidate was queued (symbols only grow, so an
-    // id that is still equal means the symbol is untouched).
-    Scratch::Sym& left = s.syms[c.pos];
-    if (left.id != c.left || left.next < 0) continue;
+    const auto pos = int32_t(uint32_t(top));
+    const auto rank = int32_t(top >> 32);
+    Scratch::Sym& left = s.syms[pos];
+    if (left.id < 0 || left.next < 0) continue;  // merged away, or now last
     Scratch::Sym& right = s.syms[left.next];
-    if (right.id != c.right) continue;
-    left.id = merges_.find(c.left, c.right)->result;
+    const MergeTable::Merge* m = merges_.find(left.id, right.id);
+    if (!m || m->rank != rank) continue;  // stale: this position now holds another pair
+    left.id = m->result;
     left.next = right.next;
-    if (right.next >= 0) s.syms[right.next].prev = c.pos;
+    if (right.next >= 0) s.syms[right.next].prev = pos;
     right.id = -1;  // dead
     if (left.prev >= 0) add_candidate(left.prev, s);
-    add_candidate(c.pos, s);
+    add_candidate(pos, s);
   }
   for (int32_t i = 0; i >= 0; i = s.syms[i].next) out.push_back(s.syms[i].id);
 }

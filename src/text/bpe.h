@@ -64,11 +64,11 @@ class BpeModel {
     struct Sym {
       int32_t id, prev, next;
     };
-    struct Cand {
-      int32_t rank, pos, left, right;
-    };
     std::vector<Sym> syms;
-    std::vector<Cand> heap;
+    // Min-heap of candidate merges, each (rank << 32 | position of the left symbol): lowest rank
+    // first, leftmost first among equal ranks. Entries go stale when a symbol changes; they are
+    // recognised on pop because the pair at that position no longer has that rank.
+    std::vector<uint64_t> heap;
   };
 
   // Appends the ids of one piece of raw bytes to `out`.

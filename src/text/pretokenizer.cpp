@@ -48,8 +48,16 @@ class PreTokenizer::Scratch {
     bool matched;
   };
   std::vector<Part> parts;
+  // A JIT stack that can grow to 8 MiB, so that long inputs never hit PCRE2's 32 KiB default.
+  pcre2_jit_stack* jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
+  pcre2_match_context* context = pcre2_match_context_create(nullptr);
+  Scratch() { pcre2_jit_stack_assign(context, nullptr, jit_stack); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
   ~Scratch() {
     for (auto* m : match) pcre2_match_data_free(m);
+    pcre2_match_context_free(context);
+    pcre2_jit_stack_free(jit_stack);
   }
 };
 
@@ -140,7 +148,7 @@ void PreTokenizer::split(std::string_view text, std::vector<ByteSpan>& out, Scra
       const size_t len = piece.end - piece.begin;
       size_t offset = 0, last = 0;
       while (offset <= len) {
-        const int rc = pcre2_match(step.code, subject, len, offset, 0, md, nullptr);
+        const int rc = pcre2_match(step.code, subject, len, offset, 0, md, scratch.context);
         if (rc < 0) {
           if (rc == PCRE2_ERROR_NOMATCH) break;
           throw_error("pre-tokenizer: regex match failed: ", pcre2_message(rc));

@@ -63,7 +63,7 @@ void TokenizerImpl::encode(std::string_view text, bool allow_special, std::vecto
   std::unique_ptr<Scratch> s = acquire();
   try {
     if (allow_special) {
-      matcher_.split(text, s->segments);
+      matcher_.split(text, s->segments, s->segments_tmp);
       for (const TextSegment& seg : s->segments) {
         if (seg.id >= 0) out.push_back(seg.id);
         else encode_plain(text.substr(seg.begin, seg.end - seg.begin), out, *s);

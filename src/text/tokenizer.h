@@ -46,7 +46,7 @@ class TokenizerImpl {
   struct Scratch {
     PreTokenizer::ScratchPtr pre;
     BpeModel::Scratch bpe;
-    std::vector<TextSegment> segments;
+    std::vector<TextSegment> segments, segments_tmp;
     std::vector<ByteSpan> pieces;
     struct Hash {
       using is_transparent = void;

@@ -3,6 +3,7 @@
 // optionally steered by a script, and a byte-level toy tokenizer with the DeepSeek markers as
 // added tokens.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,17 +24,23 @@ namespace dsv4::test {
 using NextFn = std::function<int32_t(const std::vector<int32_t>& history)>;
 
 struct FakeStats {
-  std::atomic<int64_t> prefill_calls{0}, prefill_tokens{0}, decode_calls{0};
+  std::atomic<int64_t> prefill_calls{0}, prefill_tokens{0}, decode_calls{0}, rewinds{0};
 };
 
 class FakeSession : public Session {
  public:
   FakeSession(int64_t vocab, int64_t max_ctx, NextFn next, FakeStats* stats, int decode_sleep_us)
       : vocab_(vocab), max_ctx_(max_ctx), next_(std::move(next)), stats_(stats), sleep_us_(decode_sleep_us) {}
-  void prefill(std::span<const int32_t> tokens, std::span<float> logits, const ProgressFn&) override {
-    for (int32_t t : tokens) push(t);
+  // Processes one token per internal chunk, reporting progress after each (false stops early and
+  // leaves no logits, like the engine).
+  void prefill(std::span<const int32_t> tokens, std::span<float> logits, const ProgressFn& progress) override {
     stats_->prefill_calls++;
-    stats_->prefill_tokens += static_cast<int64_t>(tokens.size());
+    const auto total = static_cast<int64_t>(tokens.size());
+    for (int64_t i = 0; i < total; ++i) {
+      push(tokens[static_cast<size_t>(i)]);
+      stats_->prefill_tokens++;
+      if (progress && !progress(i + 1, total)) return;
+    }
     if (!logits.empty()) fill(logits);
   }
   void decode(int32_t token, std::span<float> logits) override {
@@ -48,18 +55,18 @@ class FakeSession : public Session {
   uint64_t kv_bytes() const override { return 0; }
   uint64_t checkpoint_bytes() const override { return 0; }
   void rewind(int64_t pos) override {
-    if (pos < 0 || pos > position()) throw std::runtime_error("fake: rewind out of range");
-    tokens_.resize(static_cast<size_t>(pos));
+    if (pos < 0 || pos > position()) throw std::runtime_error("fake: bad rewind");
+    tokens_.resize(static_cast<size_t>(pos));  // the logits are a function of the tokens only
+    stats_->rewinds++;
   }
   int64_t reuse_prefix(std::span<const int32_t> prompt) override {
-    size_t n = 0;
-    while (n < tokens_.size() && n < prompt.size() && tokens_[n] == prompt[n]) ++n;
-    if (n == prompt.size() && n > 0) --n;  // keep one token to produce logits from
-    rewind(static_cast<int64_t>(n));
-    return static_cast<int64_t>(n);
+    const int64_t keep = std::max<int64_t>(0, std::min<int64_t>(common_prefix(tokens_, prompt),
+                                                                static_cast<int64_t>(prompt.size()) - 1));
+    rewind(keep);
+    return keep;
   }
-  void save(const std::string&) const override { throw std::runtime_error("fake: no session files"); }
-  void load(const std::string&) override { throw std::runtime_error("fake: no session files"); }
+  void save(const std::string&) const override { throw std::runtime_error("fake: no save"); }
+  void load(const std::string&) override { throw std::runtime_error("fake: no load"); }
 
  private:
   void push(int32_t t) {
@@ -86,6 +93,12 @@ class FakeSession : public Session {
   int sleep_us_;
   std::vector<int32_t> tokens_;
 };
+
+inline SessionOptions sopts(int64_t max_context) {
+  SessionOptions o;
+  o.max_context = max_context;
+  return o;
+}
 
 class FakeEngine : public Engine {
  public:

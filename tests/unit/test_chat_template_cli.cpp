@@ -46,8 +46,8 @@ TEST(ChatTemplateCli, MatchesEncodeCasesByteForByte) {
     if (c.contains("context")) continue;  // not expressible on the command line
     const std::string name = c.at("name").get<std::string>();
     SCOPED_TRACE(name);
-    std::string args = "--messages " + write_temp("dsv4_conv", c.at("messages").dump()) +
-                       " --mode " + c.at("thinking_mode").get<std::string>();
+    const std::string conv = write_temp("dsv4_conv", c.at("messages").dump());
+    std::string args = "--messages " + conv + " --mode " + c.at("thinking_mode").get<std::string>();
     const auto& kw = c.at("kwargs");
     if (kw.contains("drop_thinking")) args += kw["drop_thinking"].get<bool>() ? " --drop-thinking true" : " --drop-thinking false";
     if (kw.contains("reasoning_effort")) args += " --reasoning-effort " + kw["reasoning_effort"].get<std::string>();
@@ -56,6 +56,7 @@ TEST(ChatTemplateCli, MatchesEncodeCasesByteForByte) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, c.at("expected_prompt").get<std::string>());
     EXPECT_EQ(r.err, "");
+    std::filesystem::remove(conv);
     ++checked;
   }
   EXPECT_EQ(checked, 25);
@@ -70,7 +71,9 @@ TEST(ChatTemplateCli, BadInputFailsWithOneLine) {
   };
   for (const auto& [text, needle] : bad) {
     SCOPED_TRACE(text);
-    const CliRun r = run_cli("--messages " + write_temp("dsv4_bad", text) + " --mode chat");
+    const std::string conv = write_temp("dsv4_bad", text);
+    const CliRun r = run_cli("--messages " + conv + " --mode chat");
+    std::filesystem::remove(conv);
     EXPECT_NE(r.status, 0);
     EXPECT_EQ(r.out, "");
     EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
@@ -82,6 +85,16 @@ TEST(ChatTemplateCli, BadInputFailsWithOneLine) {
   EXPECT_NE(missing.err.find("/nonexistent/conv.json: cannot open file"), std::string::npos) << missing.err;
   const CliRun mode = run_cli("--messages x.json --mode fast");
   EXPECT_NE(mode.status, 0);
+  const CliRun effort = run_cli("--messages x.json --reasoning-effort low");
+  EXPECT_NE(effort.status, 0);
+}
+
+TEST(ChatTemplateCli, ReadsStdin) {
+  const std::string conv = write_temp("dsv4_stdin", R"([{"role": "user", "content": "Hi"}])");
+  const CliRun r = run_cli("--messages - --mode thinking --no-bos < " + conv);
+  std::filesystem::remove(conv);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "<｜User｜>Hi<｜Assistant｜><think>");
 }
 
 }  // namespace

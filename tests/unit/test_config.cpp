@@ -122,7 +122,7 @@ TEST(Config, RejectsInconsistentFields) {
   expect_bad([](json& j) { j["o_lora_rank"] = 96; }, {"field o_lora_rank", "o_groups * o_lora_rank", "192"});
   expect_bad([](json& j) { j["moe_intermediate_size"] = 200; }, {"field moe_intermediate_size", "multiple of 128", "200"});
   expect_bad([](json& j) { j["index_head_dim"] = 96; }, {"field index_head_dim", "power of two", "96"});
-  expect_bad([](json& j) { j["index_head_dim"] = 64; }, {"field index_head_dim", "qk_rope_head_dim"});
+  expect_bad([](json& j) { j["index_head_dim"] = 32; }, {"field index_head_dim", "qk_rope_head_dim"});
   expect_bad([](json& j) { j["num_experts_per_tok"] = 9; }, {"field num_experts_per_tok", "n_routed_experts (8)", "got 9"});
   expect_bad([](json& j) { j["num_hash_layers"] = 5; }, {"field num_hash_layers", "[0, 4]", "got 5"});
   expect_bad([](json& j) { j["scoring_func"] = "relu"; }, {"field scoring_func", "sqrtsoftplus", "relu"});

@@ -3,6 +3,9 @@
 // These tests fail, not skip, when the files are missing.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -11,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dsv4/tokenizer.h"
+#include "text/byte_level.h"
 #include "text/utf8.h"
 
 namespace {
@@ -63,6 +67,23 @@ TEST(TokenizerV4, ApiPromptTokenCounts) {
     EXPECT_EQ(ids.back(), 128822);
     EXPECT_EQ(v4().decode(ids), prompt);
   }
+}
+
+TEST(TokenizerV4, ApiCompletionTokensAreVocabularyTokens) {
+  // Every greedy token the API streamed back is one entry of the vocabulary with exactly those bytes.
+  const auto doc = read_json(std::string(DSV4_TEST_DATA) + "/spec/api_greedy/api_vectors.json");
+  size_t checked = 0;
+  for (const auto& v : doc) {
+    for (const auto& step : v["steps"]) {
+      std::string bytes;
+      for (int b : step["token_bytes"]) bytes.push_back(char(b));
+      const auto id = v4().token_id(dsv4::text::bytes_to_byte_level(bytes));
+      ASSERT_TRUE(id.has_value()) << v["id"] << ": \"" << bytes << "\" is not a vocabulary token";
+      EXPECT_EQ(v4().token_to_piece(*id), bytes);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 15u);
 }
 
 TEST(TokenizerV4, SpecialTokenIds) {
@@ -127,6 +148,72 @@ TEST(TokenizerV4, StreamDecoderOnSplitCharacters) {
     EXPECT_EQ(got, v4().decode(part)) << "prefix of " << n << " ids";
     if (n == ids.size()) {
       EXPECT_EQ(got, text);
+    }
+  }
+}
+
+namespace {
+
+std::string run_command(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<int32_t> v;
+  for (int32_t x; in >> x;) v.push_back(x);
+  return v;
+}
+
+}  // namespace
+
+TEST(TokenizerCli, FileIdsPrintsOnlyTheIdsOfTheWholeFile) {
+  const std::string text = kUser + "Hello,\n\tworld  123456 \xE4\xBD\xA0\xE5\xA5\xBD\r\n" + kAssistant + "</think>";
+  const auto path = std::filesystem::temp_directory_path() / ("dsv4_tok_cli_" + std::to_string(::getpid()) + ".txt");
+  std::ofstream(path, std::ios::binary) << text;
+  int status = -1;
+  const std::string out =
+      run_command(std::string(DSV4_BIN) + " tokenize --model " + kTokDir + " --file " + path.string() + " --ids", &status);
+  std::filesystem::remove(path);
+  EXPECT_EQ(status, 0);
+  const auto expect = v4().encode(text);
+  EXPECT_EQ(parse_ids(out), expect);
+  EXPECT_EQ(expect.front(), 128803);  // no BOS added
+  EXPECT_EQ(out.find_first_not_of("0123456789 \n"), std::string::npos) << out;
+}
+
+TEST(TokenizerCli, TextModePrintsIdsThenPieces) {
+  int status = -1;
+  const std::string out = run_command(std::string(DSV4_BIN) + " tokenize --model " + kTokDir + " 'Hello world'", &status);
+  EXPECT_EQ(status, 0);
+  const std::string first = out.substr(0, out.find('\n'));
+  EXPECT_EQ(parse_ids(first), v4().encode("Hello world"));
+  EXPECT_NE(out.find("\tHello\tHello\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\t\xC4\xA0world\t world\n"), std::string::npos) << out;  // vocab string, then bytes
+  const std::string bad = run_command(std::string(DSV4_BIN) + " tokenize --model /nonexistent 'x' 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("/nonexistent/tokenizer.json"), std::string::npos) << bad;
+}
+
+TEST(TokenizerV4, ArbitraryBytesRoundTrip) {
+  // Any byte string (invalid UTF-8 included) encodes without error and decodes to the same bytes.
+  std::mt19937 rng(99);
+  const std::string alphabet = std::string("a Z9\n\t\r.,!<>|_") + "\xE4\xBD\xA0\xEF\xBD\x9C\xE2\x96\x81\xC3\xA9\xF0\x9F\x98\x80";
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string s;
+    const int n = int(rng() % 64);
+    for (int i = 0; i < n; ++i) s.push_back(trial % 2 ? char(rng() & 0xFF) : alphabet[rng() % alphabet.size()]);
+    const auto ids = v4().encode(s);
+    EXPECT_EQ(v4().decode_bytes(ids), s) << "trial " << trial;
+    if (dsv4::text::is_valid_utf8(s)) {
+      EXPECT_EQ(v4().decode(ids), s);
     }
   }
 }

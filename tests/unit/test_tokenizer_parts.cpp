@@ -3,6 +3,8 @@
 // decoding, the streaming detokenizer, and clear errors for malformed files.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <random>

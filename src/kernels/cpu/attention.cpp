@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
 
 namespace dsv4::cpu {
@@ -20,8 +21,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 inline float bf16_round(float v) { return bf16_bits_to_f32(f32_to_bf16_bits(v)); }
 
 thread_local std::vector<const float*> t_keys;
-thread_local std::vector<float> t_scores;
-thread_local std::vector<float> t_qt;
+thread_local AlignedVector<float> t_scores;
+thread_local AlignedVector<float> t_qt;
 
 // Pointers of the valid keys of row t's list (-1 entries skipped).
 int64_t gather_keys(const AttentionArgs& a, int64_t t) {

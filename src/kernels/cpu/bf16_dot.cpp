@@ -93,7 +93,10 @@ DSV4_AVX512 inline void dot_f32_panel_tile(const float* panel, int64_t ldp, int 
     __m512 av[MR];
     for (int i = 0; i < MR; ++i) av[i] = _mm512_loadu_ps(a + i * lda + p);
     for (int r = 0; r < kWidePanelRows; ++r) {
-      const __m512 wv = _mm512_loadu_ps(panel + r * ldp + p);
+      __m512 wv = _mm512_loadu_ps(panel + r * ldp + p);
+      // Keep wv in a register: otherwise GCC folds the load into every FMA that uses it, doubling
+      // the loads per FMA.
+      asm("" : "+v"(wv));
       for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_fmadd_ps(wv, av[i], acc[r][i]);
     }
   }

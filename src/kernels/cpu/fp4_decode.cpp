@@ -6,6 +6,7 @@
 // to the exponent field of the non-zero words.
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
+#include <algorithm>
 #include <array>
 
 #include "kernels/cpu/formats.h"
@@ -51,6 +52,23 @@ void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, in
   }
 }
 
+void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                  const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int r = 0; r < nr; ++r) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < k; ++p) {
+        const int64_t kk = panel_position_to_k(PanelOrder::Fp4, p);
+        const uint8_t byte = w[r * ldw + kk / 2];
+        const float v = e2m1_value(kk % 2 == 0 ? (byte & 0x0F) : (byte >> 4)) *
+                        e8m0_value(s[r * lds + kk / 32]);
+        acc += v * bf16_bits_to_f32(a[i * lda + p]);
+      }
+      y[i * ldy + r] = acc;
+    }
+  }
+}
+
 }  // namespace scalar
 
 namespace avx512 {
@@ -92,6 +110,77 @@ DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int
       }
     }
   }
+}
+
+namespace {
+
+template <int MR>
+DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* const* srows,
+                                     int nr, const uint16_t* a, int64_t lda, int64_t k, float* y,
+                                     int64_t ldy, int64_t ahead, int64_t sahead) {
+  const E2m1Bf16Tables& t = e2m1_tables();
+  const __m512i tlo = _mm512_loadu_si512(t.lo.data()), thi = _mm512_loadu_si512(t.hi.data());
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  // pshufb pattern: every dword of 128-bit lane L takes byte L of the 4 scale bytes.
+  const __m512i spread = _mm512_set_epi32(
+      int(0x80808003), int(0x80808003), int(0x80808003), int(0x80808003), int(0x80808002),
+      int(0x80808002), int(0x80808002), int(0x80808002), int(0x80808001), int(0x80808001),
+      int(0x80808001), int(0x80808001), int(0x80808000), int(0x80808000), int(0x80808000),
+      int(0x80808000));
+  __m512 acc[kPanelRows][MR];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm512_setzero_ps();
+  for (int64_t c = 0; c < k; c += 128) {
+    __m512bh av[MR][4];
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
+    for (int r = 0; r < kPanelRows; ++r) {
+      // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
+      // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      const __m512i b = _mm512_loadu_si512(rows[r] + c / 2);
+      const __m512i ln = _mm512_and_si512(b, nib);
+      const __m512i hn = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
+      const __m512i llo = _mm512_permutexvar_epi8(ln, tlo), lhi = _mm512_permutexvar_epi8(ln, thi);
+      const __m512i hlo = _mm512_permutexvar_epi8(hn, tlo), hhi = _mm512_permutexvar_epi8(hn, thi);
+      const __m512bh w0 = (__m512bh)_mm512_unpacklo_epi8(llo, lhi);
+      const __m512bh w1 = (__m512bh)_mm512_unpackhi_epi8(llo, lhi);
+      const __m512bh w2 = (__m512bh)_mm512_unpacklo_epi8(hlo, hhi);
+      const __m512bh w3 = (__m512bh)_mm512_unpackhi_epi8(hlo, hhi);
+      int32_t s4;
+      std::memcpy(&s4, srows[r] + c / 32, 4);
+      const __m512 sv = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_shuffle_epi8(_mm512_set1_epi32(s4), spread), 23));
+      for (int i = 0; i < MR; ++i) {
+        __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, av[i][0]);
+        part = _mm512_dpbf16_ps(part, w1, av[i][1]);
+        part = _mm512_dpbf16_ps(part, w2, av[i][2]);
+        part = _mm512_dpbf16_ps(part, w3, av[i][3]);
+        acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+}
+
+}  // namespace
+
+DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                              const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y,
+                              int64_t ldy) {
+  const uint8_t* rows[kPanelRows];
+  const uint8_t* srows[kPanelRows];
+  for (int r = 0; r < kPanelRows; ++r) {
+    rows[r] = w + std::min(r, nr - 1) * ldw;
+    srows[r] = s + std::min(r, nr - 1) * lds;
+  }
+  int64_t i = 0;
+  const int64_t ahead = kPanelRows * ldw, sahead = kPanelRows * lds;
+  for (; i + 2 <= m; i += 2)
+    fp4_dot_tile<2>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
+  if (i < m) fp4_dot_tile<1>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
 }
 
 }  // namespace avx512

@@ -106,7 +106,8 @@ namespace {
 
 template <int MR>
 DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const uint16_t* a,
-                                     int64_t lda, int64_t k, float* y, int64_t ldy) {
+                                     int64_t lda, int64_t k, float* y, int64_t ldy,
+                                     int64_t ahead) {
   const E4m3Bf16Tables& t = e4m3_tables();
   const __m512i lo0 = _mm512_loadu_si512(t.lo.data()), lo1 = _mm512_loadu_si512(t.lo.data() + 64);
   const __m512i hi0 = _mm512_loadu_si512(t.hi.data()), hi1 = _mm512_loadu_si512(t.hi.data() + 64);
@@ -121,6 +122,8 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
       a1[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32);
     }
     for (int r = 0; r < kPanelRows; ++r) {
+      // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T0);
       const __m512i b = _mm512_loadu_si512(rows[r] + c);
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
       const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
@@ -143,8 +146,9 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
   const uint8_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   int64_t i = 0;
-  for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy);
-  if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy);
+  const int64_t ahead = kPanelRows * ldw;
+  for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
 }
 
 DSV4_AVX512 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out) {

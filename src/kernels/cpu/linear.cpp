@@ -9,20 +9,33 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear_kernels.h"
 
 namespace dsv4::cpu {
 
 const PanelKernels& panel_kernels(Isa isa) {
-  static const PanelKernels kScalar{scalar::decode_fp8,     scalar::fp8_rows_dot,
-                                    scalar::scale_act_bf16, scalar::decode_fp4,
-                                    scalar::dot_bf16,       scalar::dot_f32,
-                                    scalar::dot_bf16w_f32};
-  static const PanelKernels kAvx512{avx512::decode_fp8,     avx512::fp8_rows_dot,
-                                    avx512::scale_act_bf16, avx512::decode_fp4,
-                                    avx512::dot_bf16,       avx512::dot_f32,
-                                    avx512::dot_bf16w_f32};
+  static const PanelKernels kScalar{
+      .decode_fp8 = scalar::decode_fp8,
+      .fp8_rows_dot = scalar::fp8_rows_dot,
+      .scale_act_bf16 = scalar::scale_act_bf16,
+      .decode_fp4 = scalar::decode_fp4,
+      .dot_bf16 = scalar::dot_bf16,
+      .dot_f32 = scalar::dot_f32,
+      .fp4_rows_dot = scalar::fp4_rows_dot,
+      .dot_bf16w_f32 = scalar::dot_bf16w_f32,
+  };
+  static const PanelKernels kAvx512{
+      .decode_fp8 = avx512::decode_fp8,
+      .fp8_rows_dot = avx512::fp8_rows_dot,
+      .scale_act_bf16 = avx512::scale_act_bf16,
+      .decode_fp4 = avx512::decode_fp4,
+      .dot_bf16 = avx512::dot_bf16,
+      .dot_f32 = avx512::dot_f32,
+      .fp4_rows_dot = avx512::fp4_rows_dot,
+      .dot_bf16w_f32 = avx512::dot_bf16w_f32,
+  };
   return isa == Isa::Avx512Bf16 ? kAvx512 : kScalar;
 }
 
@@ -52,17 +65,11 @@ constexpr int64_t kMTile = 64;
 // BF16 panel is used directly (decode: the cheapest path per weight byte).
 constexpr int64_t kFmaMinRows = 8;
 
-template <class T>
-T* grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
-thread_local std::vector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
-thread_local std::vector<float> t_act_f32;     // prepared float32 activations (FMA path)
-thread_local std::vector<uint16_t> t_panel;    // one BF16 panel per thread
-thread_local std::vector<float> t_panel_f32;   // its float32 widening (FMA path)
-thread_local std::vector<float> t_row;         // one quantised activation row per thread
+thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
+thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
+thread_local AlignedVector<uint16_t> t_panel;    // one BF16 panel per thread
+thread_local AlignedVector<float> t_panel_f32;   // its float32 widening (FMA path)
+thread_local AlignedVector<float> t_row;         // one quantised activation row per thread
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -281,6 +288,17 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       const int64_t units = (g.w.n + kPanelRows - 1) / kPanelRows, k = g.w.k;
       const int64_t lo = std::max(ub, unit0), hi = std::min(ue, unit0 + units);
       if (lo < hi) {
+        if (!fma) {
+          const Act& act = acts[gi];
+          for (int64_t u = lo; u < hi; ++u) {
+            const int64_t n0 = (u - unit0) * kPanelRows;
+            const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, g.w.n - n0));
+            kern.fp4_rows_dot(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32,
+                              nr, act.bf16, act.ld, g.count, k, g.y.data + n0, g.y.ld);
+          }
+          unit0 += units;
+          continue;
+        }
         auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
           kern.decode_fp4(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32, nr,
                           k, panel, ldp);
@@ -353,7 +371,7 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   // matrices are small, e.g. the [24 x 16384] hyper-connection mixes).
   // In place when no padding is needed.
   const bool in_place = k == kp && w.n % kWidePanelRows == 0;
-  thread_local std::vector<float> t_x;
+  thread_local AlignedVector<float> t_x;
   const float* xa = x.data;
   int64_t lda = x.ld;
   if (k != kp) {

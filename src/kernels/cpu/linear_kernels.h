@@ -9,7 +9,8 @@
 namespace dsv4::cpu {
 
 inline constexpr int kPanelRows = 4;
-// The float32 (FMA) path stacks two decoded panels: 8 weight rows reuse each activation load.
+// The float32 (FMA) path stacks two decoded panels: 8 weight rows (L1-resident per K chunk)
+// reuse each activation load streamed from L2.
 inline constexpr int kWidePanelRows = 8;
 
 enum class PanelOrder { Natural, Fp8, Fp4 };
@@ -55,6 +56,11 @@ struct PanelKernels {
   // (rows >= nr zero) and float32 activations (FMA), kp % 16 == 0.
   void (*dot_f32)(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
                   int64_t kp, float* y, int64_t ldy);
+  // Small-M FP4 path: rows [0, nr) (packed row r at w + r * ldw, scales at s + r * lds) decoded in
+  // registers, multiplied with unscaled BF16 activations in FP4 panel order; the per-32 scales
+  // are applied to the per-lane partial sums (each 128-bit lane holds one 32-value block).
+  void (*fp4_rows_dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                       const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);
   // BF16 weight rows straight from memory x float32 activations: any k.
   void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                         int64_t m, int64_t k, float* y, int64_t ldy);
@@ -68,6 +74,8 @@ struct PanelKernels {
   void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out);            \
   void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k, \
                   uint16_t* panel, int64_t ldp);                                                   \
+  void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,         \
+                    const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);  \
   void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,       \
                 int64_t m, int64_t kp, float* y, int64_t ldy);                                     \
   void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,   \
