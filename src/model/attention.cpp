@@ -102,6 +102,88 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
   }
 }
 
+// Lightning indexer (spec 4.7, ratio-4 layers): scores every visible indexer entry for each query
+// and keeps the min(index_topk, visible) best in descending score order (ties -> lower entry) in
+// sc.sel [n][index_topk] (count per row in sc.nsel). Runs the indexer's compressor first.
+void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X, const float* qlat,
+                    int64_t pos0, const RopeRows& rr, ForwardScratch& sc, const DebugHook* hook) {
+  const ModelConfig& cfg = mc.w->config;
+  const Backend& be = *mc.be;
+  const IndexerWeights& iw = *mc.block(id).attn.indexer;
+  const int64_t n = X.n, ql = cfg.q_lora_rank;
+  const int Dr = cfg.rope_head_dim, topk = cfg.index_topk;
+  auto& sel = sc.sel;
+  auto& nsel = sc.nsel;
+  const int nih = cfg.index_n_heads, ihd = cfg.index_head_dim;
+  const int64_t qw = int64_t{nih} * ihd;
+  auto &qi = sc.qi, &wts = sc.wts;
+  auto& visible = sc.visible;
+  qi.resize(static_cast<size_t>(n * qw));
+  wts.resize(static_cast<size_t>(n * nih));
+  be.linear_fp8(iw.wq_b, ConstRows{qlat, n, ql}, Rows{qi.data(), n, qw});
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < nih; ++h) {
+      float* qh = &qi[t * qw + int64_t{h} * ihd];
+      rr.apply(qh + ihd - Dr, t, false);
+    }
+  be.hadamard_rows(qi.data(), n * nih, ihd);
+  for (int64_t r = 0; r < n * nih; ++r) quant::fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
+  be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
+  // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
+  const float ws = ref::bf16r(static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) *
+                                                 std::pow(static_cast<double>(nih), -0.5)));
+  for (auto& v : wts) v = ref::bf16r(v * ws);
+  compress_chunk(mc, iw.compressor, mc.rope[static_cast<size_t>(id)], st.icomp, st.ikv, st.n_ikv,
+                 X, pos0, EntryKind::Indexer, sc);
+  const int64_t nk = st.n_ikv;
+  visible.resize(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
+  // scores in bounded blocks of keys, top-k kept per row (runtime/kv_gather.h)
+  sel.assign(static_cast<size_t>(n * topk), -1);
+  indexer_topk_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk, visible.data(), nullptr},
+                      st.ikv, topk, sel.data(), nsel.data(), sc.gather);
+  if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
+    std::vector<float> sorted;  // debug hook only
+    sorted.assign(static_cast<size_t>(n * topk), -1.0f);
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<int32_t> s(sel.begin() + t * topk, sel.begin() + t * topk + nsel[t]);
+      std::sort(s.begin(), s.end());
+      for (size_t i = 0; i < s.size(); ++i) sorted[t * topk + i] = static_cast<float>(s[i]);
+    }
+    emit("indexer_sel", hook, id, pos0, n, topk, sorted.data());
+  }
+}
+
+// Key lists (spec 4.8) of the chunk's queries into sc.lists [n][L]; returns L. Query p's list is
+// [window positions max(0, p-window+1)..p ascending, -1 padded to the layout's window width] then
+// its compressed entries (HCA: all visible, ascending; CSA: the indexer's selection in descending
+// score order), -1 padded. Window position q is staging row q - base_pos; compressed entry i is
+// split + i. The layout decides which keys share a 64-key block of the attention kernel.
+int64_t build_key_lists(const ModelConfig& cfg, int ratio, int64_t pos0, int64_t n, ChunkLayout layout,
+                        int64_t base_pos, int64_t split, ForwardScratch& sc) {
+  const int64_t W = cfg.window, topk = cfg.index_topk;
+  const int64_t ww = std::max<int64_t>(layout.window_width, std::min<int64_t>(pos0 + n, W));
+  int64_t ncomp = 0;
+  if (ratio == 4) ncomp = std::min<int64_t>(topk, (pos0 + n) / 4);
+  else if (ratio > 0) ncomp = (pos0 + n) / ratio;
+  const int64_t L = ww + ncomp;
+  auto& lists = sc.lists;
+  lists.assign(static_cast<size_t>(n * L), -1);
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = pos0 + t;
+    int32_t* lt = &lists[t * L];
+    const int64_t lo = std::max<int64_t>(0, p - W + 1);
+    for (int64_t qp = lo; qp <= p; ++qp) lt[qp - lo] = static_cast<int32_t>(qp - base_pos);
+    if (ratio == 4) {
+      for (int64_t k = 0; k < sc.nsel[t]; ++k) lt[ww + k] = static_cast<int32_t>(split + sc.sel[t * topk + k]);
+    } else if (ratio > 0) {
+      const int64_t vis = (p + 1) / ratio;
+      for (int64_t i = 0; i < vis; ++i) lt[ww + i] = static_cast<int32_t>(split + i);
+    }
+  }
+  return L;
+}
+
 }  // namespace
 
 void attention_forward(const ModelContext& mc, int id, BlockState& st, const float* x, int64_t pos0,
@@ -152,51 +234,8 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
                    X, pos0, EntryKind::Attention, sc);
 
   // ---- lightning indexer (ratio 4): top-k compressed entries per query, descending score
-  const int topk = cfg.index_topk;
-  auto& sel = sc.sel;  // [n][topk], -1 padded
-  auto& nsel = sc.nsel;
-  nsel.assign(static_cast<size_t>(n), 0);
-  if (ratio == 4) {
-    const IndexerWeights& iw = *aw.indexer;
-    const int nih = cfg.index_n_heads, ihd = cfg.index_head_dim;
-    const int64_t qw = int64_t{nih} * ihd;
-    auto &qi = sc.qi, &wts = sc.wts;
-    auto& visible = sc.visible;
-    qi.resize(static_cast<size_t>(n * qw));
-    wts.resize(static_cast<size_t>(n * nih));
-    be.linear_fp8(iw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{qi.data(), n, qw});
-    for (int64_t t = 0; t < n; ++t)
-      for (int h = 0; h < nih; ++h) {
-        float* qh = &qi[t * qw + int64_t{h} * ihd];
-        rr.apply(qh + ihd - Dr, t, false);
-      }
-    be.hadamard_rows(qi.data(), n * nih, ihd);
-    for (int64_t r = 0; r < n * nih; ++r) quant::fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
-    be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
-    // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
-    const float ws = ref::bf16r(static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) *
-                                                   std::pow(static_cast<double>(nih), -0.5)));
-    for (auto& v : wts) v = ref::bf16r(v * ws);
-    compress_chunk(mc, iw.compressor, mc.rope[static_cast<size_t>(id)], st.icomp, st.ikv, st.n_ikv,
-                   X, pos0, EntryKind::Indexer, sc);
-    const int64_t nk = st.n_ikv;
-    visible.resize(static_cast<size_t>(n));
-    for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
-    // scores in bounded blocks of keys, top-k kept per row (runtime/kv_gather.h)
-    sel.assign(static_cast<size_t>(n * topk), -1);
-    indexer_topk_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk, visible.data(), nullptr},
-                        st.ikv, topk, sel.data(), nsel.data(), sc.gather);
-    if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
-      std::vector<float> sorted;  // debug hook only
-      sorted.assign(static_cast<size_t>(n * topk), -1.0f);
-      for (int64_t t = 0; t < n; ++t) {
-        std::vector<int32_t> s(sel.begin() + t * topk, sel.begin() + t * topk + nsel[t]);
-        std::sort(s.begin(), s.end());
-        for (size_t i = 0; i < s.size(); ++i) sorted[t * topk + i] = static_cast<float>(s[i]);
-      }
-      emit("indexer_sel", hook, id, pos0, n, topk, sorted.data());
-    }
-  }
+  sc.nsel.assign(static_cast<size_t>(n), 0);
+  if (ratio == 4) indexer_select(mc, id, st, X, qlat.data(), pos0, rr, sc, hook);
 
   // ---- key table: [older window positions from the ring ; the chunk's kv] then compressed rows
   const int64_t nold = std::min<int64_t>(pos0, W - 1);
@@ -207,26 +246,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   std::copy(kv.begin(), kv.begin() + n * D, staging.begin() + nold * D);
   const int64_t split = nold + n;
 
-  // ---- key lists (spec 4.8): window part of width ww, then the compressed part
-  const int64_t ww = std::max<int64_t>(layout.window_width, std::min<int64_t>(pos0 + n, W));
-  int64_t ncomp = 0;
-  if (ratio == 4) ncomp = std::min<int64_t>(topk, (pos0 + n) / 4);
-  else if (ratio > 0) ncomp = (pos0 + n) / ratio;
-  const int64_t L = ww + ncomp;
-  auto& lists = sc.lists;
-  lists.assign(static_cast<size_t>(n * L), -1);
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t p = pos0 + t;
-    int32_t* lt = &lists[t * L];
-    const int64_t lo = std::max<int64_t>(0, p - W + 1);
-    for (int64_t qp = lo; qp <= p; ++qp) lt[qp - lo] = static_cast<int32_t>(qp - base_pos);
-    if (ratio == 4) {
-      for (int64_t k = 0; k < nsel[t]; ++k) lt[ww + k] = static_cast<int32_t>(split + sel[t * topk + k]);
-    } else if (ratio > 0) {
-      const int64_t vis = (p + 1) / ratio;
-      for (int64_t i = 0; i < vis; ++i) lt[ww + i] = static_cast<int32_t>(split + i);
-    }
-  }
+  // ---- key lists (spec 4.8): window part, then the compressed part
+  const int64_t L = build_key_lists(cfg, ratio, pos0, n, layout, base_pos, split, sc);
+  const auto& lists = sc.lists;
 
   // ---- sparse attention with sink, inverse RoPE on the outputs
   auto& o = sc.o;
@@ -239,7 +261,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.keys = staging.data();
   args.split = split;
   // the compressed entries the lists reference, decoded from the store
-  if (ratio > 0) gather_compressed(st.ckv, split, lists.data(), n * L, sc.comp_rows, sc.gather);
+  if (ratio > 0) gather_compressed(st.ckv, split, sc.lists.data(), n * L, sc.comp_rows, sc.gather);
   args.keys2 = ratio > 0 ? sc.comp_rows.data() : nullptr;
   args.lists = lists.data();
   args.list_len = L;

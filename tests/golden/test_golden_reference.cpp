@@ -3,6 +3,7 @@
 // layer-0 intermediates where recorded).
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstring>
 
 #include "tests/golden/golden_run.h"
@@ -11,7 +12,7 @@ namespace dsv4::golden {
 namespace {
 
 class GoldenReference : public ::testing::TestWithParam<std::string> {
- protected:
+ public:
   static EngineImpl& engine(const std::string& set) {
     static std::map<std::string, std::unique_ptr<EngineImpl>> engines;
     auto& e = engines[set];
@@ -29,12 +30,29 @@ void expect_bits(const std::vector<float>& got, const std::vector<float>& want, 
                    << want[static_cast<size_t>(d < 0 ? 0 : d)];
 }
 
-TEST_P(GoldenReference, EveryCaseBitExact) {
-  const std::string set = GetParam();
-  EngineImpl& eng = engine(set);
+// One golden case ("tiny-a/P017_D032"): logits, MTP logits, routing and indexer choices.
+class GoldenReferenceCase : public ::testing::TestWithParam<std::string> {};
+
+// Every case listed in the two sets' meta.json (read at test registration).
+std::vector<std::string> all_cases() {
+  std::vector<std::string> out;
+  for (const char* set : {"tiny-a", "tiny-d"}) {
+    const auto meta = read_json(data_dir(set) + "/meta.json");
+    for (const auto& c : meta["cases"]) out.push_back(std::string(set) + "/" + c["dir"].get<std::string>());
+  }
+  return out;
+}
+
+TEST_P(GoldenReferenceCase, BitExact) {
+  const std::string param = GetParam();
+  const std::string set = param.substr(0, param.find('/'));
+  EngineImpl& eng = GoldenReference::engine(set);
   const int64_t V = eng.info().vocab_size;
   const int L = eng.info().n_layers;
+  int found = 0;
   for (const Case& c : cases(set)) {
+    if (c.dir != data_dir(set) + param.substr(param.find('/'))) continue;
+    ++found;
     SCOPED_TRACE(c.dir);
     const CaseRun r = run_case(eng, c);
     expect_bits(r.logits, read_npy(c.dir + "/logits.npy").as_f32(), V, "logits");
@@ -59,7 +77,16 @@ TEST_P(GoldenReference, EveryCaseBitExact) {
     }
     expect_bits(sel, is.as_f32(), is.shape[2], "indexer_sel");
   }
+  EXPECT_EQ(found, 1) << param;
 }
+
+INSTANTIATE_TEST_SUITE_P(Cases, GoldenReferenceCase, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
 
 TEST_P(GoldenReference, PrefillOnlyBitExact) {
   const std::string set = GetParam();

@@ -56,9 +56,9 @@ std::vector<LayerError> teacher_forced(const std::string& ckpt, const std::strin
   for (int l = 0; l < cfg.n_layers; ++l) {
     SequenceState state;
     state.init(cfg, cfg.n_layers, S + 1);
+    ForwardScratch scratch;
     std::vector<float> x = teacher_rows(l);
     const std::vector<float> want = teacher_rows(l + 1);
-    ForwardScratch scratch;
     block_forward(mc, l, state.blocks[l], tokens.data(), 0, P,
                   ChunkLayout{std::min<int64_t>(P, cfg.window)}, x.data(), scratch, nullptr);
     for (int64_t t = P; t < S; ++t)

@@ -71,12 +71,12 @@ void expect_same(const SeqRun& a, const SeqRun& b, const std::string& what) {
 }
 
 TEST(StateMachine, PrefillPlusDecodeEqualsPrefillTinyA) {
-  // window 8, ratios 4/16: 120 tokens = 15 window wraps, 30 CSA entries (top-k 4), 7 HCA entries.
+  // window 8, ratios 4/16: 100 tokens = 12 window wraps, 25 CSA entries (top-k 4), 6 HCA entries.
   EngineImpl& eng = engine("tiny-a");
-  const auto t = stream("tiny-a", 120);
-  const SeqRun full = run(eng, t, 120, 120);
-  ASSERT_EQ(full.mtp.size(), 119u);
-  for (int64_t k : {1, 2, 3, 5, 6, 13, 17, 31, 50, 97, 119}) expect_same(full, run(eng, t, k, k), "k=" + std::to_string(k));
+  const auto t = stream("tiny-a", 100);
+  const SeqRun full = run(eng, t, 100, 100);
+  ASSERT_EQ(full.mtp.size(), 99u);
+  for (int64_t k : {1, 3, 6, 13, 17, 50, 97}) expect_same(full, run(eng, t, k, k), "k=" + std::to_string(k));
 }
 
 TEST(StateMachine, ChunkedPrefillEqualsOneShotTinyA) {
@@ -96,19 +96,19 @@ TEST(StateMachine, ChunkedPrefillEqualsOneShotTinyD) {
 
 TEST(StateMachine, PrefillPlusDecodeTinyD) {
   EngineImpl& eng = engine("tiny-d");
-  const auto t = stream("tiny-d", 200);
-  const SeqRun full = run(eng, t, 200, 200);
+  const auto t = stream("tiny-d", 160);
+  const SeqRun full = run(eng, t, 160, 160);
   // the prompt fills the window: bit-exact
-  for (int64_t k : {128, 131, 197}) expect_same(full, run(eng, t, k, k), "k=" + std::to_string(k));
+  for (int64_t k : {128, 131, 157}) expect_same(full, run(eng, t, k, k), "k=" + std::to_string(k));
   // decode steps at p < 127 use the decode key layout (see the file comment): close, not bitwise
-  for (int64_t k : {90}) {
+  for (int64_t k : {100}) {
     const SeqRun r = run(eng, t, k, k);
     double num = 0, den = 0;
     for (size_t i = 0; i < full.logits.size(); ++i) {
       num += std::pow(double(r.logits[i]) - full.logits[i], 2);
       den += std::pow(double(full.logits[i]), 2);
     }
-    EXPECT_LT(std::sqrt(num / den), 0.25) << "k=" << k;
+    EXPECT_LT(std::sqrt(num / den), 0.1) << "k=" << k;  // measured 0.034
   }
 }
 
