@@ -1,0 +1,72 @@
+// `dsv4 bench` end to end on the tiny-a checkpoint: CSV header, one row per test and depth with
+// positive timings, an SVG plot, and a clear error for a bad depth list.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string run(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) v.push_back(item);
+  return v;
+}
+
+TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
+  const std::string svg = ::testing::TempDir() + "dsv4_bench_plot.svg";
+  int status = -1;
+  const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt -p 8 -n 3 -d 0,16 --reps 2 --bw-mib 16 --threads 2 --csv --svg " +
+                                  svg + " 2>/dev/null",
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  const auto lines = split(out, '\n');
+  ASSERT_EQ(lines.size(), 5u) << out;
+  EXPECT_EQ(lines[0].rfind("test,depth,threads,tokens,seconds,tok_per_s,weight_gb_per_s,bw_fraction", 0), 0u);
+  const char* want[4][3] = {{"pp8", "0", "8"}, {"tg3", "0", "3"}, {"pp8", "16", "8"}, {"tg3", "16", "3"}};
+  for (int i = 0; i < 4; ++i) {
+    const auto f = split(lines[i + 1], ',');
+    ASSERT_GE(f.size(), 8u) << lines[i + 1];
+    EXPECT_EQ(f[0], want[i][0]);
+    EXPECT_EQ(f[1], want[i][1]);
+    EXPECT_EQ(f[2], "2");
+    EXPECT_EQ(f[3], want[i][2]);
+    EXPECT_GT(std::stod(f[4]), 0.0);                                        // seconds
+    EXPECT_NEAR(std::stod(f[5]), std::stod(f[3]) / std::stod(f[4]), 1e-3 * std::stod(f[5]) + 1e-3);
+    EXPECT_GT(std::stod(f[6]), 0.0);                                        // weight GB/s
+    EXPECT_GT(std::stod(f[7]), 0.0);                                        // fraction of probe
+  }
+  std::ifstream f(svg);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_NE(ss.str().find("<svg"), std::string::npos);
+  EXPECT_NE(ss.str().find("tg3 tok/s"), std::string::npos);
+  std::remove(svg.c_str());
+}
+
+TEST(CpuBenchCli, BadDepthListIsAClearError) {
+  int status = 0;
+  const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt -d 0,x 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("--depth"), std::string::npos) << out;
+}
+
+}  // namespace
