@@ -141,7 +141,7 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   // scores in bounded blocks of keys, top-k kept per row (runtime/kv_gather.h)
   sel.assign(static_cast<size_t>(n * topk), -1);
   indexer_topk_stored(be, IndexerScoreArgs{qi.data(), wts.data(), n, nih, ihd, nullptr, nk, visible.data(), nullptr},
-                      st.ikv, topk, sel.data(), nsel.data());
+                      st.ikv, topk, sel.data(), nsel.data(), sc.gather);
   if (hook && *hook) {  // ascending, -1 padded (the golden indexer_sel layout)
     std::vector<float> sorted;  // debug hook only
     sorted.assign(static_cast<size_t>(n * topk), -1.0f);

@@ -29,6 +29,15 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
     if (r == 4) referenced = std::max<int64_t>(referenced, std::min<int64_t>(T / 4 + 1, n * topk));
     else if (r > 0) referenced = std::max<int64_t>(referenced, T / r + 1);
   res(comp_rows, referenced * D);
+  res(gather.slot, max_comp);
+  res(gather.ids, referenced);
+  const int64_t kb = std::min<int64_t>(kIndexerKeyBlock, T / 4 + 1);
+  res(gather.key_block, kb * c.index_head_dim);
+  res(gather.score_block, n * kb);
+  res(gather.visible, n);
+  res(gather.best, n * topk);
+  res(gather.merge, topk + kb);
+  res(gather.have, n);
   for (auto* v : {&a, &xin, &f}) res(*v, n * dim);
   res(hc_pre, n * hc);
   res(hc_post, n * hc);

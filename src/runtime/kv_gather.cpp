@@ -7,29 +7,22 @@
 namespace dsv4 {
 
 void gather_compressed(const KvRows& ckv, int64_t split, int32_t* lists, int64_t count,
-                       std::vector<float>& rows) {
-  thread_local std::vector<int32_t> slot;  // entry id -> row in `rows`, -1 = not referenced
+                       std::vector<float>& rows, KvGatherScratch& sc) {
+  std::vector<int32_t>& slot = sc.slot;  // entry id -> row in `rows`, -1 = not referenced
   int64_t hi = 0;
   for (int64_t i = 0; i < count; ++i)
     if (lists[i] >= split) hi = std::max<int64_t>(hi, lists[i] - split + 1);
   if (hi > ckv.capacity()) throw_error("KV gather: entry ", hi - 1, " beyond capacity ", ckv.capacity());
-  // Capacity for the whole store up front, so decode steps never allocate as the context grows.
-  slot.reserve(static_cast<size_t>(ckv.capacity()));
   slot.assign(static_cast<size_t>(hi), -1);
   for (int64_t i = 0; i < count; ++i)
     if (lists[i] >= split) slot[static_cast<size_t>(lists[i] - split)] = 0;
-  thread_local std::vector<int32_t> ids;
-  ids.reserve(static_cast<size_t>(ckv.capacity()));
+  std::vector<int32_t>& ids = sc.ids;
   ids.clear();
   for (int64_t e = 0; e < hi; ++e)
     if (slot[static_cast<size_t>(e)] == 0) {
       slot[static_cast<size_t>(e)] = static_cast<int32_t>(ids.size());
       ids.push_back(static_cast<int32_t>(e));
     }
-  // Reserve for at least 4096 referenced entries (bounded by the store) so decode steps, whose
-  // lists grow by one entry every `ratio` tokens, do not reallocate.
-  const int64_t want = std::min<int64_t>(ckv.capacity(), std::max<int64_t>(count, 4096));
-  rows.reserve(static_cast<size_t>(std::max<int64_t>(want, 1) * ckv.width()));
   rows.resize(std::max<size_t>(1, ids.size() * static_cast<size_t>(ckv.width())));
   const int64_t used = static_cast<int64_t>(ids.size());
   if (used == hi) ckv.read_range(0, used, rows.data());  // every entry referenced (HCA): no gather
@@ -43,10 +36,9 @@ namespace {
 
 // Scores keys [k0, k0+len) into out [n][len] (visibility relative to the whole key list).
 void score_range(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys, int64_t k0, int64_t len,
-                 float* out) {
+                 float* out, KvGatherScratch& sc) {
   const int64_t n = a.n;
-  thread_local std::vector<int64_t> vis;
-  vis.reserve(static_cast<size_t>(std::max<int64_t>(n, 1)));
+  std::vector<int64_t>& vis = sc.visible;
   vis.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) vis[static_cast<size_t>(t)] = std::clamp<int64_t>(a.visible[t] - k0, 0, len);
   IndexerScoreArgs b = a;
@@ -54,9 +46,7 @@ void score_range(const Backend& be, const IndexerScoreArgs& a, const KvRows& key
   b.visible = vis.data();
   b.scores = out;
   if (keys.layout() == KvLayout::Compact && be.indexer_scores_fp4(b, keys.entry(k0), keys.entry_bytes())) return;
-  thread_local std::vector<float> kb;  // decoded keys of the range
-  // Ranges are at most one block long; size for the largest the store can ever serve.
-  kb.reserve(static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(keys.capacity(), 4096)) * keys.width()));
+  std::vector<float>& kb = sc.key_block;  // decoded keys of the range
   kb.resize(static_cast<size_t>(std::max<int64_t>(len, 1) * keys.width()));
   keys.read_range(k0, len, kb.data());
   b.keys = kb.data();
@@ -65,45 +55,40 @@ void score_range(const Backend& be, const IndexerScoreArgs& a, const KvRows& key
 
 }  // namespace
 
-void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys) {
+void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys,
+                           KvGatherScratch& sc) {
   if (a.n_keys > keys.capacity())
     throw_error("indexer: ", a.n_keys, " keys requested, store holds ", keys.capacity());
   // Every score depends on one (query, key) pair only, so blocking does not change a bit.
-  constexpr int64_t kBlock = 1024;
   const int64_t n = a.n, nk = a.n_keys;
-  thread_local std::vector<float> sb;
-  for (int64_t k0 = 0; k0 < nk; k0 += kBlock) {
-    const int64_t len = std::min(kBlock, nk - k0);
-    if (len == nk) return score_range(be, a, keys, 0, nk, a.scores);
+  std::vector<float>& sb = sc.score_block;
+  for (int64_t k0 = 0; k0 < nk; k0 += kIndexerKeyBlock) {
+    const int64_t len = std::min(kIndexerKeyBlock, nk - k0);
+    if (len == nk) return score_range(be, a, keys, 0, nk, a.scores, sc);
     sb.resize(static_cast<size_t>(n * len));
-    score_range(be, a, keys, k0, len, sb.data());
+    score_range(be, a, keys, k0, len, sb.data(), sc);
     for (int64_t t = 0; t < n; ++t)
       std::copy(sb.begin() + t * len, sb.begin() + (t + 1) * len, a.scores + t * nk + k0);
   }
 }
 
 void indexer_topk_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys, int topk,
-                         int32_t* sel, int64_t* nsel, int64_t block) {
+                         int32_t* sel, int64_t* nsel, KvGatherScratch& sc, int64_t block) {
   const int64_t n = a.n, nk = a.n_keys;
   if (nk > keys.capacity()) throw_error("indexer: ", nk, " keys requested, store holds ", keys.capacity());
   if (block <= 0) throw_error("indexer: block must be positive");
-  struct Cand {
-    float v;
-    int32_t i;
-  };
+  using Cand = KvGatherScratch::Cand;
   auto better = [](const Cand& x, const Cand& y) { return x.v > y.v || (x.v == y.v && x.i < y.i); };
-  thread_local std::vector<float> sb;
-  thread_local std::vector<Cand> best;   // [n][topk] current winners (count per row in have)
-  thread_local std::vector<Cand> merge;
-  thread_local std::vector<int64_t> have;
-  sb.reserve(static_cast<size_t>(n * std::min<int64_t>(block, std::max<int64_t>(keys.capacity(), 1))));
-  merge.reserve(static_cast<size_t>(topk + std::min<int64_t>(block, std::max<int64_t>(keys.capacity(), 1))));
+  std::vector<float>& sb = sc.score_block;
+  std::vector<Cand>& best = sc.best;
+  std::vector<Cand>& merge = sc.merge;
+  std::vector<int64_t>& have = sc.have;
   best.resize(static_cast<size_t>(n * topk));
   have.assign(static_cast<size_t>(n), 0);
   for (int64_t k0 = 0; k0 < nk; k0 += block) {
     const int64_t len = std::min(block, nk - k0);
     sb.resize(static_cast<size_t>(n * len));
-    score_range(be, a, keys, k0, len, sb.data());
+    score_range(be, a, keys, k0, len, sb.data(), sc);
     for (int64_t t = 0; t < n; ++t) {
       const int64_t vis = std::clamp<int64_t>(a.visible[t] - k0, 0, len);
       const int64_t k = std::min<int64_t>(topk, std::min(a.visible[t], nk));

@@ -11,14 +11,32 @@
 
 namespace dsv4 {
 
+// Buffers of the two functions below, owned by the caller (a session's scratch) so that steady-state
+// decode does not allocate.
+struct KvGatherScratch {
+  std::vector<int32_t> slot, ids;
+  std::vector<float> key_block, score_block;
+  std::vector<int64_t> visible;
+  struct Cand {
+    float v;
+    int32_t i;
+  };
+  std::vector<Cand> best, merge;  // top-k winners [n][topk]; merge buffer (topk + block)
+  std::vector<int64_t> have;      // winners per row
+};
+
+// Keys per indexer scoring block (bounds key_block / score_block).
+inline constexpr int64_t kIndexerKeyBlock = 4096;
+
 // Key list entries >= split refer to compressed entry (index - split) of `ckv`. Decodes every
 // referenced entry (ascending, once) into `rows` [used][width] and rewrites those list entries to
 // split + (row in `rows`). `lists` has `count` entries (-1 = no key, left alone).
 void gather_compressed(const KvRows& ckv, int64_t split, int32_t* lists, int64_t count,
-                       std::vector<float>& rows);
+                       std::vector<float>& rows, KvGatherScratch& sc);
 
 // IndexerScoreArgs `a` without keys (a.keys ignored) over the first a.n_keys entries of `keys`.
-void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys);
+void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys,
+                           KvGatherScratch& sc);
 
 // Top-k indexer selection without an [n][n_keys] score matrix: keys are scored in blocks of
 // `block` (scratch [n][block]) and each row keeps its k = min(topk, visible) best, descending,
@@ -26,6 +44,7 @@ void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const K
 // winners gives exactly the one-shot selection). Writes sel [n][topk] (first nsel[t] valid).
 // a.scores is ignored.
 void indexer_topk_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys, int topk,
-                         int32_t* sel, int64_t* nsel, int64_t block = 4096);
+                         int32_t* sel, int64_t* nsel, KvGatherScratch& sc,
+                         int64_t block = kIndexerKeyBlock);
 
 }  // namespace dsv4

@@ -17,7 +17,6 @@
 #include "format/npy.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "model/forward.h"
-#include "model/scratch.h"
 #include "model/weights.h"
 #include "runtime/seq_state.h"
 

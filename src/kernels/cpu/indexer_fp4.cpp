@@ -79,10 +79,79 @@ void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, s
   }
 }
 
+namespace {
+
+// bf16 round-to-nearest-even of finite lanes (the scores are finite).
+DSV4_AVX512 inline __m512 bf16r_ps(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// Many query rows (prefill): keys decoded 16 at a time into a dim-major tile [D][16], so one
+// broadcast-FMA per dimension advances 16 key dot products at once (no horizontal sums), and the
+// bf16 / relu / weight combination runs on 16 keys per vector.
+DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  const int H = a.n_heads, D = a.head_dim;
+  const Lut& t = lut();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(D) * 16);
+  float kr[16 * 32];
+  for (int64_t i0 = 0; i0 < a.n_keys; i0 += 16) {
+    const int nk = static_cast<int>(std::min<int64_t>(16, a.n_keys - i0));
+    std::fill(tile.begin(), tile.end(), 0.0f);
+    for (int j = 0; j < nk; ++j) {
+      const uint8_t* e = keys + static_cast<size_t>(i0 + j) * key_bytes;
+      const uint8_t* sc = e + D / 2;
+      for (int b0 = 0; b0 < D; b0 += 32) {
+        const float s = t.e8m0[sc[b0 / 32]];
+        for (int m = 0; m < 16; ++m) {
+          const uint8_t byte = e[b0 / 2 + m];
+          kr[2 * m] = t.e2m1[byte & 0xF] * s;
+          kr[2 * m + 1] = t.e2m1[byte >> 4] * s;
+        }
+        for (int d = 0; d < 32; ++d) tile[static_cast<size_t>((b0 + d) * 16 + j)] = kr[d];
+      }
+    }
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int64_t r = 0; r < a.n; ++r) {
+      const int64_t vis = a.visible[r] - i0;
+      float* out = a.scores + r * a.n_keys + i0;
+      const __mmask16 store = static_cast<__mmask16>((1u << nk) - 1);
+      if (vis <= 0) {
+        _mm512_mask_storeu_ps(out, store, _mm512_set1_ps(ninf));
+        continue;
+      }
+      __m512 total = _mm512_setzero_ps();
+      for (int h = 0; h < H; ++h) {
+        const float* q = a.q + (r * H + h) * D;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        for (int d = 0; d < D; d += 4) {
+          acc0 = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(&tile[static_cast<size_t>(d) * 16]), acc0);
+          acc1 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 1]), _mm512_loadu_ps(&tile[static_cast<size_t>(d + 1) * 16]), acc1);
+          acc2 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 2]), _mm512_loadu_ps(&tile[static_cast<size_t>(d + 2) * 16]), acc2);
+          acc3 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 3]), _mm512_loadu_ps(&tile[static_cast<size_t>(d + 3) * 16]), acc3);
+        }
+        const __m512 dot = bf16r_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+        const __m512 rel = _mm512_max_ps(dot, _mm512_setzero_ps());
+        total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_set1_ps(a.w[r * H + h]))));
+      }
+      const __mmask16 visible = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(static_cast<int>(std::min<int64_t>(vis, 16))));
+      const __m512 res = _mm512_mask_blend_ps(visible, _mm512_set1_ps(ninf), bf16r_ps(total));
+      _mm512_mask_storeu_ps(out, store, res);
+    }
+  }
+}
+
+}  // namespace
+
 DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
+  if (a.n >= 8) return scores_tiled(a, keys, key_bytes);  // prefill: 16 keys per vector
   const int nb = D / kBlock;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
