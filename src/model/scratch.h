@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "format/config.h"
+#include "runtime/kv_gather.h"
 
 namespace dsv4 {
 
@@ -17,6 +18,7 @@ struct ForwardScratch {
   std::vector<int32_t> sel, lists;
   std::vector<int64_t> nsel, visible;
   std::vector<float> comp_rows;  // compressed entries referenced by the chunk's key lists
+  KvGatherScratch gather;
   // compressor
   std::vector<float> ca, cg, cz, ccos, csin;
   std::vector<const float*> cvals, cscores;
