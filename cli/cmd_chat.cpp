@@ -178,6 +178,7 @@ int chat(const ChatFlags& f) {
         printer.print(parser.push(piece));
         return true;
       });
+      clear_interrupt();  // the Ctrl-C that stopped this answer must not count as a second one
       std::vector<Delta> tail = parser.push("<｜end▁of▁sentence｜>");
       for (auto& d : parser.finish()) tail.push_back(std::move(d));
       printer.print(tail);

@@ -56,14 +56,14 @@ std::vector<LayerError> teacher_forced(const std::string& ckpt, const std::strin
   for (int l = 0; l < cfg.n_layers; ++l) {
     SequenceState state;
     state.init(cfg, cfg.n_layers, S + 1);
-    ForwardScratch scratch;
     std::vector<float> x = teacher_rows(l);
     const std::vector<float> want = teacher_rows(l + 1);
+    ForwardScratch sc;
     block_forward(mc, l, state.blocks[l], tokens.data(), 0, P,
-                  ChunkLayout{std::min<int64_t>(P, cfg.window)}, x.data(), scratch, nullptr);
+                  ChunkLayout{std::min<int64_t>(P, cfg.window)}, x.data(), sc, nullptr);
     for (int64_t t = P; t < S; ++t)
       block_forward(mc, l, state.blocks[l], tokens.data() + t, t, 1, ChunkLayout{cfg.window},
-                    x.data() + t * flat, scratch, nullptr);
+                    x.data() + t * flat, sc, nullptr);
     LayerError e;
     double num = 0, den = 0;
     for (int64_t t = 0; t < S; ++t) {
