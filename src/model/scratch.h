@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "format/config.h"
+#include "runtime/kv_gather.h"
 
 namespace dsv4 {
 
@@ -13,10 +14,11 @@ struct ForwardScratch {
   // block level: sub-layer inputs/outputs and the hyper-connection split per row
   std::vector<float> a, xin, f, hc_pre, hc_post, hc_comb, hc_dots, hc_tmp;
   // attention
-  std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, staging, o, u;
-  std::vector<int32_t> sel, lists;
+  std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, scores, staging, o, u;
+  std::vector<int32_t> sel, lists, topk_work;
   std::vector<int64_t> nsel, visible;
   std::vector<float> comp_rows;  // compressed entries referenced by the chunk's key lists
+  KvGatherScratch gather;
   // compressor
   std::vector<float> ca, cg, cz, ccos, csin;
   std::vector<const float*> cvals, cscores;
