@@ -23,6 +23,8 @@
 #include "dsv4/engine.h"
 #include "format/config.h"
 #include "format/safetensors.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "runtime/engine_impl.h"
 
 namespace {
 
@@ -165,7 +167,7 @@ std::string svg_plot(const std::vector<Row>& rows) {
 
 DSV4_COMMAND(bench) {
   struct Opts {
-    std::string model, depths = "0", numerics = "fast", svg;
+    std::string model, depths = "0", numerics = "fast", backend = "cpu", svg;
     int64_t prompt = 512, gen = 64, chunk = 512, bw_mib = 1024;
     int threads = 0, reps = 3;
     bool csv = false;
@@ -182,6 +184,9 @@ DSV4_COMMAND(bench) {
             a.add_option("--chunk", o->chunk, "prefill chunk (rows per forward call)");
             a.add_option("--numerics", o->numerics, "fast | reference")
                 ->check(CLI::IsMember({"reference", "fast"}));
+            a.add_option("--backend", o->backend,
+                         "fast numerics on: cpu (SIMD kernels, kernels/cpu) | engine (Engine::load's choice)")
+                ->check(CLI::IsMember({"cpu", "engine"}));
             a.add_option("--bw-mib", o->bw_mib, "bandwidth probe buffer (MiB)");
             a.add_flag("--csv", o->csv, "CSV output: header + one row per test");
             a.add_option("--svg", o->svg, "write a tok/s vs depth plot to FILE");
@@ -202,7 +207,10 @@ DSV4_COMMAND(bench) {
               eo.threads = o->threads;
               eo.load_mtp = false;
               const auto t_load = clock::now();
-              auto engine = Engine::load(eo);
+              std::unique_ptr<Engine> engine =
+                  eo.numerics == Numerics::Fast && o->backend == "cpu"
+                      ? std::make_unique<EngineImpl>(eo, cpu::make_cpu_backend(o->threads))
+                      : Engine::load(eo);
               const double load_s = std::chrono::duration<double>(clock::now() - t_load).count();
               const int64_t V = engine->info().vocab_size;
               ThreadPool probe_pool(o->threads);
@@ -211,9 +219,12 @@ DSV4_COMMAND(bench) {
                   measure_read_bandwidth(&probe_pool, size_t(o->bw_mib) << 20, 5);
               std::FILE* info = o->csv ? stderr : stdout;
               std::fprintf(info,
-                           "model %s: loaded in %.2f s; %d threads; read bandwidth %.2f GB/s (best "
-                           "of 5, median %.2f); active weights %.3f GB/token, all weights %.3f GB\n",
-                           o->model.c_str(), load_s, threads, bw.gb_per_s, bw.median_gb_per_s,
+                           "model %s (%s numerics, %s backend): loaded in %.2f s; %d threads; read "
+                           "bandwidth %.2f GB/s (best of 5, median %.2f); active weights %.3f "
+                           "GB/token, all weights %.3f GB\n",
+                           o->model.c_str(), o->numerics.c_str(),
+                           eo.numerics == Numerics::Fast ? o->backend.c_str() : "reference", load_s,
+                           threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);
 
               // Deterministic token stream (ids 2.. avoid BOS/EOS-like specials at 0/1).

@@ -49,6 +49,13 @@ class ThreadPool {
   void* ctx_ = nullptr;
 };
 
+// `pool`, or nullptr (run serially) when the work is too small to pay for waking the workers:
+// `work` in multiply-accumulates (or comparable element operations).
+inline ThreadPool* pool_for_work(ThreadPool* pool, double work) {
+  constexpr double kMinParallelWork = 1 << 20;  // ~10-30 us of SIMD work
+  return work >= kMinParallelWork ? pool : nullptr;
+}
+
 // Runs on `pool` when given, else serially on the caller (thread index 0 of 1).
 template <class F>
 void parallel_for(ThreadPool* pool, int64_t n, int64_t grain, F&& f) {

@@ -240,7 +240,8 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
     throw_error("sparse_attention: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim, ")");
   const bool simd = active_isa() == Isa::Avx512Bf16 && a.head_dim % 16 == 0;
   const int64_t groups = (a.n_heads + kHeadGroup - 1) / kHeadGroup;
-  parallel_for(pool, a.n * groups, 1, [&](int64_t b, int64_t e, int) {
+  const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
+  parallel_for(pool_for_work(pool, work), a.n * groups, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const int64_t t = u / groups;
       const int h0 = static_cast<int>(u % groups) * kHeadGroup;
@@ -260,7 +261,8 @@ void indexer_scores(const IndexerScoreArgs& a, ThreadPool* pool) {
     throw_error("indexer_scores: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim, ")");
   const bool simd = active_isa() == Isa::Avx512Bf16;
   const int64_t chunks = (a.n_keys + kKeyChunk - 1) / kKeyChunk;
-  parallel_for(pool, a.n * chunks, 1, [&](int64_t b, int64_t e, int) {
+  const double work = double(a.n) * a.n_keys * a.n_heads * a.head_dim;
+  parallel_for(pool_for_work(pool, work), a.n * chunks, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const int64_t t = u / chunks, i0 = (u % chunks) * kKeyChunk;
       const int64_t i1 = std::min(a.n_keys, i0 + kKeyChunk);

@@ -8,7 +8,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear.h"
-#include "kernels/ref/hadamard.h"
+#include "kernels/cpu/rowwise.h"
 
 namespace dsv4::cpu {
 namespace {
@@ -56,8 +56,10 @@ class CpuBackend final : public Backend {
   }
   void sparse_attention(const AttentionArgs& a) const override { cpu::sparse_attention(a, pool()); }
   void indexer_scores(const IndexerScoreArgs& a) const override { cpu::indexer_scores(a, pool()); }
+  // SIMD butterfly (rowwise.h), then BF16 like the reference's output.
   void hadamard_rows(float* x, int64_t rows, int n) const override {
-    for (int64_t i = 0; i < rows; ++i) ref::hadamard(x + i * n, n);
+    cpu::hadamard(x, n, rows, n);
+    round_rows_bf16(dsv4::Rows{x, rows, n}, n);
   }
   bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
     cpu::indexer_scores_fp4(a, keys, key_bytes);  // compact keys scanned in place (indexer_fp4.h)

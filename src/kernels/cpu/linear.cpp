@@ -131,7 +131,7 @@ void prepare_rows(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, Pa
     }
   };
   if (m >= 2 * grain) {
-    parallel_for(pool, m, grain, body);
+    parallel_for(pool_for_work(pool, 8.0 * m * k), m, grain, body);
   } else {
     body(0, m, 0);
   }
@@ -224,7 +224,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     const int64_t ld = skewed(k);
     float* act = grow(t_act_f32, static_cast<size_t>(m * ld));
     prepare_rows(pool, {x.data, x.ld, nullptr}, m, k, PanelOrder::Fp8, quantize_act, act, ld);
-    parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+    parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
       uint16_t* scaled = grow(t_act, static_cast<size_t>(m * ld));
       for (int64_t lo = b; lo < e;) {
         const int64_t nb = lo / 128, hi = std::min(e, (nb + 1) * 128);
@@ -245,7 +245,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
     kern.decode_fp8(w.codes + n0 * k, k, w.scales + (n0 / 128) * kblocks, nr, k, panel, ldp);
   };
-  parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+  parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, b, e, k, m, act, y);
   });
 }
@@ -280,7 +280,9 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     }
   }
   const std::vector<Act>& acts = t_acts;
-  parallel_for(pool, total_units, 1, [&](int64_t ub, int64_t ue, int) {
+  double work = 0;
+  for (const Fp4Group& g : groups) work += double(g.count) * g.w.n * g.w.k;
+  parallel_for(pool_for_work(pool, work), total_units, 1, [&](int64_t ub, int64_t ue, int) {
     int64_t unit0 = 0;
     for (size_t gi = 0; gi < groups.size(); ++gi) {
       const Fp4Group& g = groups[gi];
@@ -327,7 +329,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   const PanelKernels& kern = panel_kernels(active_isa());
   const int64_t k = w.k, m = x.m;
   if (act_mode == Bf16Act::Float32) {
-    parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+    parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
       for (int64_t m0 = 0; m0 < m; m0 += kMTile) {
         const int64_t mt = std::min(kMTile, m - m0);
         for (int64_t n0 = b; n0 < e; n0 += kPanelRows) {
@@ -355,7 +357,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
       }
     }
   };
-  parallel_for(pool, w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+  parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
     run_panels(kern, copy, b, e, kp, m, act, y);
   });
 }
@@ -383,7 +385,8 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     xa = buf;
     lda = kp;
   }
-  parallel_for(pool, (w.n + kWidePanelRows - 1) / kWidePanelRows, 1, [&](int64_t b, int64_t e, int) {
+  parallel_for(pool_for_work(pool, double(m) * w.n * k), (w.n + kWidePanelRows - 1) / kWidePanelRows, 1,
+               [&](int64_t b, int64_t e, int) {
     float* panel = in_place ? nullptr : grow(t_panel_f32, static_cast<size_t>(kWidePanelRows * kp));
     for (int64_t u = b; u < e; ++u) {
       const int64_t n0 = u * kWidePanelRows;
