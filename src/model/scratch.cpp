@@ -51,10 +51,12 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(kv, n * D);
   res(qi, n * qw);
   res(wts, n * c.index_n_heads);
+  res(scores, n * (T / 4 + 1));
   res(staging, (W + n) * D);
   res(o, n * HD);
   res(u, n * GR);
   res(sel, n * topk);
+  res(topk_work, T / 4 + 1);
   res(lists, n * (W + std::max<int64_t>(topk, max_comp)));
   res(nsel, n);
   res(visible, n);

@@ -14,8 +14,8 @@ struct ForwardScratch {
   // block level: sub-layer inputs/outputs and the hyper-connection split per row
   std::vector<float> a, xin, f, hc_pre, hc_post, hc_comb, hc_dots, hc_tmp;
   // attention
-  std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, staging, o, u;
-  std::vector<int32_t> sel, lists;
+  std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, scores, staging, o, u;
+  std::vector<int32_t> sel, lists, topk_work;
   std::vector<int64_t> nsel, visible;
   std::vector<float> comp_rows;  // compressed entries referenced by the chunk's key lists
   KvGatherScratch gather;
