@@ -1,7 +1,8 @@
 // The compute seam: every heavy operation of the forward pass goes through one Backend. Two
 // implementations exist: the reference backend (scalar, bit-identical to the golden data, NOTES.md
-// section 9) and the fast backend (float32 accumulation, free to reorder; SIMD kernels plug in
-// behind it). The forward pass (forward.cpp) is written once against this interface.
+// section 9) and the fast backend of Numerics::Fast, the SIMD/threaded kernels of src/kernels/cpu
+// (kernels/cpu/cpu_backend.h: float32 accumulation, free to reorder, rounding where the reference
+// rounds). The forward pass (forward.cpp) is written once against this interface.
 //
 // Conventions shared by every op:
 //  * activations are row-major float arrays; "bf16 values" means every element is exactly
@@ -86,10 +87,9 @@ class Backend {
   virtual void linear_f32w(const float* f, int64_t rows, int64_t cols, ConstRows x, Rows y) const = 0;
 
   // In place over rows x [rows][n] (n a power of two): x = bf16( f32( f32(H x) * f32(n^-0.5) ) ),
-  // the scaled Walsh-Hadamard rotation of the indexer (queries per head and keys). The default is an
-  // allocation-free butterfly in double (exact for bf16 inputs of ordinary exponent range); the
-  // reference backend overrides it with the always-exact ref::hadamard.
-  virtual void hadamard_rows(float* x, int64_t rows, int n) const;
+  // the scaled Walsh-Hadamard rotation of the indexer (queries per head and keys). The reference
+  // backend uses the always-exact ref::hadamard, the CPU backend a SIMD butterfly.
+  virtual void hadamard_rows(float* x, int64_t rows, int n) const = 0;
 
   virtual void sparse_attention(const AttentionArgs& a) const = 0;
   virtual void indexer_scores(const IndexerScoreArgs& a) const = 0;
@@ -103,6 +103,5 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_reference_backend();
-std::unique_ptr<Backend> make_fast_backend();
 
 }  // namespace dsv4

@@ -3,12 +3,14 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "runtime/session_io.h"
 
 namespace dsv4 {
 
 EngineImpl::EngineImpl(const EngineOptions& opts)
-    : EngineImpl(opts, opts.numerics == Numerics::Reference ? make_reference_backend() : make_fast_backend()) {}
+    : EngineImpl(opts, opts.numerics == Numerics::Reference ? make_reference_backend()
+                                                            : cpu::make_cpu_backend(opts.threads)) {}
 
 EngineImpl::EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backend) : opts_(opts) {
   LoadOptions lo;

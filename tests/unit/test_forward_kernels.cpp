@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/ref/attention.h"
 #include "kernels/ref/compressor.h"
 #include "kernels/ref/fmath.h"
@@ -214,7 +215,7 @@ TEST(ForwardKernels, CompressorPoolingIgnoresMinusInfCandidates) {
 TEST(ForwardKernels, FastBackendTracksReference) {
   std::mt19937 rng(5);
   const auto rb = make_reference_backend();
-  const auto fb = make_fast_backend();
+  const auto fb = cpu::make_cpu_backend(1);
   const int64_t N = 64, K = 256, M = 3;
   Fp8Fixture f(N, K, rng);
   const auto x = bf16_values(static_cast<size_t>(M * K), rng);

@@ -5,32 +5,32 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
+#include "kernels/ref/attention.h"
 
 namespace dsv4::cpu {
 namespace {
 
 constexpr int kHeadGroup = 4;
+constexpr int kAttnBlock = ref::kAttnBlock;  // list positions per online-softmax block
+constexpr int kMaxHeadDim = 1024;            // bound of the on-stack accumulators
 constexpr int64_t kKeyChunk = 256;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 inline float bf16_round(float v) { return bf16_bits_to_f32(f32_to_bf16_bits(v)); }
 
-thread_local std::vector<const float*> t_keys;
-thread_local AlignedVector<float> t_scores;
 thread_local AlignedVector<float> t_qt;
 
-// Pointers of the valid keys of row t's list (-1 entries skipped).
-int64_t gather_keys(const AttentionArgs& a, int64_t t) {
-  if (t_keys.size() < static_cast<size_t>(a.list_len) + 4) t_keys.resize(a.list_len + 4);
+// Pointers of the valid keys among list positions [b0, b0 + kAttnBlock) of row t (-1 skipped).
+int gather_block(const AttentionArgs& a, int64_t t, int64_t b0, const float** keys) {
   const int32_t* list = a.lists + t * a.list_len;
-  int64_t nv = 0;
-  for (int64_t j = 0; j < a.list_len; ++j)
-    if (list[j] >= 0) t_keys[nv++] = a.key(list[j]);
+  const int64_t b1 = std::min(a.list_len, b0 + kAttnBlock);
+  int nv = 0;
+  for (int64_t j = b0; j < b1; ++j)
+    if (list[j] >= 0) keys[nv++] = a.key(list[j]);
   return nv;
 }
 
@@ -38,29 +38,44 @@ int64_t gather_keys(const AttentionArgs& a, int64_t t) {
 
 namespace scalar {
 
+// The reference's online softmax (kernels/ref/attention.cpp): the list is consumed in blocks of
+// kAttnBlock positions; per block the running maximum m is raised to the block's, the previous sum
+// and accumulator are scaled by exp(m_old - m), the probabilities exp(s - m) are summed for the
+// denominator and rounded to BF16 for the weighted sum. The sink joins the denominator last.
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
   const int D = a.head_dim;
-  const int64_t nv = gather_keys(a, t);
-  if (t_scores.size() < static_cast<size_t>(nv)) t_scores.resize(nv);
-  std::vector<float> acc(D);
+  const float* keys[kAttnBlock];
+  float sc[kAttnBlock];
+  float acc[kMaxHeadDim], pv[kMaxHeadDim];
   for (int h = h0; h < h0 + hn; ++h) {
     const float* q = a.q + (t * a.n_heads + h) * D;
+    float m = kNegInf, l = 0.0f;
+    std::fill(acc, acc + D, 0.0f);
+    for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
+      const int nv = gather_block(a, t, b0, keys);
+      if (nv == 0) continue;
+      float mb = kNegInf;
+      for (int j = 0; j < nv; ++j) {
+        float s = 0;
+        for (int d = 0; d < D; ++d) s += q[d] * keys[j][d];
+        sc[j] = s * a.scale;
+        mb = std::max(mb, sc[j]);
+      }
+      const float mn = std::max(m, mb), alpha = std::exp(m - mn);
+      float psum = 0;
+      std::fill(pv, pv + D, 0.0f);
+      for (int j = 0; j < nv; ++j) {
+        const float p = std::exp(sc[j] - mn);
+        psum += p;
+        const float pb = bf16_round(p);
+        for (int d = 0; d < D; ++d) pv[d] += pb * keys[j][d];
+      }
+      l = std::fma(l, alpha, psum);
+      for (int d = 0; d < D; ++d) acc[d] = acc[d] * alpha + pv[d];
+      m = mn;
+    }
+    l += std::exp(a.sink[h] - m);
     float* o = a.out + (t * a.n_heads + h) * D;
-    float m = a.sink[h];
-    for (int64_t j = 0; j < nv; ++j) {
-      float s = 0;
-      for (int d = 0; d < D; ++d) s += q[d] * t_keys[j][d];
-      t_scores[j] = s * a.scale;
-      m = std::max(m, t_scores[j]);
-    }
-    float l = std::exp(a.sink[h] - m);
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t j = 0; j < nv; ++j) {
-      const float p = std::exp(t_scores[j] - m);
-      l += p;
-      const float pb = bf16_round(p);  // numerator weight rounded like the reference's PV input
-      for (int d = 0; d < D; ++d) acc[d] += pb * t_keys[j][d];
-    }
     for (int d = 0; d < D; ++d) o[d] = bf16_round(acc[d] / l);
   }
 }
@@ -76,13 +91,13 @@ void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64
       continue;
     }
     const float* k = a.keys + i * D;
-    float total = 0;
+    double total = 0;
     for (int h = 0; h < H; ++h) {
       float s = 0;
       for (int d = 0; d < D; ++d) s += qt[h * D + d] * k[d];
-      total += std::max(s, 0.0f) * wt[h];
+      total += bf16_round(std::max(bf16_round(s), 0.0f) * wt[h]);
     }
-    out[i] = bf16_round(total);
+    out[i] = bf16_round(static_cast<float>(total));
   }
 }
 
@@ -90,6 +105,12 @@ void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64
 
 namespace avx512 {
 namespace {
+
+// Round each lane to BF16 (RNE) and back.
+DSV4_AVX512 inline __m512 bf16_round_ps(__m512 x) {
+  const __m256i b = (__m256i)_mm512_cvtneps_pbh(x);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
+}
 
 // Scores of 4 heads (pointers q[4]) against 4 keys (k[4]) over D (multiple of 16).
 DSV4_AVX512 inline void qk_4x4(const float* const* q, const float* const* k, int D, float out[4][4]) {
@@ -108,84 +129,94 @@ DSV4_AVX512 inline void qk_4x4(const float* const* q, const float* const* k, int
     for (int j = 0; j < 4; ++j) out[h][j] = hsum(acc[h][j]);
 }
 
-// acc[h] over `NV` vectors of 16 dims starting at d0: sum_j p[h][j] * key_j[d0..].
+// One block's weighted sum over `NV` vectors of 16 dims starting at d0, folded into the running
+// accumulators: acc[h] = acc[h] * alpha[h] + sum_j p[h][j] * key_j.
 template <int NV>
-DSV4_AVX512 inline void pv_chunk(const float* const* keys, int64_t nv, const float* p, int64_t ldp,
-                                 int d0, const float* inv_l, float* const* out) {
-  __m512 acc[kHeadGroup][NV];
-  for (auto& r : acc)
-    for (auto& v : r) v = _mm512_setzero_ps();
-  for (int64_t j = 0; j < nv; ++j) {
+DSV4_AVX512 inline void pv_block(const float* const* keys, int nv, const float* p, int ldp, int d0,
+                                 const float* alpha, float* acc, int lda) {
+  __m512 r[kHeadGroup][NV];
+  for (auto& row : r)
+    for (auto& v : row) v = _mm512_setzero_ps();
+  for (int j = 0; j < nv; ++j) {
     __m512 kv[NV];
     for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(keys[j] + d0 + 16 * v);
     for (int h = 0; h < kHeadGroup; ++h) {
       const __m512 pb = _mm512_set1_ps(p[h * ldp + j]);
-      for (int v = 0; v < NV; ++v) acc[h][v] = _mm512_fmadd_ps(pb, kv[v], acc[h][v]);
+      for (int v = 0; v < NV; ++v) r[h][v] = _mm512_fmadd_ps(pb, kv[v], r[h][v]);
     }
   }
   for (int h = 0; h < kHeadGroup; ++h) {
-    if (out[h] == nullptr) continue;
-    const __m512 il = _mm512_set1_ps(inv_l[h]);
-    for (int v = 0; v < NV; ++v) {
-      const __m512 r = _mm512_mul_ps(acc[h][v], il);
-      // Round to BF16 (RNE) and back: the output holds bf16 values.
-      const __m256i b = (__m256i)_mm512_cvtneps_pbh(r);
-      _mm512_storeu_ps(out[h] + d0 + 16 * v,
-                       _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)));
-    }
+    const __m512 al = _mm512_set1_ps(alpha[h]);
+    float* ah = acc + h * lda + d0;
+    for (int v = 0; v < NV; ++v)
+      _mm512_storeu_ps(ah + 16 * v, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(ah + 16 * v), al), r[h][v]));
   }
 }
 
 }  // namespace
 
+// The same online softmax as the scalar twin, 4 heads at a time sharing each key load.
 DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
   const int D = a.head_dim;
-  const int64_t nv = gather_keys(a, t);
-  const int64_t ldp = (nv + 4 + 15) / 16 * 16;
-  if (t_scores.size() < static_cast<size_t>(kHeadGroup * ldp)) t_scores.resize(kHeadGroup * ldp);
-  float* s = t_scores.data();
-  for (int64_t j = nv; j < nv + 4; ++j) t_keys[j] = nv > 0 ? t_keys[0] : a.q;  // padding
+  const float* keys[kAttnBlock + 4];
+  alignas(64) float s[kHeadGroup * kAttnBlock];
+  alignas(64) float acc[kHeadGroup * kMaxHeadDim];
   const float* q[kHeadGroup];
   float* out[kHeadGroup];
+  float m[kHeadGroup], l[kHeadGroup], sink[kHeadGroup];
   for (int h = 0; h < kHeadGroup; ++h) {
     const int hh = h0 + std::min(h, hn - 1);
     q[h] = a.q + (t * a.n_heads + hh) * D;
     out[h] = h < hn ? a.out + (t * a.n_heads + hh) * D : nullptr;
+    sink[h] = a.sink[hh];
+    m[h] = kNegInf;
+    l[h] = 0.0f;
+    std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
   }
-  for (int64_t j = 0; j < nv; j += 4) {
-    float sc[4][4];
-    qk_4x4(q, t_keys.data() + j, D, sc);
-    for (int h = 0; h < kHeadGroup; ++h)
-      for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * ldp + j + jj] = sc[h][jj] * a.scale;
-  }
-  float inv_l[kHeadGroup];
   const __m512 ninf = _mm512_set1_ps(kNegInf);
-  for (int h = 0; h < kHeadGroup; ++h) {
-    const float sink = a.sink[h0 + std::min(h, hn - 1)];
-    float* sh = s + h * ldp;
-    __m512 mv = _mm512_set1_ps(sink);
-    for (int64_t j = 0; j < nv; j += 16) {
-      const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-      mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
+  for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
+    const int nv = gather_block(a, t, b0, keys);
+    if (nv == 0) continue;
+    for (int j = nv; j < nv + 4; ++j) keys[j] = keys[0];  // padding for the 4-key tiles
+    for (int j = 0; j < nv; j += 4) {
+      float sc[4][4];
+      qk_4x4(q, keys + j, D, sc);
+      for (int h = 0; h < kHeadGroup; ++h)
+        for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * kAttnBlock + j + jj] = sc[h][jj] * a.scale;
     }
-    const float m = hmax(mv);
-    __m512 lv = _mm512_setzero_ps();
-    const __m512 mb = _mm512_set1_ps(m);
-    for (int64_t j = 0; j < nv; j += 16) {
-      const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-      const __m512 p = exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb));
-      lv = _mm512_add_ps(lv, p);
-      // The numerator weights are BF16-rounded like the reference's PV product; the denominator
-      // keeps the float32 probabilities.
-      const __m256i pb = (__m256i)_mm512_cvtneps_pbh(p);
-      _mm512_mask_storeu_ps(sh + j, mk,
-                            _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pb), 16)));
+    float alpha[kHeadGroup];
+    for (int h = 0; h < kHeadGroup; ++h) {
+      float* sh = s + h * kAttnBlock;
+      __m512 mv = ninf;
+      for (int j = 0; j < nv; j += 16) {
+        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
+        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
+      }
+      const float mn = std::max(m[h], hmax(mv));
+      alpha[h] = std::exp(m[h] - mn);
+      __m512 lv = _mm512_setzero_ps();
+      const __m512 mb = _mm512_set1_ps(mn);
+      for (int j = 0; j < nv; j += 16) {
+        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
+        const __m512 p = exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb));
+        lv = _mm512_add_ps(lv, p);
+        // BF16 numerator weights (the reference's PV input); the denominator keeps float32.
+        _mm512_mask_storeu_ps(sh + j, mk, bf16_round_ps(p));
+      }
+      l[h] = std::fma(l[h], alpha[h], hsum(lv));
+      m[h] = mn;
     }
-    inv_l[h] = 1.0f / (hsum(lv) + std::exp(sink - m));
+    int d0 = 0;
+    for (; d0 + 64 <= D; d0 += 64) pv_block<4>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim);
+    for (; d0 < D; d0 += 16) pv_block<1>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim);
   }
-  int d0 = 0;
-  for (; d0 + 64 <= D; d0 += 64) pv_chunk<4>(t_keys.data(), nv, s, ldp, d0, inv_l, out);
-  for (; d0 < D; d0 += 16) pv_chunk<1>(t_keys.data(), nv, s, ldp, d0, inv_l, out);
+  for (int h = 0; h < kHeadGroup; ++h) {
+    if (out[h] == nullptr) continue;
+    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(sink[h] - m[h]));
+    const float* ah = acc + h * kMaxHeadDim;
+    for (int d = 0; d < D; d += 16)
+      _mm512_storeu_ps(out[h] + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
+  }
 }
 
 DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1) {
@@ -205,7 +236,7 @@ DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64
   for (; i < vis; i += 4) {
     const float* k[4];
     for (int j = 0; j < 4; ++j) k[j] = a.keys + std::min<int64_t>(i + j, vis - 1) * D;
-    float total[4] = {0, 0, 0, 0};
+    double total[4] = {0, 0, 0, 0};
     for (int hc = 0; hc < Hp; hc += 64) {
       const int nvec = std::min(4, (Hp - hc) / 16);
       __m512 acc[4][4];
@@ -219,15 +250,18 @@ DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64
           for (int v = 0; v < 4; ++v) acc[j][v] = _mm512_fmadd_ps(qv[v], kb, acc[j][v]);
         }
       }
+      // The reference's rounding points: bf16(relu(bf16(dot)) * w) per head, summed in head order.
       for (int j = 0; j < 4; ++j) {
-        __m512 sum = _mm512_setzero_ps();
-        for (int v = 0; v < nvec; ++v)
-          sum = _mm512_fmadd_ps(_mm512_max_ps(acc[j][v], _mm512_setzero_ps()),
-                                _mm512_loadu_ps(wp + hc + 16 * v), sum);
-        total[j] += hsum(sum);
+        alignas(64) float hv[64];
+        for (int v = 0; v < nvec; ++v) {
+          const __m512 d = _mm512_max_ps(bf16_round_ps(acc[j][v]), _mm512_setzero_ps());
+          _mm512_store_ps(hv + 16 * v, bf16_round_ps(_mm512_mul_ps(d, _mm512_loadu_ps(wp + hc + 16 * v))));
+        }
+        const int hn = std::min(64, H - hc);
+        for (int h = 0; h < hn; ++h) total[j] += hv[h];
       }
     }
-    for (int j = 0; j < 4 && i + j < vis; ++j) out[i + j] = bf16_round(total[j]);
+    for (int j = 0; j < 4 && i + j < vis; ++j) out[i + j] = bf16_round(static_cast<float>(total[j]));
   }
   for (i = std::max(i0, vis); i < i1; ++i) out[i] = kNegInf;
 }
@@ -236,8 +270,9 @@ DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64
 
 void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   if (a.n <= 0) return;
-  if (a.n_heads <= 0 || a.head_dim <= 0 || !a.q || !a.out || !a.sink || (a.list_len > 0 && !a.lists))
-    throw_error("sparse_attention: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim, ")");
+  if (a.n_heads <= 0 || a.head_dim <= 0 || a.head_dim > kMaxHeadDim || !a.q || !a.out || !a.sink || (a.list_len > 0 && !a.lists))
+    throw_error("sparse_attention: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim,
+                ", at most ", kMaxHeadDim, ")");
   const bool simd = active_isa() == Isa::Avx512Bf16 && a.head_dim % 16 == 0;
   const int64_t groups = (a.n_heads + kHeadGroup - 1) / kHeadGroup;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
@@ -257,7 +292,7 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
 
 void indexer_scores(const IndexerScoreArgs& a, ThreadPool* pool) {
   if (a.n <= 0 || a.n_keys <= 0) return;
-  if (a.n_heads <= 0 || a.head_dim <= 0 || !a.q || !a.w || !a.keys || !a.visible || !a.scores)
+  if (a.n_heads <= 0 || a.head_dim <= 0 || a.head_dim > kMaxHeadDim || !a.q || !a.w || !a.keys || !a.visible || !a.scores)
     throw_error("indexer_scores: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim, ")");
   const bool simd = active_isa() == Isa::Avx512Bf16;
   const int64_t chunks = (a.n_keys + kKeyChunk - 1) / kKeyChunk;

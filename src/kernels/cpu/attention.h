@@ -2,12 +2,14 @@
 // structs of the compute seam (model/backend.h). Float32 accumulation, order free; the results
 // are rounded to BF16 where the reference rounds its outputs (attention output, indexer score).
 //   sparse_attention: one KV vector per key shared by all heads (K = V); each gathered key is
-//     loaded once per group of 4 heads; two passes (scores, then softmax-weighted sum) with the
-//     per-head sink logit added to the denominator. As in the reference, the probabilities are
-//     rounded to BF16 for the weighted sum (not for the denominator).
-//   indexer_scores: score[t][i] = sum_h relu(q[t][h] . k[i]) * w[t][h] for i < visible[t]
-//     (-inf beyond), computed as a broadcast of key elements against the query transposed to
-//     [head_dim][heads] so 16 heads share one FMA.
+//     loaded once per group of 4 heads. The rounding points follow the reference's online
+//     softmax: the list is consumed in blocks of 64 positions with a running maximum, the
+//     probabilities are rounded to BF16 for the weighted sum (not for the denominator), and the
+//     per-head sink logit joins the denominator last. Allocation-free (bounded on-stack scratch,
+//     head_dim <= 1024).
+//   indexer_scores: score[t][i] = bf16(sum_h bf16(relu(bf16(q[t][h] . k[i])) * w[t][h])) for
+//     i < visible[t] (-inf beyond), computed as a broadcast of key elements against the query
+//     transposed to [head_dim][heads] so 16 heads share one FMA.
 // The scalar twins are plain loops with float32 accumulation. Work is split over the pool by
 // (query row, head group) for attention and (query row, key chunk) for the indexer.
 #pragma once

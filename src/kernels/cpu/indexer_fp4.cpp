@@ -54,7 +54,9 @@ void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, s
   const int H = a.n_heads, D = a.head_dim;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
-  std::vector<float> k(static_cast<size_t>(D)), dots(static_cast<size_t>(H));
+  thread_local std::vector<float> k, dots;  // per-thread scratch, kept between calls (decode loop)
+  if (k.size() < static_cast<size_t>(D)) k.resize(static_cast<size_t>(D));
+  if (dots.size() < static_cast<size_t>(H)) dots.resize(static_cast<size_t>(H));
   for (int64_t i = 0; i < a.n_keys; ++i) {
     const uint8_t* e = keys + static_cast<size_t>(i) * key_bytes;
     const uint8_t* sc = e + D / 2;
