@@ -20,7 +20,6 @@
 #include "cli/prefill_progress.h"
 #include "core/error.h"
 #include "dsv4/engine.h"
-#include "kernels/cpu/cpu_backend.h"
 #include "runtime/engine_impl.h"
 #include "runtime/kv_budget.h"
 #include "runtime/session_io.h"
@@ -67,7 +66,6 @@ DSV4_COMMAND(longctx) {
     int64_t context = 1048576, chunk = 2048, save_every = 16, decode = 16;
     uint64_t seed = 1;
     int threads = 0;
-    std::string kernels = "simd";
   };
   auto o = std::make_shared<Opts>();
   return {"longctx", "Resumable long-context run: chunked prefill with periodic session saves, decode timing at depths",
@@ -84,8 +82,6 @@ DSV4_COMMAND(longctx) {
             a.add_option("--kv-layout", o->kv_layout, "compact | bf16")->check(CLI::IsMember({"compact", "bf16"}));
             a.add_option("--mem-limit", o->mem_limit, "refuse a KV cache larger than this (e.g. 8G)");
             a.add_option("--threads", o->threads, "threads (0 = all)");
-            a.add_option("--kernels", o->kernels, "fast numerics on: simd (kernels/cpu backend) | plain (model fast backend)")
-                ->check(CLI::IsMember({"simd", "plain"}));
             return std::function<int()>([o] {
               using namespace dsv4;
               EngineOptions eo;
@@ -93,11 +89,7 @@ DSV4_COMMAND(longctx) {
               eo.numerics = o->numerics == "reference" ? Numerics::Reference : Numerics::Fast;
               eo.load_mtp = false;
               eo.threads = o->threads;
-              std::unique_ptr<EngineImpl> engine;
-              if (eo.numerics == Numerics::Fast && o->kernels == "simd")
-                engine = std::make_unique<EngineImpl>(eo, cpu::make_cpu_backend(o->threads));
-              else
-                engine = std::make_unique<EngineImpl>(eo);
+              auto engine = std::make_unique<EngineImpl>(eo);  // fast numerics = the SIMD CPU backend
               const EngineImpl* ei = engine.get();
               const ModelConfig& cfg = ei->weights().config;
               const int64_t V = engine->info().vocab_size;
