@@ -104,8 +104,7 @@ int chat(const ChatFlags& f) {
   const bool interactive = is_tty(stdin);
   GenerateOptions go = generate_options(f.sampling, f.model.model_dir);
   Loaded m = load_model(f.model, is_tty(stderr));
-  SessionOptions so;
-  so.max_context = f.model.ctx;
+  SessionOptions so = session_options(f.model);
   auto session = m.engine->new_session(so);
   install_interrupt_handler();
   const Style style{is_tty(stdout)};

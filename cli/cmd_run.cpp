@@ -54,8 +54,7 @@ int run(const RunFlags& f) {
   if (f.show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
   std::vector<int32_t> tokens = m.tok->encode(text, true);
 
-  SessionOptions so;
-  so.max_context = f.model.ctx;
+  SessionOptions so = session_options(f.model);
   auto session = m.engine->new_session(so);
   install_interrupt_handler();
   clear_interrupt();

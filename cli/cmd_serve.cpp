@@ -52,6 +52,7 @@ int serve(const ServeFlags& f) {
   server::SchedulerOptions so;
   so.parallel = f.parallel;
   so.max_context = f.model.ctx;
+  so.mem_limit = session_options(f.model).mem_limit;
   so.prefill_chunk = f.prefill_chunk;
   server::Scheduler sched(*m.engine, *m.tok, so);
 

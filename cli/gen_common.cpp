@@ -1,4 +1,5 @@
 #include "cli/gen_common.h"
+#include "runtime/session_io.h"
 
 #include <unistd.h>
 
@@ -19,6 +20,15 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-t,--threads", f.threads, "Compute threads (0 = all)");
   app.add_option("-c,--ctx", f.ctx, "Context length per session in tokens (KV memory is sized from it)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
+  app.add_option("--mem-limit", f.mem_limit,
+                 "Refuse a KV cache larger than this per session, before any work (e.g. 512M, 8G)");
+}
+
+SessionOptions session_options(const ModelFlags& f) {
+  SessionOptions so;
+  so.max_context = f.ctx;
+  if (!f.mem_limit.empty()) so.mem_limit = parse_byte_size(f.mem_limit);
+  return so;
 }
 
 Loaded load_model(const ModelFlags& f, bool verbose) {

@@ -23,8 +23,11 @@ struct ModelFlags {
   std::string numerics = "fast";
   int threads = 0;
   int64_t ctx = 4096;
+  std::string mem_limit;  // e.g. "8G": refuse a KV cache larger than this per session
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
+// Session options from the flags (context length, KV memory limit).
+SessionOptions session_options(const ModelFlags& f);
 
 struct Loaded {
   std::unique_ptr<Engine> engine;

@@ -27,6 +27,7 @@ Scheduler::Scheduler(Engine& engine, const Tokenizer& tok, SchedulerOptions opts
   if (opts_.max_context < 2) throw_error("serve: --ctx must be >= 2, got ", opts_.max_context);
   SessionOptions so;
   so.max_context = opts_.max_context;
+  so.mem_limit = opts_.mem_limit;
   slots_.resize(static_cast<size_t>(opts_.parallel));
   for (auto& s : slots_) s.session = engine_.new_session(so);
   worker_ = std::thread([this] { run(); });

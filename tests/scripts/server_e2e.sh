@@ -42,6 +42,8 @@ grep -q 'decode 5 tok .* tok/s | finish length' "$work/run.err" || fail "dsv4 ru
 cmp -s "$work/run.out" "$work/run2.out" || fail "dsv4 run --temp 0 is not reproducible"
 "$dsv4" run "${M[@]}" --raw -p "Once upon a time" -n 3 --temp 0 >/dev/null 2>"$work/run.err" ||
   fail "dsv4 run --raw: $(cat "$work/run.err")"
+"$dsv4" run "${M[@]}" -p "x" --mem-limit 1K >/dev/null 2>"$work/run.err" && fail "dsv4 run ignored --mem-limit 1K"
+grep -q 'more than the memory limit' "$work/run.err" || fail "--mem-limit error: $(cat "$work/run.err")"
 "$dsv4" run "${M[@]}" -p "x" --top-p 2 >/dev/null 2>"$work/run.err" && fail "dsv4 run accepted --top-p 2"
 grep -q 'top_p' "$work/run.err" || fail "bad --top-p error does not name top_p: $(cat "$work/run.err")"
 printf 'Hello\n/think on\nWhy?\n/save %s\n/nonsense\n' "$work/chat1.json" |
