@@ -13,32 +13,19 @@ namespace {
 constexpr int kActBlock = 128;  // act_quant block along K (spec 6.2)
 constexpr int kFp4Block = 32;   // FP4 weight scale block along K
 
-const std::array<double, 256>& e4m3_table() {
-  static const std::array<double, 256> t = [] {
-    std::array<double, 256> a{};
-    for (int i = 0; i < 256; ++i) a[i] = quant::e4m3_to_f32(static_cast<uint8_t>(i));
+// Decode table of a code format: table[c] = decode(c) for every code, built once.
+template <typename T, size_t N, float (*Decode)(uint8_t)>
+const std::array<T, N>& code_table() {
+  static const std::array<T, N> t = [] {
+    std::array<T, N> a{};
+    for (size_t i = 0; i < N; ++i) a[i] = Decode(static_cast<uint8_t>(i));
     return a;
   }();
   return t;
 }
-
-const std::array<double, 16>& e2m1_table() {
-  static const std::array<double, 16> t = [] {
-    std::array<double, 16> a{};
-    for (int i = 0; i < 16; ++i) a[i] = quant::e2m1_to_f32(static_cast<uint8_t>(i));
-    return a;
-  }();
-  return t;
-}
-
-const std::array<float, 256>& e8m0_table() {
-  static const std::array<float, 256> t = [] {
-    std::array<float, 256> a{};
-    for (int i = 0; i < 256; ++i) a[i] = quant::e8m0_to_f32(static_cast<uint8_t>(i));
-    return a;
-  }();
-  return t;
-}
+const std::array<double, 256>& e4m3_table() { return code_table<double, 256, quant::e4m3_to_f32>(); }
+const std::array<double, 16>& e2m1_table() { return code_table<double, 16, quant::e2m1_to_f32>(); }
+const std::array<float, 256>& e8m0_table() { return code_table<float, 256, quant::e8m0_to_f32>(); }
 
 // act_quant of one row: values (exact e4m3 values as double) and per-128 scales (float).
 struct ActQuant {
