@@ -9,8 +9,8 @@ namespace dsv4::cpu::testing {
 
 // Every level this machine can run (scalar always), for "SIMD vs scalar" comparisons.
 inline std::vector<Isa> isas_to_test() {
-  std::vector<Isa> v{Isa::Scalar};
-  if (detected_isa() == Isa::Avx512Bf16) v.push_back(Isa::Avx512Bf16);
+  std::vector<Isa> v;
+  for (int l = 0; l <= static_cast<int>(detected_isa()); ++l) v.push_back(static_cast<Isa>(l));
   return v;
 }
 

@@ -84,7 +84,7 @@ TEST(IndexerFp4, ScalarMatchesReferenceOnDecodedKeys) {
 }
 
 TEST(IndexerFp4, Avx512MatchesScalar) {
-  if (cpu::detected_isa() != cpu::Isa::Avx512Bf16) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 on this CPU";
   for (auto [n, nk, H, D] : {std::tuple{1L, 1000L, 2, 128}, std::tuple{7L, 129L, 4, 128}, std::tuple{2L, 33L, 3, 96},
                                  std::tuple{9L, 45L, 2, 128}, std::tuple{20L, 300L, 3, 64}}) {
     Problem p = make(n, nk, H, D, static_cast<uint32_t>(nk));

@@ -273,7 +273,7 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   if (a.n_heads <= 0 || a.head_dim <= 0 || a.head_dim > kMaxHeadDim || !a.q || !a.out || !a.sink || (a.list_len > 0 && !a.lists))
     throw_error("sparse_attention: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim,
                 ", at most ", kMaxHeadDim, ")");
-  const bool simd = active_isa() == Isa::Avx512Bf16 && a.head_dim % 16 == 0;
+  const bool simd = isa_at_least(Isa::Avx512Bf16) && a.head_dim % 16 == 0;
   const int64_t groups = (a.n_heads + kHeadGroup - 1) / kHeadGroup;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   parallel_for(pool_for_work(pool, work), a.n * groups, 1, [&](int64_t b, int64_t e, int) {
@@ -294,7 +294,7 @@ void indexer_scores(const IndexerScoreArgs& a, ThreadPool* pool) {
   if (a.n <= 0 || a.n_keys <= 0) return;
   if (a.n_heads <= 0 || a.head_dim <= 0 || a.head_dim > kMaxHeadDim || !a.q || !a.w || !a.keys || !a.visible || !a.scores)
     throw_error("indexer_scores: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim, ")");
-  const bool simd = active_isa() == Isa::Avx512Bf16;
+  const bool simd = isa_at_least(Isa::Avx512Bf16);
   const int64_t chunks = (a.n_keys + kKeyChunk - 1) / kKeyChunk;
   const double work = double(a.n) * a.n_keys * a.n_heads * a.head_dim;
   parallel_for(pool_for_work(pool, work), a.n * chunks, 1, [&](int64_t b, int64_t e, int) {

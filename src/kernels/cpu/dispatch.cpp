@@ -1,20 +1,58 @@
 #include "kernels/cpu/dispatch.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace dsv4::cpu {
 namespace {
 
-Isa detect() {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
+// AMX needs CPUID AMX-TILE + AMX-BF16 and, on Linux, permission to use the tile-data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, kernel 5.16+); a refusal leaves the AVX-512 level.
+bool amx_usable() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool amx_bf16 = (d >> 22) & 1u, amx_tile = (d >> 24) & 1u;
+  if (!amx_bf16 || !amx_tile) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+#endif
+
+Isa detect_hardware() {
+#if defined(__x86_64__)
   __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  if (!avx2) return Isa::Scalar;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bf16") &&
-      __builtin_cpu_supports("fma"))
-    return Isa::Avx512Bf16;
-#endif
+      __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bf16"))
+    return amx_usable() ? Isa::Avx512Amx : Isa::Avx512Bf16;
+  return Isa::Avx2;
+#else
   return Isa::Scalar;
+#endif
+}
+
+Isa detect() {
+  Isa isa = detect_hardware();
+  if (const char* env = std::getenv("DSV4_ISA"); env != nullptr && *env != '\0') {
+    Isa cap;
+    if (!parse_isa(env, &cap))
+      throw_error("DSV4_ISA=", env, ": unknown level (expected scalar, avx2, avx512 or amx)");
+    if (static_cast<int>(cap) < static_cast<int>(isa)) isa = cap;
+  }
+  return isa;
 }
 
 std::atomic<int> g_active{-1};
@@ -40,9 +78,25 @@ void set_isa(Isa isa) {
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
     case Isa::Avx512Bf16: return "avx512-bf16";
+    case Isa::Avx512Amx: return "avx512-amx";
   }
   return "?";
+}
+
+bool parse_isa(const char* name, Isa* out) {
+  struct Entry { const char* name; Isa isa; };
+  static constexpr Entry kNames[] = {
+      {"scalar", Isa::Scalar},       {"avx2", Isa::Avx2},          {"avx512", Isa::Avx512Bf16},
+      {"avx512-bf16", Isa::Avx512Bf16}, {"amx", Isa::Avx512Amx}, {"avx512-amx", Isa::Avx512Amx},
+  };
+  for (const Entry& e : kNames)
+    if (std::strcmp(name, e.name) == 0) {
+      *out = e.isa;
+      return true;
+    }
+  return false;
 }
 
 }  // namespace dsv4::cpu

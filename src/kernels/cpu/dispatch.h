@@ -1,24 +1,45 @@
 // Runtime ISA selection for the CPU kernels. The level is detected once (CPUID + OS state via
-// __builtin_cpu_supports); every kernel family keeps a scalar entry forever and an AVX-512 entry
-// compiled with per-function target attributes, so the binary runs on any x86-64 (and the scalar
-// path everywhere else).
+// __builtin_cpu_supports, and for AMX the Linux permission request for tile data); every kernel
+// family keeps a scalar entry forever and SIMD entries compiled with per-function target
+// attributes, so the binary runs on any x86-64 (and the scalar path everywhere else).
+//
+// The levels are ordered: each includes the ones below it. A kernel family uses the highest level
+// it has an entry for that is <= active_isa(). The environment variable DSV4_ISA
+// (scalar | avx2 | avx512 | amx) caps the level for a whole process (CI runs the tests forced to
+// every level the machine supports); set_isa() does the same from code (tests, benches).
 #pragma once
 
 namespace dsv4::cpu {
 
 enum class Isa {
   Scalar,
+  // AVX2 + FMA + F16C (Haswell and later, Zen): 8-lane float32 kernels.
+  Avx2,
   // AVX-512 F/BW/VL/DQ + VBMI (byte permutes for the FP8/FP4 decode) + BF16 (vdpbf16ps).
   Avx512Bf16,
+  // The above plus AMX-TILE/AMX-BF16 (tdpbf16ps tiles) for the prefill GEMMs.
+  Avx512Amx,
 };
 
-Isa detected_isa();           // best level this CPU supports
+Isa detected_isa();           // best level this CPU (and OS) supports, capped by DSV4_ISA
 Isa active_isa();             // level the dispatch uses: detected, unless lowered by set_isa
 void set_isa(Isa isa);        // benches/tests: force a level (clamped to detected_isa())
 const char* isa_name(Isa isa);
+// Parses "scalar" | "avx2" | "avx512" | "amx" (also the isa_name forms); false if unknown.
+bool parse_isa(const char* name, Isa* out);
+
+inline bool isa_at_least(Isa level) {
+  return static_cast<int>(active_isa()) >= static_cast<int>(level);
+}
 
 // The AVX-512 target string used by every AVX-512 kernel function.
 #define DSV4_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bf16,fma")))
+// The AVX2 tier: AVX2 + FMA + F16C (vcvtph2ps decodes E4M3 through half precision).
+#define DSV4_AVX2 __attribute__((target("avx2,fma,f16c")))
+// AMX tile kernels (also AVX-512 for the surrounding data movement).
+#define DSV4_AMX                                                                             \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bf16,fma,amx-tile," \
+                        "amx-bf16")))
 
 }  // namespace dsv4::cpu

@@ -212,7 +212,7 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
 }
 
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  if (active_isa() == Isa::Avx512Bf16 && a.head_dim % kBlock == 0) indexer_scores_fp4_avx512(a, keys, key_bytes);
+  if (isa_at_least(Isa::Avx512Bf16) && a.head_dim % kBlock == 0) indexer_scores_fp4_avx512(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);
 }
 

@@ -36,7 +36,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .fp4_rows_dot = avx512::fp4_rows_dot,
       .dot_bf16w_f32 = avx512::dot_bf16w_f32,
   };
-  return isa == Isa::Avx512Bf16 ? kAvx512 : kScalar;
+  return static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16) ? kAvx512 : kScalar;
 }
 
 void act_quant_dequant(const float* x, int64_t k, float* out) {

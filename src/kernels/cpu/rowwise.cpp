@@ -183,7 +183,7 @@ DSV4_AVX512 void hadamard(float* x, int64_t ld, int64_t rows, int64_t n) {
 }  // namespace avx512
 
 namespace {
-bool simd() { return active_isa() == Isa::Avx512Bf16; }
+bool simd() { return isa_at_least(Isa::Avx512Bf16); }
 }  // namespace
 
 void rms_norm(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* w, float eps,
