@@ -286,6 +286,27 @@ void BM_DotF32Panel(benchmark::State& st) {
 }
 BENCHMARK(BM_DotF32Panel)->Args({512, 2})->Args({512, 64})->Args({4096, 64});
 
+// The AMX tile kernel alone (one 32-row panel, activations already in the tile layout), single
+// thread. Args: K, M. Data: panel 64 KiB x K/1024, activations M x K x 2 B.
+void BM_AmxPanel(benchmark::State& st) {
+  if (detected_isa() != Isa::Avx512Amx) {
+    st.SkipWithError("needs AMX-BF16");
+    return;
+  }
+  const int64_t kp = st.range(0), m = st.range(1), ld = kp + 32;
+  std::vector<uint16_t> panel(kAmxPanelRows * ld, 0x3F00), a(m * ld, 0x3E80),
+      vnni((m + 15) / 16 * 16 * kp);
+  std::vector<float> y(m * kAmxPanelRows);
+  amx::to_vnni(a.data(), ld, m, kp, vnni.data());
+  for (auto _ : st) {
+    amx::panel_gemm(panel.data(), ld, kAmxPanelRows, vnni.data(), m, kp, y.data(), kAmxPanelRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["MAC/s"] = benchmark::Counter(double(kAmxPanelRows) * m * kp * st.iterations(),
+                                            benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AmxPanel)->Args({512, 32})->Args({4096, 32})->Args({4096, 128})->Args({1024, 128});
+
 // Decode weight streaming vs the read probe, interleaved so both see the same machine state:
 // each round runs one probe pass over 512 MiB and then the GEMV over >= 512 MiB of rotating
 // weight copies; the best round of each is kept (best-of-N filters time-sharing noise).
@@ -372,13 +393,24 @@ DSV4_AVX512 float peak_fma(int64_t iters) {
   return avx512::hsum(s);
 }
 
-// Arg: 0 = FMA, 1 = vdpbf16ps. Reports MAC/s summed over the pool's threads.
+// Arg: 0 = FMA, 1 = vdpbf16ps, 2 = AMX tdpbf16ps. Reports MAC/s summed over the pool's threads.
 void BM_PeakMac(benchmark::State& st) {
-  if (static_cast<int>(detected_isa()) < static_cast<int>(Isa::Avx512Bf16)) {
-    st.SkipWithError("needs AVX512-BF16");
+  const int op = static_cast<int>(st.range(0));
+  const Isa need = op == 2 ? Isa::Avx512Amx : Isa::Avx512Bf16;
+  if (static_cast<int>(detected_isa()) < static_cast<int>(need)) {
+    st.SkipWithError(op == 2 ? "needs AMX-BF16" : "needs AVX512-BF16");
     return;
   }
-  const bool dp = st.range(0) != 0;
+  if (op == 2) {
+    const int64_t iters = 1 << 16;
+    for (auto _ : st) pool().run([](void*, int) { benchmark::DoNotOptimize(amx::peak_macs(iters)); }, nullptr);
+    const double macs = double(iters) * 4 * 8192 * pool().size();
+    st.counters["MAC/s"] = benchmark::Counter(macs * st.iterations(), benchmark::Counter::kIsRate);
+    st.counters["FLOP/s"] = benchmark::Counter(2 * macs * st.iterations(), benchmark::Counter::kIsRate);
+    st.SetLabel("tdpbf16ps");
+    return;
+  }
+  const bool dp = op != 0;
   const int64_t iters = 1 << 20;
   std::vector<float> out(pool().size());
   std::pair<bool, float*> ctx(dp, out.data());
@@ -394,6 +426,6 @@ void BM_PeakMac(benchmark::State& st) {
   st.counters["FLOP/s"] = benchmark::Counter(2 * macs * st.iterations(), benchmark::Counter::kIsRate);
   st.SetLabel(dp ? "vdpbf16ps" : "vfmadd231ps");
 }
-BENCHMARK(BM_PeakMac)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_PeakMac)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_kernels.h"
 #include "tests/unit/cpu_test_util.h"
 
 namespace dsv4::cpu {
@@ -102,6 +103,35 @@ TEST(CpuLinear, ActQuantIsNearestE4m3TimesPowerOfTwoScale) {
   }
 }
 
+// The SIMD activation preparation (act_quant rounding + BF16 + panel permutation) is bit-identical
+// to the scalar twin, including E4M3 subnormals, ties, zeros of both signs and clamped blocks.
+TEST(CpuLinear, PrepareActBitIdenticalToScalar) {
+  std::mt19937 rng(11);
+  const int64_t k = 512, ldo = k + 32;
+  std::vector<float> x(k);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (int64_t j = 0; j < k; ++j) {
+    const int block = static_cast<int>(j / 128);
+    float v = d(rng) * (block == 0 ? 1.0f : block == 1 ? 1e-3f : block == 2 ? 3e4f : 1.0f);
+    if (block == 3 && j % 3 == 0) v = std::ldexp(static_cast<float>(static_cast<int>(v * 64) | 1), -12);  // ties
+    if (j % 17 == 0) v = (j % 2) ? -0.0f : 0.0f;
+    x[j] = v;
+  }
+  x[300] = 1e-30f;  // a block whose values are mostly below the E4M3 subnormal grid
+  const PanelKernels& ref = panel_kernels(Isa::Scalar);
+  for (Isa isa : isas_to_test()) {
+    const PanelKernels& kern = panel_kernels(isa);
+    for (PanelOrder order : {PanelOrder::Natural, PanelOrder::Fp8, PanelOrder::Fp4})
+      for (bool quant : {false, true}) {
+        std::vector<uint16_t> a(ldo, 0xFFFF), b(ldo, 0xEEEE);
+        ref.prepare_act_bf16(x.data(), k, order, quant, a.data(), ldo);
+        kern.prepare_act_bf16(x.data(), k, order, quant, b.data(), ldo);
+        for (int64_t p = 0; p < ldo; ++p)
+          ASSERT_EQ(a[p], b[p]) << isa_name(isa) << " order " << int(order) << " quant " << quant << " p " << p;
+      }
+  }
+}
+
 TEST(CpuLinear, Fp8MatchesFloat64Reference) {
   std::mt19937 rng(2);
   const int64_t n = 262, k = 384;  // 3 row blocks (the last partial), n % 4 != 0
@@ -167,6 +197,23 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
     for (int e = 0; e < 3; ++e) {
       expect_close(y[e], rows[e].size(), ns[e], k, [&](int64_t i, int64_t r, int64_t j) {
         return weight(e, r, j) * xq[rows[e][i] * k + j];
+      }, isa_name(isa));
+    }
+    // Enough rows per group for the GEMM paths (FMA / AMX tiles, partial 16-row tiles).
+    std::vector<std::vector<int32_t>> many(3);
+    for (int i = 0; i < 37; ++i) many[i % 2 ? 0 : 2].push_back(static_cast<int32_t>((i * 5) % tokens));
+    std::vector<std::vector<float>> y2(3);
+    std::vector<Fp4Group> groups2;
+    for (int e = 0; e < 3; ++e) {
+      y2[e].assign(many[e].size() * ns[e], -1.0f);
+      groups2.push_back({{packed[e].data(), scales[e].data(), ns[e], k}, x.data(), k,
+                         many[e].data(), static_cast<int64_t>(many[e].size()),
+                         {y2[e].data(), ns[e]}});
+    }
+    linear_fp4_grouped(groups2, &pool);
+    for (int e = 0; e < 3; ++e) {
+      expect_close(y2[e], many[e].size(), ns[e], k, [&](int64_t i, int64_t r, int64_t j) {
+        return weight(e, r, j) * xq[many[e][i] * k + j];
       }, isa_name(isa));
     }
     // The plain form, M > the 64-row tile.

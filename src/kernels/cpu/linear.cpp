@@ -25,6 +25,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_f32 = scalar::dot_f32,
       .fp4_rows_dot = scalar::fp4_rows_dot,
       .dot_bf16w_f32 = scalar::dot_bf16w_f32,
+      .prepare_act_bf16 = scalar::prepare_act_bf16,
   };
   static const PanelKernels kAvx512{
       .decode_fp8 = avx512::decode_fp8,
@@ -35,6 +36,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_f32 = avx512::dot_f32,
       .fp4_rows_dot = avx512::fp4_rows_dot,
       .dot_bf16w_f32 = avx512::dot_bf16w_f32,
+      .prepare_act_bf16 = avx512::prepare_act_bf16,
   };
   return static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16) ? kAvx512 : kScalar;
 }
@@ -64,12 +66,16 @@ constexpr int64_t kMTile = 64;
 // FMA (two ports) instead of vdpbf16ps (half the MAC rate on the measured CPU); below it the
 // BF16 panel is used directly (decode: the cheapest path per weight byte).
 constexpr int64_t kFmaMinRows = 8;
+// AMX: activation rows per pass over the thread's panels (8 tiles; with K = 4096 the block is
+// 1 MiB and the 32-row panel 256 KiB, both L2-resident); each panel is re-decoded per block.
+constexpr int64_t kAmxMTile = 128;
 
 thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
 thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
 thread_local AlignedVector<uint16_t> t_panel;    // one BF16 panel per thread
 thread_local AlignedVector<float> t_panel_f32;   // its float32 widening (FMA path)
-thread_local AlignedVector<float> t_row;         // one quantised activation row per thread
+thread_local AlignedVector<uint16_t> t_row_bf16; // one prepared activation row per thread
+thread_local AlignedVector<uint16_t> t_act_vnni; // AMX tile-operand activations (calling thread)
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -77,33 +83,16 @@ int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 // a power of two apart in K do not all map to the same L1 sets (4 KiB aliasing).
 int64_t skewed(int64_t kp) { return kp + 32; }
 
-inline void store_act(uint16_t* out, float v) { *out = f32_to_bf16_bits(v); }
-inline void store_act(float* out, float v) { *out = bf16_bits_to_f32(f32_to_bf16_bits(v)); }
-
-// Writes one row (stride ldo >= round_up32(k)) in the panel order of `order`, after the exact
-// act_quant rounding when `quant`, rounded to BF16 (exact after act_quant); zero padding past k.
-template <class T>
-void prepare_row(const float* src, int64_t k, PanelOrder order, bool quant, T* out, int64_t ldo) {
-  const float* v = src;
-  if (quant) {
-    float* tmp = grow(t_row, static_cast<size_t>(k));
-    act_quant_dequant(src, k, tmp);
-    v = tmp;
-  }
-  const int64_t period = order == PanelOrder::Fp4 ? 128 : 64;
-  std::array<int16_t, 128> perm{};
-  for (int64_t q = 0; q < period; ++q)
-    perm[q] = static_cast<int16_t>(panel_position_to_k(order, q));
-  for (int64_t p0 = 0; p0 < ldo; p0 += period) {
-    for (int64_t q = 0; q < period && p0 + q < ldo; ++q) {
-      const int64_t kk = p0 + perm[q];
-      if (kk < k) {
-        store_act(out + p0 + q, v[kk]);
-      } else {
-        out[p0 + q] = T{0};
-      }
-    }
-  }
+// One row in the panel order (BF16, or its exact float32 widening for the FMA path).
+void prepare_row(const PanelKernels& kern, const float* src, int64_t k, PanelOrder order,
+                 bool quant, uint16_t* out, int64_t ldo) {
+  kern.prepare_act_bf16(src, k, order, quant, out, ldo);
+}
+void prepare_row(const PanelKernels& kern, const float* src, int64_t k, PanelOrder order,
+                 bool quant, float* out, int64_t ldo) {
+  uint16_t* tmp = grow(t_row_bf16, static_cast<size_t>(ldo));
+  kern.prepare_act_bf16(src, k, order, quant, tmp, ldo);
+  for (int64_t p = 0; p < ldo; ++p) out[p] = bf16_bits_to_f32(tmp[p]);
 }
 
 struct PrepRows {
@@ -112,22 +101,34 @@ struct PrepRows {
   const int32_t* rows;  // nullptr: row i is x row i
 };
 
-// Prepared activations of one weight's rows: BF16 or (fma) float32, stride ld.
+// How the panels of a GEMM are multiplied (m >= kFmaMinRows; smaller m decode in registers).
+enum class Gemm { Bf16Dot, Fma, Amx };
+
+Gemm gemm_kind(bool many_rows) {
+  if (!many_rows) return Gemm::Bf16Dot;
+  return active_isa() == Isa::Avx512Amx ? Gemm::Amx : Gemm::Fma;
+}
+
+// Prepared activations of one weight's rows: BF16 (stride ld), float32 (Fma, stride ld) or the
+// AMX tile-operand layout (amx::to_vnni, ceil(m / 16) blocks of 16 * kp values).
 struct Act {
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
+  const uint16_t* vnni = nullptr;
   int64_t ld = 0;
-  bool fma = false;
+  Gemm kind = Gemm::Bf16Dot;
 };
 
+int64_t vnni_elems(int64_t m, int64_t kp) { return (m + 15) / 16 * 16 * kp; }
+
 template <class T>
-void prepare_rows(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, PanelOrder order,
+void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, PanelOrder order,
                   bool quant, T* out, int64_t ldo) {
   const int64_t grain = 4;
   auto body = [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t src = in.rows ? in.rows[i] : i;
-      prepare_row(in.x + src * in.ldx, k, order, quant, out + i * ldo, ldo);
+      prepare_row(kern, in.x + src * in.ldx, k, order, quant, out + i * ldo, ldo);
     }
   };
   if (m >= 2 * grain) {
@@ -139,19 +140,48 @@ void prepare_rows(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, Pa
 
 // Output rows [n_lo, n_hi) (n_lo % kPanelRows == 0) of one weight for all m activation rows;
 // decode(n0, nr, panel, ldp) fills a BF16 panel of stride ldp.
+// Output rows [n_lo, n_hi) (n_lo % kAmxPanelRows == 0) through AMX tiles.
+template <class Decode>
+void run_panels_amx(Decode&& decode, int64_t n_lo, int64_t n_hi, int64_t kp, int64_t m,
+                    const Act& act, const OutRows& y) {
+  const int64_t ps = skewed(kp);
+  uint16_t* panel = grow(t_panel, static_cast<size_t>(kAmxPanelRows * ps));
+  for (int64_t m0 = 0; m0 < m; m0 += kAmxMTile) {
+    const int64_t mt = std::min(kAmxMTile, m - m0);
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += kAmxPanelRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(kAmxPanelRows, n_hi - n0));
+      for (int h = 0; h < kAmxPanelRows; h += kPanelRows) {
+        const int hr = std::clamp(nr - h, 0, kPanelRows);
+        uint16_t* part = panel + h * ps;
+        if (hr > 0) {
+          decode(n0 + h, hr, part, ps);
+        } else {
+          std::fill(part, part + kPanelRows * ps, uint16_t{0});
+        }
+      }
+      amx::panel_gemm(panel, ps, nr, act.vnni + m0 * kp, mt, kp, y.data + m0 * y.ld + n0, y.ld);
+    }
+  }
+}
+
 template <class Decode>
 void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t n_hi, int64_t kp,
                 int64_t m, const Act& act, const OutRows& y) {
-  const int rows = act.fma ? kWidePanelRows : kPanelRows;
+  if (act.kind == Gemm::Amx) {
+    run_panels_amx(decode, n_lo, n_hi, kp, m, act, y);
+    return;
+  }
+  const bool fma = act.kind == Gemm::Fma;
+  const int rows = fma ? kWidePanelRows : kPanelRows;
   const int64_t ps = skewed(kp);
   uint16_t* panel = grow(t_panel, static_cast<size_t>(rows * ps));
-  float* wide = act.fma ? grow(t_panel_f32, static_cast<size_t>(rows * ps)) : nullptr;
+  float* wide = fma ? grow(t_panel_f32, static_cast<size_t>(rows * ps)) : nullptr;
   for (int64_t m0 = 0; m0 < m; m0 += kMTile) {
     const int64_t mt = std::min(kMTile, m - m0);
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += rows) {
       const int nr = static_cast<int>(std::min<int64_t>(rows, n_hi - n0));
       float* out = y.data + m0 * y.ld + n0;
-      if (act.fma) {
+      if (fma) {
         for (int h = 0; h < kWidePanelRows; h += kPanelRows) {
           const int hr = std::clamp(nr - h, 0, kPanelRows);
           uint16_t* half = panel + h * ps;
@@ -171,27 +201,40 @@ void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t
   }
 }
 
-// Prepares m rows into the calling thread's buffers at element offset `off` (BF16 or float32).
+// Prepares m rows into the calling thread's buffers at element offset `off` (BF16 or float32;
+// AMX: BF16 rows at offset 0, then their tile layout at `off` of the VNNI buffer).
 Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int64_t kp,
-                PanelOrder order, bool quant, bool fma, int64_t off) {
+                PanelOrder order, bool quant, Gemm kind, int64_t off) {
+  const PanelKernels& kern = panel_kernels(active_isa());
   Act a;
   a.ld = skewed(kp);
-  a.fma = fma;
-  if (fma) {
+  a.kind = kind;
+  if (kind == Gemm::Amx) {
+    uint16_t* rows = t_act.data();
+    prepare_rows(kern, pool, in, m, k, order, quant, rows, a.ld);
+    uint16_t* vnni = t_act_vnni.data() + off;
+    amx::to_vnni(rows, a.ld, m, kp, vnni);
+    a.vnni = vnni;
+  } else if (kind == Gemm::Fma) {
     float* buf = t_act_f32.data() + off;
-    prepare_rows(pool, in, m, k, order, quant, buf, a.ld);
+    prepare_rows(kern, pool, in, m, k, order, quant, buf, a.ld);
     a.f32 = buf;
   } else {
     uint16_t* buf = t_act.data() + off;
-    prepare_rows(pool, in, m, k, order, quant, buf, a.ld);
+    prepare_rows(kern, pool, in, m, k, order, quant, buf, a.ld);
     a.bf16 = buf;
   }
   return a;
 }
 
-void reserve_act(bool fma, int64_t elems) {
-  if (fma) {
+// elems: prepared elements of all groups (rows x stride); AMX also needs the largest group's
+// BF16 rows (rows_max) and the tile layouts (vnni).
+void reserve_act(Gemm kind, int64_t elems, int64_t rows_max = 0, int64_t vnni = 0) {
+  if (kind == Gemm::Fma) {
     grow(t_act_f32, static_cast<size_t>(elems));
+  } else if (kind == Gemm::Amx) {
+    grow(t_act, static_cast<size_t>(rows_max));
+    grow(t_act_vnni, static_cast<size_t>(vnni));
   } else {
     grow(t_act, static_cast<size_t>(elems));
   }
@@ -223,7 +266,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     // weight scales of the current 128-row block (rescaled once per block and thread).
     const int64_t ld = skewed(k);
     float* act = grow(t_act_f32, static_cast<size_t>(m * ld));
-    prepare_rows(pool, {x.data, x.ld, nullptr}, m, k, PanelOrder::Fp8, quantize_act, act, ld);
+    prepare_rows(kern, pool, {x.data, x.ld, nullptr}, m, k, PanelOrder::Fp8, quantize_act, act, ld);
     parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
       uint16_t* scaled = grow(t_act, static_cast<size_t>(m * ld));
       for (int64_t lo = b; lo < e;) {
@@ -239,34 +282,43 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     });
     return;
   }
-  reserve_act(fma, m * skewed(k));
+  const Gemm kind = gemm_kind(true);
+  reserve_act(kind, m * skewed(k), m * skewed(k), vnni_elems(m, k));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
-                              quantize_act, fma, 0);
+                              quantize_act, kind, 0);
   auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
     kern.decode_fp8(w.codes + n0 * k, k, w.scales + (n0 / 128) * kblocks, nr, k, panel, ldp);
   };
-  parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+  const int64_t grain = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
+  parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, b, e, k, m, act, y);
   });
 }
 
 void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool quantize_act) {
   const PanelKernels& kern = panel_kernels(active_isa());
-  // Offsets of each group's prepared rows and of its output-row units (kPanelRows rows each).
-  int64_t total_rows = 0, total_units = 0, act_elems = 0;
+  int64_t total_rows = 0, act_elems = 0, rows_max = 0, vnni = 0;
   for (const Fp4Group& g : groups) {
     check_quant_k("linear_fp4", g.w.n, g.w.k, g.w.packed, g.w.scales);
     check_rows("linear_fp4", g.count, g.x, g.y.data);
     total_rows += g.count;
-    if (g.count > 0) total_units += (g.w.n + kPanelRows - 1) / kPanelRows;
     act_elems += g.count * skewed(g.w.k);
+    rows_max = std::max(rows_max, g.count * skewed(g.w.k));
+    vnni += vnni_elems(g.count, g.w.k);
   }
   if (total_rows == 0) return;
-  // One mode for the whole call: FMA when the groups average enough rows to amortise widening.
+  // One mode for the whole call: a GEMM path when the groups average enough rows to amortise
+  // decoding panels, else in-register decode per row block.
   const int64_t busy = static_cast<int64_t>(std::count_if(
       groups.begin(), groups.end(), [](const Fp4Group& g) { return g.count > 0; }));
-  const bool fma = total_rows >= kFmaMinRows * busy;
-  reserve_act(fma, act_elems);
+  const bool many = total_rows >= kFmaMinRows * busy;
+  const Gemm kind = gemm_kind(many);
+  // Output-row units of the split: kPanelRows rows (AMX: kAmxPanelRows) of one group each.
+  const int64_t unit_rows = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
+  int64_t total_units = 0;
+  for (const Fp4Group& g : groups)
+    if (g.count > 0) total_units += (g.w.n + unit_rows - 1) / unit_rows;
+  reserve_act(kind, act_elems, rows_max, vnni);
   thread_local std::vector<Act> t_acts;
   t_acts.resize(groups.size());
   {
@@ -275,8 +327,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       const Fp4Group& g = groups[gi];
       if (g.count == 0) continue;
       t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
-                               quantize_act, fma, off);
-      off += g.count * skewed(g.w.k);
+                               quantize_act, kind, off);
+      off += kind == Gemm::Amx ? vnni_elems(g.count, g.w.k) : g.count * skewed(g.w.k);
     }
   }
   const std::vector<Act>& acts = t_acts;
@@ -287,10 +339,10 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     for (size_t gi = 0; gi < groups.size(); ++gi) {
       const Fp4Group& g = groups[gi];
       if (g.count == 0) continue;
-      const int64_t units = (g.w.n + kPanelRows - 1) / kPanelRows, k = g.w.k;
+      const int64_t units = (g.w.n + unit_rows - 1) / unit_rows, k = g.w.k;
       const int64_t lo = std::max(ub, unit0), hi = std::min(ue, unit0 + units);
       if (lo < hi) {
-        if (!fma) {
+        if (!many) {
           const Act& act = acts[gi];
           for (int64_t u = lo; u < hi; ++u) {
             const int64_t n0 = (u - unit0) * kPanelRows;
@@ -305,8 +357,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
           kern.decode_fp4(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32, nr,
                           k, panel, ldp);
         };
-        const int64_t n_lo = (lo - unit0) * kPanelRows;
-        const int64_t n_hi = std::min(g.w.n, (hi - unit0) * kPanelRows);
+        const int64_t n_lo = (lo - unit0) * unit_rows;
+        const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
         run_panels(kern, decode, n_lo, n_hi, k, g.count, acts[gi], g.y);
       }
       unit0 += units;
@@ -342,10 +394,10 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
     return;
   }
   const int64_t kp = round_up32(k);
-  const bool fma = m >= kFmaMinRows;
-  reserve_act(fma, m * skewed(kp));
+  const Gemm kind = gemm_kind(m >= kFmaMinRows);
+  reserve_act(kind, m * skewed(kp), m * skewed(kp), vnni_elems(m, kp));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural, false,
-                              fma, 0);
+                              kind, 0);
   auto copy = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
     for (int r = 0; r < kPanelRows; ++r) {
       uint16_t* dst = panel + r * ldp;
@@ -357,7 +409,8 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
       }
     }
   };
-  parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+  const int64_t grain = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
+  parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, copy, b, e, kp, m, act, y);
   });
 }

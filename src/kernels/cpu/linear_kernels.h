@@ -64,6 +64,10 @@ struct PanelKernels {
   // BF16 weight rows straight from memory x float32 activations: any k.
   void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                         int64_t m, int64_t k, float* y, int64_t ldy);
+  // One activation row x[0, k) -> BF16 out[0, ldo) in the panel order `order` (zero past k),
+  // after the exact act_quant rounding (spec 6.2) when `quant` (act_prep.cpp).
+  void (*prepare_act_bf16)(const float* x, int64_t k, PanelOrder order, bool quant, uint16_t* out,
+                           int64_t ldo);
 };
 
 #define DSV4_PANEL_KERNEL_DECLS                                                                   \
@@ -81,7 +85,9 @@ struct PanelKernels {
   void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,   \
                int64_t kp, float* y, int64_t ldy);                                                 \
   void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,         \
-                     int64_t m, int64_t k, float* y, int64_t ldy);
+                     int64_t m, int64_t k, float* y, int64_t ldy);                                 \
+  void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, uint16_t* out,   \
+                        int64_t ldo);
 
 namespace scalar {
 DSV4_PANEL_KERNEL_DECLS
@@ -90,6 +96,20 @@ namespace avx512 {  // callable only when detected_isa() == Isa::Avx512Bf16
 DSV4_PANEL_KERNEL_DECLS
 }
 #undef DSV4_PANEL_KERNEL_DECLS
+
+// AMX-BF16 prefill path (amx_gemm.cpp), callable only when detected_isa() == Isa::Avx512Amx.
+inline constexpr int kAmxPanelRows = 32;  // weight rows per decoded panel (two 16-row A tiles)
+namespace amx {
+// Activation rows [0, m) (BF16, stride lda, kp % 32 == 0 values each) to the tile operand layout:
+// ceil(m / 16) blocks of kp / 2 rows x 16 pairs (32 BF16), rows >= m zero.
+void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out);
+// y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p] for r < nr <= kAmxPanelRows, i < m, with
+// `act` in the to_vnni layout; panel rows up to the next multiple of 16 must be readable.
+void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
+                int64_t kp, float* y, int64_t ldy);
+// Peak probe: `iters` rounds of 4 independent tdpbf16ps on register tiles; returns the MACs done.
+double peak_macs(int64_t iters);
+}  // namespace amx
 
 const PanelKernels& panel_kernels(Isa isa);
 

@@ -1,0 +1,141 @@
+// Activation preparation of the fast linear layers (linear_kernels.h prepare_act_bf16): one float32
+// row -> BF16 in the panel order of its weight format, after the exact act_quant rounding of
+// spec 6.2 when asked (E4M3 grid with a power-of-two scale per 128 values: the dequantised value
+// is exact in BF16), zero padding up to ldo.
+//   Scalar twin: act_quant_dequant + one table-driven store per element.
+//   AVX-512: per 128-value block a vector |x| maximum, the scale from its exponent, the E4M3 grid
+//   rounding in integer lanes (3 mantissa bits, ties to even; the subnormal range by adding and
+//   subtracting 2^14 in float), vcvtne2ps2bf16, then the panel permutation as vpermt2w between
+//   the naturally ordered vectors.
+#include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+
+#include <algorithm>
+#include <array>
+
+#include "kernels/cpu/aligned_buffer.h"
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_kernels.h"
+
+namespace dsv4::cpu {
+
+namespace scalar {
+
+void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, uint16_t* out,
+                      int64_t ldo) {
+  thread_local AlignedVector<float> t_row;
+  const float* v = x;
+  if (quant) {
+    float* tmp = grow(t_row, static_cast<size_t>(k));
+    act_quant_dequant(x, k, tmp);
+    v = tmp;
+  }
+  const int64_t period = order == PanelOrder::Fp4 ? 128 : 64;
+  std::array<int16_t, 128> perm{};
+  for (int64_t q = 0; q < period; ++q)
+    perm[q] = static_cast<int16_t>(panel_position_to_k(order, q));
+  for (int64_t p0 = 0; p0 < ldo; p0 += period) {
+    for (int64_t q = 0; q < period && p0 + q < ldo; ++q) {
+      const int64_t kk = p0 + perm[q];
+      out[p0 + q] = kk < k ? f32_to_bf16_bits(v[kk]) : uint16_t{0};
+    }
+  }
+}
+
+}  // namespace scalar
+
+namespace avx512 {
+namespace {
+
+// act_quant_dequant of one full 128-value block (8 vectors), in registers.
+DSV4_AVX512 inline void quant_block(__m512* v) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512 m = _mm512_setzero_ps();
+  for (int i = 0; i < 8; ++i) m = _mm512_max_ps(m, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[i]), abs_mask)));
+  const float amax = std::max(hmax(m), 1e-4f);
+  const int sk = ceil_log2_f32(amax * (1.0f / 448.0f));
+  const __m512 s = _mm512_set1_ps(pow2_f32(sk)), inv_s = _mm512_set1_ps(pow2_f32(-sk));
+  const __m512 lim = _mm512_set1_ps(448.0f), sub = _mm512_set1_ps(0.015625f), magic = _mm512_set1_ps(16384.0f);
+  const __m512i sign_mask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  for (int i = 0; i < 8; ++i) {
+    const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v[i], inv_s), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim);
+    const __m512i u = _mm512_castps_si512(q);
+    const __m512i sign = _mm512_and_si512(u, sign_mask), mag = _mm512_and_si512(u, abs_mask);
+    const __m512 a = _mm512_castsi512_ps(mag);
+    // Normal range: round the mantissa to 3 bits, ties to even, with an integer add.
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(mag, 20), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(mag, _mm512_set1_epi32(0x7FFFF)), odd),
+                                 _mm512_set1_epi32(static_cast<int>(0xFFF00000u)));
+    // Subnormal range (multiples of 2^-9): float add/subtract of 2^14 rounds to nearest even.
+    const __mmask16 small = _mm512_cmp_ps_mask(a, sub, _CMP_LT_OQ);
+    r = _mm512_mask_mov_epi32(r, small, _mm512_castps_si512(_mm512_sub_ps(_mm512_add_ps(a, magic), magic)));
+    v[i] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(r, sign)), s);
+  }
+}
+
+DSV4_AVX512 inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+
+// Vector of the panel-order indices: for output vector `o` of a period, element e takes element
+// idx[e] of the two (Fp8) or of one pair of the four (Fp4) naturally ordered BF16 vectors.
+struct PermTables {
+  alignas(64) uint16_t fp8[2][32];
+  alignas(64) uint16_t fp4[4][32];
+  PermTables() {
+    for (int h = 0; h < 2; ++h)
+      for (int e = 0; e < 32; ++e) fp8[h][e] = static_cast<uint16_t>(panel_position_to_k(PanelOrder::Fp8, 32 * h + e));
+    for (int v = 0; v < 4; ++v)
+      for (int e = 0; e < 32; ++e) {
+        const int64_t kk = panel_position_to_k(PanelOrder::Fp4, 32 * v + e);  // in [0, 128)
+        fp4[v][e] = static_cast<uint16_t>(kk % 64);  // within the pair (in0,in1) or (in2,in3)
+      }
+  }
+};
+const PermTables& perm_tables() {
+  static const PermTables t;
+  return t;
+}
+
+}  // namespace
+
+DSV4_AVX512 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant,
+                                  uint16_t* out, int64_t ldo) {
+  if (k % 128 != 0) {  // Natural order with a ragged K (BF16 weights): the scalar twin
+    scalar::prepare_act_bf16(x, k, order, quant, out, ldo);
+    return;
+  }
+  const PermTables& t = perm_tables();
+  for (int64_t b = 0; b < k; b += 128) {
+    __m512 v[8];
+    for (int i = 0; i < 8; ++i) v[i] = _mm512_loadu_ps(x + b + 16 * i);
+    if (quant) quant_block(v);
+    __m512i w[4];
+    for (int i = 0; i < 4; ++i) w[i] = to_bf16(v[2 * i], v[2 * i + 1]);  // natural order, 32 each
+    uint16_t* o = out + b;
+    switch (order) {
+      case PanelOrder::Natural:
+        for (int i = 0; i < 4; ++i) _mm512_storeu_si512(o + 32 * i, w[i]);
+        break;
+      case PanelOrder::Fp8:
+        for (int c = 0; c < 2; ++c)
+          for (int h = 0; h < 2; ++h)
+            _mm512_storeu_si512(o + 64 * c + 32 * h,
+                                _mm512_permutex2var_epi16(w[2 * c], _mm512_load_si512(t.fp8[h]), w[2 * c + 1]));
+        break;
+      case PanelOrder::Fp4:
+        // Output element 8l + j of vector v comes from natural vector l: lanes l < 2 from the
+        // pair (w0, w1), l >= 2 from (w2, w3).
+        for (int vv = 0; vv < 4; ++vv) {
+          const __m512i idx = _mm512_load_si512(t.fp4[vv]);
+          const __m512i lo = _mm512_permutex2var_epi16(w[0], idx, w[1]);
+          const __m512i hi = _mm512_permutex2var_epi16(w[2], idx, w[3]);
+          _mm512_storeu_si512(o + 32 * vv, _mm512_mask_blend_epi16(0xFFFF0000u, lo, hi));
+        }
+        break;
+    }
+  }
+  for (int64_t p = k; p < ldo; ++p) out[p] = 0;
+}
+
+}  // namespace avx512
+
+}  // namespace dsv4::cpu

@@ -1,0 +1,174 @@
+// AMX-BF16 tile kernel of the prefill GEMMs (linear_kernels.h, namespace amx).
+//
+// One call multiplies a decoded BF16 weight panel of up to kAmxPanelRows rows with up to
+// kAmxMTile activation rows. The weights are the A operand (16 weight rows x 32 K values per
+// tile, straight from the panel rows), the activations the B operand, which tdpbf16ps wants as
+// K pairs: B row r holds, for each of 16 activation rows, the BF16 pair at K = 2r, 2r + 1 — the
+// "VNNI" layout `to_vnni` builds once per GEMM. The 16 x 16 float32 result tile C[n][m] is
+// transposed into y on the way out. Register blocking: 2 weight tiles x 2 activation tiles =
+// 4 accumulators (tmm0-3), A in tmm4-5, B in tmm6-7.
+//
+// Numerics: tdpbf16ps forms exact products of BF16 values and accumulates in float32 (round to
+// nearest even, denormal inputs and outputs flushed to zero), the same sums the scalar twin
+// dot_bf16 computes in another order.
+#include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/linear_kernels.h"
+
+namespace dsv4::cpu::amx {
+namespace {
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Every tile used is 16 rows x 64 bytes. ldtilecfg is per thread and cheap next to a panel's
+// work, so each call loads it (no state to track across the pool's threads).
+DSV4_AMX void configure() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.colsb[t] = 64;
+    c.rows[t] = 16;
+  }
+  _tile_loadconfig(&c);
+}
+
+// Copies the valid part of an accumulator tile (weight rows n0 + [0, nr), activation rows
+// m0 + [0, mr)) into y, transposed.
+inline void store_tile(const float* c, int nr, int64_t mr, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < mr; ++i)
+    for (int r = 0; r < nr; ++r) y[i * ldy + r] = c[r * 16 + i];
+}
+
+// Activation rows per pass over a K chunk and the K chunk: the chunk of the weight panel
+// (32 rows x 256 values, 16 KiB) stays in L1 while every activation tile pair of the pass streams
+// its own chunk from L2; the accumulators live in `acc` between chunks (16 KiB).
+constexpr int64_t kPassRows = 128;
+constexpr int64_t kChunk = 256;
+
+// acc[0..3]: the 4 accumulator tiles of one activation tile pair (C[n][m], 16 x 16 floats).
+template <bool kTwoN, bool kTwoM>
+DSV4_AMX void chunk(const uint16_t* a0, const uint16_t* a1, int64_t stride_a, const uint16_t* b0,
+                    const uint16_t* b1, int64_t k0, int64_t k1, bool first, float (*acc)[256]) {
+  if (first) {
+    _tile_zero(0);
+    if constexpr (kTwoM) _tile_zero(1);
+    if constexpr (kTwoN) _tile_zero(2);
+    if constexpr (kTwoN && kTwoM) _tile_zero(3);
+  } else {
+    _tile_loadd(0, acc[0], 64);
+    if constexpr (kTwoM) _tile_loadd(1, acc[1], 64);
+    if constexpr (kTwoN) _tile_loadd(2, acc[2], 64);
+    if constexpr (kTwoN && kTwoM) _tile_loadd(3, acc[3], 64);
+  }
+  for (int64_t kk = k0; kk < k1; kk += 32) {
+    _tile_loadd(4, a0 + kk, stride_a);
+    _tile_loadd(6, b0 + kk * 16, 64);
+    if constexpr (kTwoM) _tile_loadd(7, b1 + kk * 16, 64);
+    if constexpr (kTwoN) _tile_loadd(5, a1 + kk, stride_a);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (kTwoM) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (kTwoN) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (kTwoN && kTwoM) _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, acc[0], 64);
+  if constexpr (kTwoM) _tile_stored(1, acc[1], 64);
+  if constexpr (kTwoN) _tile_stored(2, acc[2], 64);
+  if constexpr (kTwoN && kTwoM) _tile_stored(3, acc[3], 64);
+}
+
+// One pass: activation rows [0, m) (m <= kPassRows) of tile-layout activations `act`.
+DSV4_AMX void pass(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
+                   int64_t kp, float* y, int64_t ldy) {
+  alignas(64) float acc[kPassRows / 32][4][256];
+  const bool two_n = nr > 16;
+  const uint16_t* a1 = panel + 16 * ldp;
+  const int64_t stride_a = ldp * 2;
+  for (int64_t k0 = 0; k0 < kp; k0 += kChunk) {
+    const int64_t k1 = std::min(kp, k0 + kChunk);
+    for (int64_t m0 = 0; m0 < m; m0 += 32) {
+      const uint16_t* b0 = act + (m0 / 16) * 16 * kp;
+      const uint16_t* b1 = b0 + 16 * kp;
+      float (*c)[256] = acc[m0 / 32];
+      const bool two_m = m - m0 > 16, first = k0 == 0;
+      if (two_n && two_m) {
+        chunk<true, true>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
+      } else if (two_n) {
+        chunk<true, false>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
+      } else if (two_m) {
+        chunk<false, true>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
+      } else {
+        chunk<false, false>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
+      }
+    }
+  }
+  const int nr0 = std::min(nr, 16), nr1 = nr - nr0;
+  for (int64_t m0 = 0; m0 < m; m0 += 32) {
+    float (*c)[256] = acc[m0 / 32];
+    const int64_t mr0 = std::min<int64_t>(16, m - m0), mr1 = std::min<int64_t>(16, m - m0 - 16);
+    store_tile(c[0], nr0, mr0, y + m0 * ldy, ldy);
+    if (mr1 > 0) store_tile(c[1], nr0, mr1, y + (m0 + 16) * ldy, ldy);
+    if (nr1 > 0) store_tile(c[2], nr1, mr0, y + m0 * ldy + 16, ldy);
+    if (nr1 > 0 && mr1 > 0) store_tile(c[3], nr1, mr1, y + (m0 + 16) * ldy + 16, ldy);
+  }
+}
+
+}  // namespace
+
+DSV4_AMX double peak_macs(int64_t iters) {
+  configure();
+  alignas(64) static const uint16_t ones[16 * 32] = {};
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (int64_t i = 0; i < iters; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float c[256];
+  _tile_stored(0, c, 64);
+  return double(iters) * 4 * 16 * 16 * 32 + c[0];
+}
+
+void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out) {
+  const int64_t pairs = kp / 2;
+  for (int64_t t = 0; t * 16 < m; ++t) {
+    uint32_t* dst = reinterpret_cast<uint32_t*>(out + t * 16 * kp);
+    for (int i = 0; i < 16; ++i) {
+      const int64_t row = t * 16 + i;
+      if (row < m) {
+        const uint16_t* src = a + row * lda;
+        for (int64_t r = 0; r < pairs; ++r) {
+          uint32_t v;
+          std::memcpy(&v, src + 2 * r, 4);
+          dst[r * 16 + i] = v;
+        }
+      } else {
+        for (int64_t r = 0; r < pairs; ++r) dst[r * 16 + i] = 0;
+      }
+    }
+  }
+}
+
+DSV4_AMX void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
+                         int64_t m, int64_t kp, float* y, int64_t ldy) {
+  configure();
+  for (int64_t m0 = 0; m0 < m; m0 += kPassRows)
+    pass(panel, ldp, nr, act + m0 * kp, std::min(kPassRows, m - m0), kp, y + m0 * ldy, ldy);
+}
+
+}  // namespace dsv4::cpu::amx
