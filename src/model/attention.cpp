@@ -278,10 +278,18 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   const int64_t R = cfg.o_lora_rank, gw = HD / G, GR = int64_t{G} * R;
   auto& u = sc.u;
   u.resize(static_cast<size_t>(n * GR));
-  const Bf16Mat woa = mc.wo_a_mat(id);
-  for (int g = 0; g < G; ++g) {
-    const Bf16Mat wg{woa.w + g * R * gw, R, gw};
-    be.linear_bf16(wg, ConstRows{o.data() + g * gw, n, HD}, Rows{u.data() + g * R, n, GR});
+  if (mc.wo_a[static_cast<size_t>(id)].empty() && aw.wo_a_fp8.w) {
+    const Fp8Mat& m = aw.wo_a_fp8;  // group g: rows [g R, (g + 1) R) (whole 128-row blocks)
+    for (int g = 0; g < G; ++g) {
+      const Fp8Mat wg{m.w + g * R * m.cols, m.s + (g * R / 128) * m.scale_cols(), R, m.cols};
+      be.linear_fp8_bf16act(wg, ConstRows{o.data() + g * gw, n, HD}, Rows{u.data() + g * R, n, GR});
+    }
+  } else {
+    const Bf16Mat woa = mc.wo_a_mat(id);
+    for (int g = 0; g < G; ++g) {
+      const Bf16Mat wg{woa.w + g * R * gw, R, gw};
+      be.linear_bf16(wg, ConstRows{o.data() + g * gw, n, HD}, Rows{u.data() + g * R, n, GR});
+    }
   }
   be.linear_fp8(aw.wo_b, ConstRows{u.data(), n, GR}, Rows{out, n, dim});
   emit("attn_out", hook, id, pos0, n, dim, out);

@@ -81,6 +81,11 @@ class Backend {
   virtual void linear_fp4(const Fp4Mat& w, ConstRows x, Rows y) const = 0;
   // y = bf16( ideal float32 sum of W . x ), BF16 weights, no activation quantisation.
   virtual void linear_bf16(const Bf16Mat& w, ConstRows x, Rows y) const = 0;
+  // y = bf16( ideal float32 sum of W . bf16(x) ) with W the FP8 matrix dequantised (exact in
+  // BF16): the attention output projection wo_a, which the reference converts to BF16 at load.
+  // Only called when keeps_wo_a_fp8(); other backends get the converted BF16 copy (linear_bf16).
+  virtual bool keeps_wo_a_fp8() const { return false; }
+  virtual void linear_fp8_bf16act(const Fp8Mat& w, ConstRows x, Rows y) const;
   // y = ideal float32 W . x (float32 output), BF16 weights used as float32: compressor, gate, head.
   virtual void linear_f32(const Bf16Mat& w, ConstRows x, Rows y) const = 0;
   // y = float32 F . x with float32 weights F [rows][cols] (hyper-connection mixes: ideal sum).

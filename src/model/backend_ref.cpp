@@ -1,4 +1,5 @@
 // The reference backend: every op is the scalar oracle of src/kernels/ref (bit-exact).
+#include "core/error.h"
 #include "kernels/ref/attention.h"
 #include "kernels/ref/hadamard.h"
 #include "kernels/ref/indexer.h"
@@ -28,5 +29,9 @@ class ReferenceBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
+
+void Backend::linear_fp8_bf16act(const Fp8Mat&, ConstRows, Rows) const {
+  throw_error(name(), ": linear_fp8_bf16act is not implemented by this backend");
+}
 
 }  // namespace dsv4

@@ -22,7 +22,11 @@ void ModelContext::init(const ModelWeights& weights, const Backend& backend) {
   for (int id = 0; id < nblocks; ++id) {
     rope.push_back(ref::rope_freqs(cfg, cfg.ratio(id)));
     const AttentionWeights& aw = block(id).attn;
-    if (aw.wo_a_fp8.w) {  // convert.py: weight * scale per 128x128 block, exact in bf16
+    // The backend multiplies FP8 wo_a itself when it can and the groups are whole 128-row,
+    // 128-column blocks; otherwise (reference) it is converted like convert.py does.
+    const bool fp8_ok = backend.keeps_wo_a_fp8() && cfg.o_lora_rank % 128 == 0 &&
+                        aw.wo_a_fp8.cols % 128 == 0;
+    if (aw.wo_a_fp8.w && !fp8_ok) {  // convert.py: weight * scale per 128x128 block, exact in bf16
       const Fp8Mat& m = aw.wo_a_fp8;
       std::vector<uint16_t>& dst = wo_a[static_cast<size_t>(id)];
       dst.resize(static_cast<size_t>(m.rows * m.cols));

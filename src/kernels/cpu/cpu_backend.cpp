@@ -39,6 +39,13 @@ class CpuBackend final : public Backend {
     cpu::linear_fp4({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
     round_rows_bf16(y, w.rows);
   }
+  // wo_a stays FP8 in memory (half the bytes of the BF16 copy per decoded token).
+  bool keeps_wo_a_fp8() const override { return true; }
+  void linear_fp8_bf16act(const Fp8Mat& w, ConstRows x, dsv4::Rows y) const override {
+    check_out("linear_fp8_bf16act", x.n, y);
+    cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool(), false);
+    round_rows_bf16(y, w.rows);
+  }
   void linear_bf16(const Bf16Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_bf16", x.n, y);
     cpu::linear_bf16({w.w, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool(),
