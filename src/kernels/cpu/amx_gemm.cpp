@@ -29,16 +29,21 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Every tile used is 16 rows x 64 bytes. ldtilecfg is per thread and cheap next to a panel's
-// work, so each call loads it (no state to track across the pool's threads).
-DSV4_AMX void configure() {
+// Every tile used is 16 rows x 64 bytes. The configuration lives in constant storage: GCC 12
+// does not treat ldtilecfg as reading its operand, so stores into a local config were dropped
+// as dead (the tiles then stayed unconfigured: SIGILL on the first tile instruction).
+constexpr TileConfig make_config() {
   TileConfig c;
   for (int t = 0; t < 8; ++t) {
     c.colsb[t] = 64;
     c.rows[t] = 16;
   }
-  _tile_loadconfig(&c);
+  return c;
 }
+constexpr TileConfig kConfig = make_config();
+
+// ldtilecfg is per thread and cheap next to a panel's work.
+DSV4_AMX void configure() { _tile_loadconfig(&kConfig); }
 
 // Copies the valid part of an accumulator tile (weight rows n0 + [0, nr), activation rows
 // m0 + [0, mr)) into y, transposed.
@@ -47,17 +52,15 @@ inline void store_tile(const float* c, int nr, int64_t mr, float* y, int64_t ldy
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = c[r * 16 + i];
 }
 
-// Activation rows per pass over a K chunk and the K chunk: the chunk of the weight panel
-// (32 rows x 256 values, 16 KiB) stays in L1 while every activation tile pair of the pass streams
-// its own chunk from L2; the accumulators live in `acc` between chunks (16 KiB).
-constexpr int64_t kPassRows = 128;
-constexpr int64_t kChunk = 256;
-
 // acc[0..3]: the 4 accumulator tiles of one activation tile pair (C[n][m], 16 x 16 floats).
+// The A tiles are the chunk's columns [0, k1 - k0) of the panel rows; B is indexed by absolute K.
 template <bool kTwoN, bool kTwoM>
-DSV4_AMX void chunk(const uint16_t* a0, const uint16_t* a1, int64_t stride_a, const uint16_t* b0,
-                    const uint16_t* b1, int64_t k0, int64_t k1, bool first, float (*acc)[256]) {
-  if (first) {
+DSV4_AMX void tile_pair(const uint16_t* a0, const uint16_t* a1, int64_t stride_a, const uint16_t* b0,
+                        const uint16_t* b1, int64_t k0, int64_t k1, bool first, bool last,
+                        bool resident, float (*acc)[256]) {
+  if (resident && !first) {
+    // the accumulators are still in tmm0-3 from the previous chunk
+  } else if (first) {
     _tile_zero(0);
     if constexpr (kTwoM) _tile_zero(1);
     if constexpr (kTwoN) _tile_zero(2);
@@ -69,49 +72,56 @@ DSV4_AMX void chunk(const uint16_t* a0, const uint16_t* a1, int64_t stride_a, co
     if constexpr (kTwoN && kTwoM) _tile_loadd(3, acc[3], 64);
   }
   for (int64_t kk = k0; kk < k1; kk += 32) {
-    _tile_loadd(4, a0 + kk, stride_a);
+    _tile_loadd(4, a0 + (kk - k0), stride_a);
     _tile_loadd(6, b0 + kk * 16, 64);
     if constexpr (kTwoM) _tile_loadd(7, b1 + kk * 16, 64);
-    if constexpr (kTwoN) _tile_loadd(5, a1 + kk, stride_a);
+    if constexpr (kTwoN) _tile_loadd(5, a1 + (kk - k0), stride_a);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (kTwoM) _tile_dpbf16ps(1, 4, 7);
     if constexpr (kTwoN) _tile_dpbf16ps(2, 5, 6);
     if constexpr (kTwoN && kTwoM) _tile_dpbf16ps(3, 5, 7);
   }
+  if (resident && !last) return;
   _tile_stored(0, acc[0], 64);
   if constexpr (kTwoM) _tile_stored(1, acc[1], 64);
   if constexpr (kTwoN) _tile_stored(2, acc[2], 64);
   if constexpr (kTwoN && kTwoM) _tile_stored(3, acc[3], 64);
 }
 
-// One pass: activation rows [0, m) (m <= kPassRows) of tile-layout activations `act`.
-DSV4_AMX void pass(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
-                   int64_t kp, float* y, int64_t ldy) {
-  alignas(64) float acc[kPassRows / 32][4][256];
-  const bool two_n = nr > 16;
+}  // namespace
+
+DSV4_AMX void begin() { configure(); }
+
+DSV4_AMX void chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
+                    int64_t kp, int64_t k0, int64_t k1, AmxAcc* acc) {
+  const bool two_n = nr > 16, first = k0 == 0, last = k1 == kp;
+  // One tile pair of activations: its accumulators stay in the tile registers from the first
+  // chunk to the last (no store / reload round trip per chunk; nothing between the calls uses
+  // AMX). More rows cycle every pair's accumulators through `acc`.
+  const bool resident = m <= 32;
   const uint16_t* a1 = panel + 16 * ldp;
   const int64_t stride_a = ldp * 2;
-  for (int64_t k0 = 0; k0 < kp; k0 += kChunk) {
-    const int64_t k1 = std::min(kp, k0 + kChunk);
-    for (int64_t m0 = 0; m0 < m; m0 += 32) {
-      const uint16_t* b0 = act + (m0 / 16) * 16 * kp;
-      const uint16_t* b1 = b0 + 16 * kp;
-      float (*c)[256] = acc[m0 / 32];
-      const bool two_m = m - m0 > 16, first = k0 == 0;
-      if (two_n && two_m) {
-        chunk<true, true>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
-      } else if (two_n) {
-        chunk<true, false>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
-      } else if (two_m) {
-        chunk<false, true>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
-      } else {
-        chunk<false, false>(panel, a1, stride_a, b0, b1, k0, k1, first, c);
-      }
+  for (int64_t m0 = 0; m0 < m; m0 += 32) {
+    const uint16_t* b0 = act + (m0 / 16) * 16 * kp;
+    const uint16_t* b1 = b0 + 16 * kp;
+    float (*c)[256] = acc->c[m0 / 32];
+    const bool two_m = m - m0 > 16;
+    if (two_n && two_m) {
+      tile_pair<true, true>(panel, a1, stride_a, b0, b1, k0, k1, first, last, resident, c);
+    } else if (two_n) {
+      tile_pair<true, false>(panel, a1, stride_a, b0, b1, k0, k1, first, last, resident, c);
+    } else if (two_m) {
+      tile_pair<false, true>(panel, a1, stride_a, b0, b1, k0, k1, first, last, resident, c);
+    } else {
+      tile_pair<false, false>(panel, a1, stride_a, b0, b1, k0, k1, first, last, resident, c);
     }
   }
+}
+
+void store(const AmxAcc& acc, int nr, int64_t m, float* y, int64_t ldy) {
   const int nr0 = std::min(nr, 16), nr1 = nr - nr0;
   for (int64_t m0 = 0; m0 < m; m0 += 32) {
-    float (*c)[256] = acc[m0 / 32];
+    const float (*c)[256] = acc.c[m0 / 32];
     const int64_t mr0 = std::min<int64_t>(16, m - m0), mr1 = std::min<int64_t>(16, m - m0 - 16);
     store_tile(c[0], nr0, mr0, y + m0 * ldy, ldy);
     if (mr1 > 0) store_tile(c[1], nr0, mr1, y + (m0 + 16) * ldy, ldy);
@@ -119,8 +129,6 @@ DSV4_AMX void pass(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a
     if (nr1 > 0 && mr1 > 0) store_tile(c[3], nr1, mr1, y + (m0 + 16) * ldy + 16, ldy);
   }
 }
-
-}  // namespace
 
 DSV4_AMX double peak_macs(int64_t iters) {
   configure();
@@ -164,11 +172,16 @@ void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* ou
   }
 }
 
-DSV4_AMX void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
-                         int64_t m, int64_t kp, float* y, int64_t ldy) {
-  configure();
-  for (int64_t m0 = 0; m0 < m; m0 += kPassRows)
-    pass(panel, ldp, nr, act + m0 * kp, std::min(kPassRows, m - m0), kp, y + m0 * ldy, ldy);
+void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
+                int64_t kp, float* y, int64_t ldy) {
+  begin();
+  AmxAcc acc;
+  for (int64_t m0 = 0; m0 < m; m0 += kAmxPassRows) {
+    const int64_t mt = std::min(kAmxPassRows, m - m0);
+    for (int64_t k0 = 0; k0 < kp; k0 += kAmxChunk)
+      chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, std::min(kp, k0 + kAmxChunk), &acc);
+    store(acc, nr, mt, y + m0 * ldy, ldy);
+  }
 }
 
 }  // namespace dsv4::cpu::amx

@@ -66,9 +66,6 @@ constexpr int64_t kMTile = 64;
 // FMA (two ports) instead of vdpbf16ps (half the MAC rate on the measured CPU); below it the
 // BF16 panel is used directly (decode: the cheapest path per weight byte).
 constexpr int64_t kFmaMinRows = 8;
-// AMX: activation rows per pass over the thread's panels (8 tiles; with K = 4096 the block is
-// 1 MiB and the 32-row panel 256 KiB, both L2-resident); each panel is re-decoded per block.
-constexpr int64_t kAmxMTile = 128;
 
 thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
 thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
@@ -121,6 +118,12 @@ struct Act {
 
 int64_t vnni_elems(int64_t m, int64_t kp) { return (m + 15) / 16 * 16 * kp; }
 
+// Software prefetch (to L2) of `bytes` from each of `rows` rows of stride ld.
+void prefetch_rows(const uint8_t* p, int64_t ld, int rows, int64_t bytes) {
+  for (int r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + r * ld + b, 0, 2);
+}
+
 template <class T>
 void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, PanelOrder order,
                   bool quant, T* out, int64_t ldo) {
@@ -140,35 +143,52 @@ void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in
 
 // Output rows [n_lo, n_hi) (n_lo % kPanelRows == 0) of one weight for all m activation rows;
 // decode(n0, nr, panel, ldp) fills a BF16 panel of stride ldp.
-// Output rows [n_lo, n_hi) (n_lo % kAmxPanelRows == 0) through AMX tiles.
-template <class Decode>
-void run_panels_amx(Decode&& decode, int64_t n_lo, int64_t n_hi, int64_t kp, int64_t m,
-                    const Act& act, const OutRows& y) {
-  const int64_t ps = skewed(kp);
+// Output rows [n_lo, n_hi) (n_lo % kAmxPanelRows == 0) through AMX tiles: per panel and pass of
+// activation rows, K chunks are decoded into an L1-resident buffer and multiplied at once; the
+// weight bytes of the chunk after next are prefetched meanwhile (`prefetch(n0, nr, k0)`), so the
+// DRAM stream overlaps the tile work.
+template <class Decode, class Prefetch>
+void run_panels_amx(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t n_hi, int64_t kp,
+                    int64_t m, const Act& act, const OutRows& y) {
+  const int64_t ps = kAmxChunk + 32;  // skewed stride of the chunk buffer
   uint16_t* panel = grow(t_panel, static_cast<size_t>(kAmxPanelRows * ps));
-  for (int64_t m0 = 0; m0 < m; m0 += kAmxMTile) {
-    const int64_t mt = std::min(kAmxMTile, m - m0);
+  thread_local AmxAcc acc;
+  amx::begin();
+  for (int64_t m0 = 0; m0 < m; m0 += kAmxPassRows) {
+    const int64_t mt = std::min(kAmxPassRows, m - m0);
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += kAmxPanelRows) {
       const int nr = static_cast<int>(std::min<int64_t>(kAmxPanelRows, n_hi - n0));
-      for (int h = 0; h < kAmxPanelRows; h += kPanelRows) {
-        const int hr = std::clamp(nr - h, 0, kPanelRows);
-        uint16_t* part = panel + h * ps;
-        if (hr > 0) {
-          decode(n0 + h, hr, part, ps);
-        } else {
-          std::fill(part, part + kPanelRows * ps, uint16_t{0});
+      for (int64_t k0 = 0; k0 < kp; k0 += kAmxChunk) {
+        const int64_t len = std::min(kAmxChunk, kp - k0);
+        if (k0 + 2 * kAmxChunk < kp) {
+          prefetch(n0, nr, k0 + 2 * kAmxChunk);
+        } else if (n0 + kAmxPanelRows < n_hi && k0 + 2 * kAmxChunk - kp < kp) {
+          prefetch(n0 + kAmxPanelRows, static_cast<int>(std::min<int64_t>(kAmxPanelRows, n_hi - n0 - kAmxPanelRows)),
+                   k0 + 2 * kAmxChunk - kp);
         }
+        for (int h = 0; h < kAmxPanelRows; h += kPanelRows) {
+          const int hr = std::clamp(nr - h, 0, kPanelRows);
+          uint16_t* part = panel + h * ps;
+          if (hr > 0) {
+            decode(n0 + h, hr, k0, len, part, ps);
+          } else if (h < (nr + 15) / 16 * 16) {
+            std::fill(part, part + kPanelRows * ps, uint16_t{0});
+          }
+        }
+        amx::chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
       }
-      amx::panel_gemm(panel, ps, nr, act.vnni + m0 * kp, mt, kp, y.data + m0 * y.ld + n0, y.ld);
+      amx::store(acc, nr, mt, y.data + m0 * y.ld + n0, y.ld);
     }
   }
 }
 
-template <class Decode>
-void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t n_hi, int64_t kp,
-                int64_t m, const Act& act, const OutRows& y) {
+// decode(n0, nr, k0, len, panel, ldp): weight rows [n0, n0 + nr) (nr <= kPanelRows), K values
+// [k0, k0 + len) (k0 % 128 == 0) into kPanelRows panel rows of stride ldp (rows >= nr zero).
+template <class Decode, class Prefetch>
+void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, int64_t n_lo,
+                int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
   if (act.kind == Gemm::Amx) {
-    run_panels_amx(decode, n_lo, n_hi, kp, m, act, y);
+    run_panels_amx(decode, prefetch, n_lo, n_hi, kp, m, act, y);
     return;
   }
   const bool fma = act.kind == Gemm::Fma;
@@ -186,7 +206,7 @@ void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t
           const int hr = std::clamp(nr - h, 0, kPanelRows);
           uint16_t* half = panel + h * ps;
           if (hr > 0) {
-            decode(n0 + h, hr, half, ps);
+            decode(n0 + h, hr, 0, kp, half, ps);
           } else {
             std::fill(half, half + kPanelRows * ps, uint16_t{0});
           }
@@ -194,7 +214,7 @@ void run_panels(const PanelKernels& kern, Decode&& decode, int64_t n_lo, int64_t
         for (int64_t i = 0; i < kWidePanelRows * ps; ++i) wide[i] = bf16_bits_to_f32(panel[i]);
         kern.dot_f32(wide, ps, nr, act.f32 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
       } else {
-        decode(n0, nr, panel, ps);
+        decode(n0, nr, 0, kp, panel, ps);
         kern.dot_bf16(panel, ps, nr, act.bf16 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
       }
     }
@@ -286,12 +306,16 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   reserve_act(kind, m * skewed(k), m * skewed(k), vnni_elems(m, k));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
                               quantize_act, kind, 0);
-  auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
-    kern.decode_fp8(w.codes + n0 * k, k, w.scales + (n0 / 128) * kblocks, nr, k, panel, ldp);
+  auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
+    kern.decode_fp8(w.codes + n0 * k + k0, k, w.scales + (n0 / 128) * kblocks + k0 / 128, nr, len,
+                    panel, ldp);
+  };
+  auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
+    prefetch_rows(w.codes + n0 * k + k0, k, nr, kAmxChunk);
   };
   const int64_t grain = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
-    run_panels(kern, decode, b, e, k, m, act, y);
+    run_panels(kern, decode, prefetch, b, e, k, m, act, y);
   });
 }
 
@@ -353,13 +377,16 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
           unit0 += units;
           continue;
         }
-        auto decode = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
-          kern.decode_fp4(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32, nr,
-                          k, panel, ldp);
+        auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
+          kern.decode_fp4(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, g.w.scales + n0 * (k / 32) + k0 / 32,
+                          k / 32, nr, len, panel, ldp);
+        };
+        auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
+          prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kAmxChunk / 2);
         };
         const int64_t n_lo = (lo - unit0) * unit_rows;
         const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
-        run_panels(kern, decode, n_lo, n_hi, k, g.count, acts[gi], g.y);
+        run_panels(kern, decode, prefetch, n_lo, n_hi, k, g.count, acts[gi], g.y);
       }
       unit0 += units;
     }
@@ -398,20 +425,25 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   reserve_act(kind, m * skewed(kp), m * skewed(kp), vnni_elems(m, kp));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural, false,
                               kind, 0);
-  auto copy = [&](int64_t n0, int nr, uint16_t* panel, int64_t ldp) {
+  auto copy = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
+    const int64_t valid = std::clamp<int64_t>(k - k0, 0, len);
     for (int r = 0; r < kPanelRows; ++r) {
       uint16_t* dst = panel + r * ldp;
       if (r < nr) {
-        std::memcpy(dst, w.bits + (n0 + r) * k, static_cast<size_t>(k) * 2);
-        std::fill(dst + k, dst + kp, uint16_t{0});
+        std::memcpy(dst, w.bits + (n0 + r) * k + k0, static_cast<size_t>(valid) * 2);
+        std::fill(dst + valid, dst + len, uint16_t{0});
       } else {
-        std::fill(dst, dst + kp, uint16_t{0});
+        std::fill(dst, dst + len, uint16_t{0});
       }
     }
   };
+  auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
+    if (k0 < k) prefetch_rows(reinterpret_cast<const uint8_t*>(w.bits + n0 * k + k0), k * 2, nr,
+                              std::min<int64_t>(kAmxChunk, k - k0) * 2);
+  };
   const int64_t grain = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
-    run_panels(kern, copy, b, e, kp, m, act, y);
+    run_panels(kern, copy, prefetch, b, e, kp, m, act, y);
   });
 }
 

@@ -98,13 +98,31 @@ DSV4_PANEL_KERNEL_DECLS
 #undef DSV4_PANEL_KERNEL_DECLS
 
 // AMX-BF16 prefill path (amx_gemm.cpp), callable only when detected_isa() == Isa::Avx512Amx.
-inline constexpr int kAmxPanelRows = 32;  // weight rows per decoded panel (two 16-row A tiles)
+// A weight panel of up to kAmxPanelRows rows is decoded kAmxChunk K values at a time into an
+// L1-resident buffer; each chunk is multiplied with up to kAmxPassRows activation rows, whose
+// float32 sums stay in an AmxAcc between chunks.
+inline constexpr int kAmxPanelRows = 32;       // two 16-row A tiles
+inline constexpr int64_t kAmxChunk = 256;      // K values per decoded chunk (16 KiB of panel)
+inline constexpr int64_t kAmxPassRows = 128;   // activation rows per pass (8 B tiles)
+struct AmxAcc {
+  alignas(64) float c[kAmxPassRows / 32][4][256];
+};
 namespace amx {
 // Activation rows [0, m) (BF16, stride lda, kp % 32 == 0 values each) to the tile operand layout:
 // ceil(m / 16) blocks of kp / 2 rows x 16 pairs (32 BF16), rows >= m zero.
 void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out);
-// y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p] for r < nr <= kAmxPanelRows, i < m, with
-// `act` in the to_vnni layout; panel rows up to the next multiple of 16 must be readable.
+// Loads the tile configuration of the calling thread (before chunk on that thread).
+void begin();
+// acc (+)= panel[r][0, k1 - k0) . act[i][k0, k1) for r < nr <= kAmxPanelRows, i < m <=
+// kAmxPassRows; act in the to_vnni layout of rows of kp values. The chunks of one product must
+// be called in order (k0 == 0 starts at zero, k1 == kp completes acc) with no other AMX use on
+// the thread in between (for m <= 32 the sums stay in tile registers between the calls).
+// Panel rows up to the next multiple of 16 must be readable.
+void chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m, int64_t kp,
+           int64_t k0, int64_t k1, AmxAcc* acc);
+// y[i * ldy + r] = acc for r < nr, i < m.
+void store(const AmxAcc& acc, int nr, int64_t m, float* y, int64_t ldy);
+// The whole product for a panel holding all kp values per row (benchmarks).
 void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
                 int64_t kp, float* y, int64_t ldy);
 // Peak probe: `iters` rounds of 4 independent tdpbf16ps on register tiles; returns the MACs done.
