@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/bandwidth.h"
@@ -311,6 +312,7 @@ BENCHMARK(BM_AmxPanel)->Args({512, 32})->Args({4096, 32})->Args({4096, 128})->Ar
 // each round runs one probe pass over 512 MiB and then the GEMV over >= 512 MiB of rotating
 // weight copies; the best round of each is kept (best-of-N filters time-sharing noise).
 // Arg: 0 FP8 [4096 x 8192], 1 FP4 6 experts [2048 x 4096], 2 BF16 [16384 x 4096] (f32 act).
+// The label names the ISA level the kernels ran at (DSV4_ISA=avx2 etc. caps it).
 void BM_DecodeVsProbe(benchmark::State& st) {
   const int kind = static_cast<int>(st.range(0));
   const size_t total = size_t{512} << 20;
@@ -357,7 +359,7 @@ void BM_DecodeVsProbe(benchmark::State& st) {
   st.counters["bw_frac"] = best_kernel / best_probe;
   st.counters["threads"] = pool().size();
   static const char* names[] = {"fp8 4096x8192", "fp4 6x 2048x4096", "bf16 16384x4096"};
-  st.SetLabel(names[kind]);
+  st.SetLabel(std::string(names[kind]) + " " + isa_name(active_isa()));
 }
 BENCHMARK(BM_DecodeVsProbe)->DenseRange(0, 2)->Iterations(8)->Unit(benchmark::kMillisecond);
 

@@ -1,4 +1,4 @@
-// Fast sparse attention and indexer scoring (scalar twin and AVX-512) vs float64 references, on
+// Fast sparse attention and indexer scoring (scalar twin, AVX2, AVX-512) vs float64 references, on
 // odd head counts, padded (-1) key lists, a split key table, an empty list and partial visibility.
 #include <gtest/gtest.h>
 
@@ -27,9 +27,15 @@ std::vector<float> bf16_randn(std::mt19937& rng, size_t n, float sd) {
   return v;
 }
 
-TEST(CpuAttention, SparseAttentionMatchesFloat64) {
+class CpuAttentionDims : public ::testing::TestWithParam<int> {};
+
+// D = 80: D % 64 != 0 (both AVX-512 PV chunk widths); D = 88: D % 16 != 0 (the AVX2 path at every
+// SIMD level, with its 8-dim PV remainder).
+INSTANTIATE_TEST_SUITE_P(HeadDims, CpuAttentionDims, ::testing::Values(80, 88));
+
+TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
   std::mt19937 rng(11);
-  const int H = 5, D = 80;  // D % 64 != 0: both PV chunk widths
+  const int H = 5, D = GetParam();
   const int64_t n = 3, split = 7, n2 = 30, L = 40;
   const auto q = bf16_randn(rng, n * H * D, 1.0f);
   const auto k1 = bf16_randn(rng, split * D, 1.0f);

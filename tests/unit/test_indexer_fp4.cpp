@@ -1,6 +1,6 @@
 // Indexer scores over packed FP4 keys: the scalar twin equals the reference kernel on decoded keys
 // (up to float vs double summation, i.e. at most one bf16 step on the rare inexact sums), and the
-// AVX-512 version agrees with the scalar twin; visibility (-inf) exact.
+// AVX-512 and AVX2 versions agree with the scalar twin; visibility (-inf) exact.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -83,10 +83,12 @@ TEST(IndexerFp4, ScalarMatchesReferenceOnDecodedKeys) {
   }
 }
 
-TEST(IndexerFp4, Avx512MatchesScalar) {
-  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+using Fp4Scorer = void (*)(const IndexerScoreArgs&, const uint8_t*, size_t);
+
+void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
   for (auto [n, nk, H, D] : {std::tuple{1L, 1000L, 2, 128}, std::tuple{7L, 129L, 4, 128}, std::tuple{2L, 33L, 3, 96},
-                                 std::tuple{9L, 45L, 2, 128}, std::tuple{20L, 300L, 3, 64}}) {
+                                 std::tuple{9L, 45L, 2, 128}, std::tuple{20L, 300L, 3, 64}, std::tuple{3L, 50L, 5, 512},
+                                 std::tuple{11L, 13L, 1, 32}}) {
     Problem p = make(n, nk, H, D, static_cast<uint32_t>(nk));
     std::vector<float> s, v;
     IndexerScoreArgs a = args(p, s);
@@ -94,12 +96,22 @@ TEST(IndexerFp4, Avx512MatchesScalar) {
     cpu::indexer_scores_fp4_scalar(a, p.packed.data(), IndexKeyCodec(D).entry_bytes());
     IndexerScoreArgs b = args(p, v);
     b.keys = nullptr;
-    cpu::indexer_scores_fp4_avx512(b, p.packed.data(), IndexKeyCodec(D).entry_bytes());
-    expect_close(s, v, "avx512 vs scalar");
+    simd(b, p.packed.data(), IndexKeyCodec(D).entry_bytes());
+    expect_close(s, v, what);
     for (int64_t r = 0; r < n; ++r)
       for (int64_t i = p.visible[static_cast<size_t>(r)]; i < nk; ++i)
         EXPECT_EQ(v[static_cast<size_t>(r * nk + i)], -std::numeric_limits<float>::infinity());
   }
+}
+
+TEST(IndexerFp4, Avx512MatchesScalar) {
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx512, "avx512 vs scalar");
+}
+
+TEST(IndexerFp4, Avx2MatchesScalar) {
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx2, "avx2 vs scalar");
 }
 
 }  // namespace

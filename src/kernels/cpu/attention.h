@@ -10,8 +10,10 @@
 //   indexer_scores: score[t][i] = bf16(sum_h bf16(relu(bf16(q[t][h] . k[i])) * w[t][h])) for
 //     i < visible[t] (-inf beyond), computed as a broadcast of key elements against the query
 //     transposed to [head_dim][heads] so 16 heads share one FMA.
-// The scalar twins are plain loops with float32 accumulation. Work is split over the pool by
-// (query row, head group) for attention and (query row, key chunk) for the indexer.
+// The scalar twins are plain loops with float32 accumulation; the AVX2 tier mirrors the AVX-512
+// one with 8-lane vectors (4 heads x 2 keys score tiles, 16 heads per indexer tile). Work is
+// split over the pool by (query row, head group) for attention and (query row, key chunk) for
+// the indexer.
 #pragma once
 #include "core/thread_pool.h"
 #include "kernels/cpu/dispatch.h"
@@ -27,7 +29,11 @@ namespace scalar {
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace scalar
-namespace avx512 {
+namespace avx2 {  // head_dim % 8 == 0 for sparse_attention_rows
+void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
+void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
+}  // namespace avx2
+namespace avx512 {  // head_dim % 16 == 0 for sparse_attention_rows
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace avx512

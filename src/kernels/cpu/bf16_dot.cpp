@@ -7,7 +7,7 @@
 //                  FMA ports (bench BM_PeakMac).
 //   dot_bf16w_f32: BF16 weights (upcast exactly by a 16-bit shift) x float32 activations with
 //                  float32 FMA (vfmadd231ps), masked loads for any K tail.
-// Scalar twins: plain loops with one float32 accumulator per output.
+// Scalar twins: plain loops with one float32 accumulator per output (dot_f32: eight fused ones, see there).
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
@@ -32,13 +32,18 @@ void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int
   }
 }
 
+// Eight fused partial sums (position p into sum p % 8, kp % 16 == 0) combined pairwise: exactly
+// the arithmetic of the AVX2 kernel. One sequential mul+add float32 sum over the long K of the
+// float32 linears was an order of magnitude less accurate and flipped a near-tie in tiny-a's
+// layer 3 (CpuBackendGolden failed at DSV4_ISA=scalar). std::fma is a libm call here (hardware
+// FMA where the CPU has it, a slow software fallback on CPUs without; those run this level only).
 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
              int64_t kp, float* y, int64_t ldy) {
   for (int64_t i = 0; i < m; ++i) {
     for (int r = 0; r < nr; ++r) {
-      float acc = 0.0f;
-      for (int64_t p = 0; p < kp; ++p) acc += panel[r * ldp + p] * a[i * lda + p];
-      y[i * ldy + r] = acc;
+      float acc[8] = {};
+      for (int64_t p = 0; p < kp; ++p) acc[p % 8] = std::fma(panel[r * ldp + p], a[i * lda + p], acc[p % 8]);
+      y[i * ldy + r] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     }
   }
 }

@@ -1,4 +1,5 @@
 #include "kernels/cpu/simd_avx512.h"  // first (see the header)
+#include "kernels/cpu/simd_avx2.h"
 
 #include "kernels/cpu/indexer_fp4.h"
 
@@ -211,8 +212,141 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
   }
 }
 
+namespace {
+
+// E2M1 nibbles (one per int32 lane, < 16) -> float: the magnitude from an 8-entry permute, the
+// sign bit (nibble bit 3) moved to bit 31.
+DSV4_AVX2 inline __m256 e2m1_ps(__m256i nib) {
+  const __m256 mag = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(nib, 28), _mm256_set1_epi32(static_cast<int>(0x80000000u)));
+  return _mm256_xor_ps(_mm256_permutevar8x32_ps(mag, nib), _mm256_castsi256_ps(sign));
+}
+
+// Many query rows (prefill): as the AVX-512 scores_tiled with 8 keys per vector.
+DSV4_AVX2 void scores_tiled_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  const int H = a.n_heads, D = a.head_dim;
+  const Lut& t = lut();
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(D) * 8);
+  for (int64_t i0 = 0; i0 < a.n_keys; i0 += 8) {
+    const int nk = static_cast<int>(std::min<int64_t>(8, a.n_keys - i0));
+    std::fill(tile.begin(), tile.end(), 0.0f);
+    for (int j = 0; j < nk; ++j) {
+      const uint8_t* e = keys + static_cast<size_t>(i0 + j) * key_bytes;
+      const uint8_t* sc = e + D / 2;
+      for (int d = 0; d < D; d += 2) {
+        const float s = t.e8m0[sc[d / 32]];
+        const uint8_t byte = e[d / 2];
+        tile[static_cast<size_t>(d * 8 + j)] = t.e2m1[byte & 0xF] * s;
+        tile[static_cast<size_t>((d + 1) * 8 + j)] = t.e2m1[byte >> 4] * s;
+      }
+    }
+    const __m256i store = avx2::tail_mask(nk);
+    for (int64_t r = 0; r < a.n; ++r) {
+      const int64_t vis = a.visible[r] - i0;
+      float* out = a.scores + r * a.n_keys + i0;
+      if (vis <= 0) {
+        _mm256_maskstore_ps(out, store, ninf);
+        continue;
+      }
+      __m256 total = _mm256_setzero_ps();
+      for (int h = 0; h < H; ++h) {
+        const float* q = a.q + (r * H + h) * D;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+        for (int d = 0; d < D; d += 4) {
+          const float* tl = &tile[static_cast<size_t>(d) * 8];
+          acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(tl), acc0);
+          acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 1), _mm256_loadu_ps(tl + 8), acc1);
+          acc2 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 2), _mm256_loadu_ps(tl + 16), acc2);
+          acc3 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 3), _mm256_loadu_ps(tl + 24), acc3);
+        }
+        const __m256 dot = avx2::bf16_round_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+        const __m256 rel = _mm256_max_ps(dot, _mm256_setzero_ps());
+        total = _mm256_add_ps(total, avx2::bf16_round_ps(_mm256_mul_ps(rel, _mm256_set1_ps(a.w[r * H + h]))));
+      }
+      const __m256i vmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(vis, 8))), lane);
+      const __m256 res = _mm256_blendv_ps(ninf, avx2::bf16_round_ps(total), _mm256_castsi256_ps(vmask));
+      _mm256_maskstore_ps(out, store, res);
+    }
+  }
+}
+
+}  // namespace
+
+// Few query rows (decode): each key decoded once into 4 vectors per 32-block (even dims 0-7,
+// 8-15 of the block from the low nibbles, odd dims from the high nibbles) against queries
+// de-interleaved the same way.
+DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  check(a, key_bytes);
+  const int H = a.n_heads, D = a.head_dim;
+  if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
+  if (a.n >= 8) return scores_tiled_avx2(a, keys, key_bytes);
+  const int nb = D / kBlock;
+  constexpr int kMaxBlocks = 16;  // head_dim <= 512
+  if (nb > kMaxBlocks) return indexer_scores_fp4_scalar(a, keys, key_bytes);
+  const Lut& t = lut();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  thread_local std::vector<float> qd, dots;
+  qd.resize(static_cast<size_t>(a.n * H * D));
+  dots.resize(static_cast<size_t>(H));
+  for (int64_t rh = 0; rh < a.n * H; ++rh) {
+    const float* q = a.q + rh * D;
+    float* o = qd.data() + rh * D;
+    for (int b = 0; b < nb; ++b)
+      for (int j = 0; j < 16; ++j) {
+        o[b * 32 + j] = q[b * 32 + 2 * j];
+        o[b * 32 + 16 + j] = q[b * 32 + 2 * j + 1];
+      }
+  }
+  const __m256i low4 = _mm256_set1_epi32(0xF);
+  __m256 kv[4 * kMaxBlocks];
+  int64_t max_vis = 0;
+  for (int64_t r = 0; r < a.n; ++r) max_vis = std::max(max_vis, std::min(a.visible[r], a.n_keys));
+  for (int64_t i = 0; i < a.n_keys; ++i) {
+    float* col = a.scores + i;
+    if (i >= max_vis) {
+      for (int64_t r = 0; r < a.n; ++r) col[r * a.n_keys] = ninf;
+      continue;
+    }
+    const uint8_t* e = keys + static_cast<size_t>(i) * key_bytes;
+    const uint8_t* sc = e + D / 2;
+    for (int b = 0; b < nb; ++b) {
+      const __m256 s = _mm256_set1_ps(t.e8m0[sc[b]]);
+      for (int half = 0; half < 2; ++half) {
+        const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(e + b * 16 + 8 * half)));
+        kv[4 * b + half] = _mm256_mul_ps(e2m1_ps(_mm256_and_si256(bytes, low4)), s);
+        kv[4 * b + 2 + half] = _mm256_mul_ps(e2m1_ps(_mm256_srli_epi32(bytes, 4)), s);
+      }
+    }
+    for (int64_t r = 0; r < a.n; ++r) {
+      if (i >= a.visible[r]) {
+        col[r * a.n_keys] = ninf;
+        continue;
+      }
+      for (int h = 0; h < H; ++h) {
+        const float* q = qd.data() + (r * H + h) * D;
+        __m256 acc0 = _mm256_mul_ps(_mm256_loadu_ps(q), kv[0]);
+        __m256 acc1 = _mm256_mul_ps(_mm256_loadu_ps(q + 8), kv[1]);
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16), kv[2], acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 24), kv[3], acc1);
+        for (int b = 1; b < nb; ++b) {
+          acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32), kv[4 * b], acc0);
+          acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32 + 8), kv[4 * b + 1], acc1);
+          acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32 + 16), kv[4 * b + 2], acc0);
+          acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32 + 24), kv[4 * b + 3], acc1);
+        }
+        dots[static_cast<size_t>(h)] = avx2::hsum(_mm256_add_ps(acc0, acc1));
+      }
+      col[r * a.n_keys] = combine(dots.data(), a.w + r * H, H);
+    }
+  }
+}
+
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  if (isa_at_least(Isa::Avx512Bf16) && a.head_dim % kBlock == 0) indexer_scores_fp4_avx512(a, keys, key_bytes);
+  if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) indexer_scores_fp4_avx512(a, keys, key_bytes);
+  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);
 }
 

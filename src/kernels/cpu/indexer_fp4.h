@@ -3,9 +3,9 @@
 // elements), so the long-context indexer scan reads 68 B per key instead of 256 B (BF16) or
 // 512 B (float). Semantics of IndexerScoreArgs (model/backend.h) with float32 sums:
 //   score[t][i] = bf16( sum_h bf16( relu(bf16(q[t][h] . k[i])) * w[t][h] ) ),  -inf for i >= visible[t].
-// The scalar function is the reference twin kept forever; the AVX-512 version decodes each key
-// once (nibble -> float through a 16-entry permute, times the block scale) and scores it against
-// every query row and head of the call.
+// The scalar function is the reference twin kept forever; the AVX-512 and AVX2 versions decode
+// each key once (nibble -> float through a permute, times the block scale) and score it against
+// every query row and head of the call (many rows: keys decoded 16 / 8 at a time into a tile).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +15,7 @@
 namespace dsv4::cpu {
 
 void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
+void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // Best available (head_dim must be a multiple of 32 for the SIMD path; otherwise scalar).
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);

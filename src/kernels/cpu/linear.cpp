@@ -27,6 +27,16 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_bf16w_f32 = scalar::dot_bf16w_f32,
       .prepare_act_bf16 = scalar::prepare_act_bf16,
   };
+  static const PanelKernels kAvx2{
+      .decode_fp8 = avx2::decode_fp8,
+      .fp8_rows_dot = avx2::fp8_rows_dot,
+      .scale_act_bf16 = avx2::scale_act_bf16,
+      .decode_fp4 = avx2::decode_fp4,
+      .dot_bf16 = avx2::dot_bf16,
+      .dot_f32 = avx2::dot_f32,
+      .fp4_rows_dot = avx2::fp4_rows_dot,
+      .dot_bf16w_f32 = avx2::dot_bf16w_f32,
+  };
   static const PanelKernels kAvx512{
       .decode_fp8 = avx512::decode_fp8,
       .fp8_rows_dot = avx512::fp8_rows_dot,
@@ -38,7 +48,8 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_bf16w_f32 = avx512::dot_bf16w_f32,
       .prepare_act_bf16 = avx512::prepare_act_bf16,
   };
-  return static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16) ? kAvx512 : kScalar;
+  if (static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16)) return kAvx512;
+  return static_cast<int>(isa) >= static_cast<int>(Isa::Avx2) ? kAvx2 : kScalar;
 }
 
 void act_quant_dequant(const float* x, int64_t k, float* out) {

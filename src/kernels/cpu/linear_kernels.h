@@ -92,7 +92,10 @@ struct PanelKernels {
 namespace scalar {
 DSV4_PANEL_KERNEL_DECLS
 }
-namespace avx512 {  // callable only when detected_isa() == Isa::Avx512Bf16
+namespace avx2 {  // callable only when detected_isa() >= Isa::Avx2 (avx2_panels.cpp)
+DSV4_PANEL_KERNEL_DECLS
+}
+namespace avx512 {  // callable only when detected_isa() >= Isa::Avx512Bf16
 DSV4_PANEL_KERNEL_DECLS
 }
 #undef DSV4_PANEL_KERNEL_DECLS

@@ -1,5 +1,5 @@
 // Row-wise float32 kernels over a span of rows (stride ld): RMSNorm, softmax, interleaved RoPE on
-// the last dims, and the fast Walsh-Hadamard transform. Runtime dispatch between an AVX-512 entry
+// the last dims, and the fast Walsh-Hadamard transform. Runtime dispatch between AVX-512, AVX2 entries
 // and the scalar twin (namespace scalar), float32 arithmetic in both; exactness vs the reference
 // is not promised (the reference kernels in kernels/ref are the bit-exact oracle).
 #pragma once
@@ -33,7 +33,10 @@ void hadamard(float* x, int64_t ld, int64_t rows, int64_t n);
 namespace scalar {
 DSV4_ROWWISE_DECLS
 }
-namespace avx512 {  // only when detected_isa() == Isa::Avx512Bf16
+namespace avx2 {  // only when detected_isa() >= Isa::Avx2
+DSV4_ROWWISE_DECLS
+}
+namespace avx512 {  // only when detected_isa() >= Isa::Avx512Bf16
 DSV4_ROWWISE_DECLS
 }
 #undef DSV4_ROWWISE_DECLS

@@ -1,0 +1,242 @@
+// The panel kernels (linear_kernels.h) of every SIMD level this machine runs, called directly:
+// the decoders and the activation scaling are bit-identical to the scalar twins; the dot kernels
+// match float64 sums within the float32 bound, for nr = 1..4 rows, m = 1..9 activation rows
+// (every register tile and remainder) and K with a tail where the kernel allows one.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
+#include "tests/unit/cpu_test_util.h"
+
+namespace dsv4::cpu {
+namespace {
+
+using testing::isas_to_test;
+using testing::sum_error_bound;
+
+std::vector<Isa> simd_isas() {
+  std::vector<Isa> v;
+  for (Isa isa : isas_to_test())
+    if (isa != Isa::Scalar) v.push_back(isa);
+  return v;
+}
+
+std::vector<uint8_t> random_bytes(std::mt19937& rng, size_t n, bool finite_e4m3) {
+  std::uniform_int_distribution<int> d(0, 255);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) {
+    do b = static_cast<uint8_t>(d(rng));
+    while (finite_e4m3 && (b & 0x7F) == 0x7F);
+  }
+  return v;
+}
+
+std::vector<uint8_t> random_scales(std::mt19937& rng, size_t n, int lo, int hi) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+std::vector<uint16_t> random_bf16(std::mt19937& rng, size_t n, float sd) {
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<uint16_t> v(n);
+  for (auto& b : v) b = f32_to_bf16_bits(d(rng));
+  return v;
+}
+
+// Compares y[i * ldy + r] (i < m, r < nr) with exact(i, r, &mag); entries r >= nr must be left
+// untouched (sentinel).
+template <class Exact>
+void expect_dot(const std::vector<float>& y, int64_t ldy, int64_t m, int nr, int64_t terms,
+                Exact exact, const std::string& what) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int r = 0; r < ldy; ++r) {
+      if (r >= nr) {
+        ASSERT_EQ(y[i * ldy + r], -7.0f) << what << ": wrote row " << r << " >= nr " << nr;
+        continue;
+      }
+      double mag = 0;
+      const double e = exact(i, r, &mag);
+      ASSERT_NEAR(y[i * ldy + r], e, sum_error_bound(terms, mag))
+          << what << " m " << m << " nr " << nr << " i " << i << " r " << r;
+    }
+  }
+}
+
+TEST(CpuPanels, Fp8DecodeAndScaleAreBitIdenticalToScalar) {
+  std::mt19937 rng(41);
+  const int64_t k = 384, ldw = 400, ldp = 416;
+  const auto w = random_bytes(rng, kPanelRows * ldw, true);
+  const PanelKernels& ref = panel_kernels(Isa::Scalar);
+  for (Isa isa : simd_isas()) {
+    const PanelKernels& kern = panel_kernels(isa);
+    std::vector<std::vector<uint8_t>> scale_sets = {random_scales(rng, 3, 100, 150)};
+    // The AVX2 decode multiplies in float32 like the scalar twin, so it is bit-identical even at
+    // the extreme scales (0: 2^-127 subnormal, 254); the AVX-512 decode adds the scale to the
+    // BF16 exponent field, exact while the results stay normal (scales in [10, 246]).
+    if (isa == Isa::Avx2) scale_sets.push_back({0, 127, 254});
+    for (const auto& s : scale_sets) {
+      for (int nr = 1; nr <= kPanelRows; ++nr) {
+        std::vector<uint16_t> want(kPanelRows * ldp, 0xABCD), got(kPanelRows * ldp, 0xABCD);
+        ref.decode_fp8(w.data(), ldw, s.data(), nr, k, want.data(), ldp);
+        kern.decode_fp8(w.data(), ldw, s.data(), nr, k, got.data(), ldp);
+        for (int r = 0; r < kPanelRows; ++r)
+          for (int64_t p = 0; p < k; ++p)
+            ASSERT_EQ(got[r * ldp + p], want[r * ldp + p])
+                << isa_name(isa) << " nr " << nr << " row " << r << " pos " << p;
+      }
+    }
+    std::normal_distribution<float> d(0.0f, 3.0f);
+    std::vector<float> a(k);
+    for (auto& v : a) v = d(rng);
+    a[3] = 0.0f;
+    a[4] = -0.0f;
+    // A float32 subnormal: the AVX2 rounding is integer RNE like the scalar twin's; AVX-512's
+    // vcvtne2ps2bf16 treats subnormal inputs as zero.
+    if (isa == Isa::Avx2) a[5] = 1e-39f;
+    // Scale 0 (2^-127) only for AVX2 (AVX-512 builds 2^(s-127) from the exponent field).
+    const std::vector<uint8_t> s = {126, 200, static_cast<uint8_t>(isa == Isa::Avx2 ? 0 : 130)};
+    std::vector<uint16_t> want(k), got(k);
+    ref.scale_act_bf16(a.data(), s.data(), k, want.data());
+    kern.scale_act_bf16(a.data(), s.data(), k, got.data());
+    EXPECT_EQ(got, want) << isa_name(isa);
+  }
+}
+
+TEST(CpuPanels, Fp4DecodeIsBitIdenticalToScalar) {
+  std::mt19937 rng(42);
+  const int64_t k = 384, ldw = k / 2 + 5, lds = k / 32 + 3, ldp = 400;
+  const auto w = random_bytes(rng, kPanelRows * ldw, false);
+  const auto s0 = random_scales(rng, kPanelRows * lds, 110, 140);
+  const PanelKernels& ref = panel_kernels(Isa::Scalar);
+  for (Isa isa : simd_isas()) {
+    const PanelKernels& kern = panel_kernels(isa);
+    auto s = s0;
+    if (isa == Isa::Avx2) {  // extreme scales: see the FP8 test
+      s[0] = 0;
+      s[1] = 254;
+    }
+    for (int nr = 1; nr <= kPanelRows; ++nr) {
+      std::vector<uint16_t> want(kPanelRows * ldp, 0xABCD), got(kPanelRows * ldp, 0xABCD);
+      ref.decode_fp4(w.data(), ldw, s.data(), lds, nr, k, want.data(), ldp);
+      kern.decode_fp4(w.data(), ldw, s.data(), lds, nr, k, got.data(), ldp);
+      for (int r = 0; r < kPanelRows; ++r)
+        for (int64_t p = 0; p < k; ++p)
+          ASSERT_EQ(got[r * ldp + p], want[r * ldp + p])
+              << isa_name(isa) << " nr " << nr << " row " << r << " pos " << p;
+    }
+  }
+}
+
+TEST(CpuPanels, RowsDotMatchFloat64) {
+  std::mt19937 rng(43);
+  const int64_t k = 512, ldw = k + 64, lda = k + 32, ldy = kPanelRows;
+  const auto w8 = random_bytes(rng, kPanelRows * ldw, true);
+  const auto w4 = random_bytes(rng, kPanelRows * ldw, false);
+  const int64_t lds = k / 32 + 1;
+  const auto s4 = random_scales(rng, kPanelRows * lds, 118, 132);
+  const auto a = random_bf16(rng, 9 * lda, 1.0f);
+  for (Isa isa : simd_isas()) {
+    const PanelKernels& kern = panel_kernels(isa);
+    for (int64_t m = 1; m <= 9; ++m) {
+      for (int nr = 1; nr <= kPanelRows; ++nr) {
+        std::vector<float> y(m * ldy, -7.0f);
+        kern.fp8_rows_dot(w8.data(), ldw, nr, a.data(), lda, m, k, y.data(), ldy);
+        expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
+          double e = 0;
+          for (int64_t p = 0; p < k; ++p) {
+            const double t = double(e4m3_value(w8[r * ldw + panel_position_to_k(PanelOrder::Fp8, p)])) *
+                             bf16_bits_to_f32(a[i * lda + p]);
+            e += t;
+            *mag += std::fabs(t);
+          }
+          return e;
+        }, std::string("fp8_rows_dot ") + isa_name(isa));
+        std::fill(y.begin(), y.end(), -7.0f);
+        kern.fp4_rows_dot(w4.data(), ldw, s4.data(), lds, nr, a.data(), lda, m, k, y.data(), ldy);
+        expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
+          double e = 0;
+          for (int64_t p = 0; p < k; ++p) {
+            const int64_t kk = panel_position_to_k(PanelOrder::Fp4, p);
+            const uint8_t b = w4[r * ldw + kk / 2];
+            const double t = double(e2m1_value(kk % 2 ? b >> 4 : b & 15)) *
+                             e8m0_value(s4[r * lds + kk / 32]) * bf16_bits_to_f32(a[i * lda + p]);
+            e += t;
+            *mag += std::fabs(t);
+          }
+          return e;
+        }, std::string("fp4_rows_dot ") + isa_name(isa));
+      }
+    }
+  }
+}
+
+TEST(CpuPanels, DotKernelsMatchFloat64) {
+  std::mt19937 rng(44);
+  const int64_t kp = 1056;  // > one 512 K chunk of dot_f32, not a multiple of it
+  const int64_t ldp = kp + 32, lda = kp + 16;
+  const auto pb = random_bf16(rng, kPanelRows * ldp, 1.0f);
+  const auto ab = random_bf16(rng, 9 * lda, 1.0f);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> pf(kWidePanelRows * ldp), af(9 * lda);
+  for (auto& v : pf) v = d(rng);
+  for (auto& v : af) v = d(rng);
+  for (Isa isa : simd_isas()) {
+    const PanelKernels& kern = panel_kernels(isa);
+    for (int64_t m = 1; m <= 9; ++m) {
+      for (int nr = 1; nr <= kPanelRows; ++nr) {
+        // dot_bf16 reads all kPanelRows panel rows (rows >= nr are zero by contract).
+        std::vector<uint16_t> panel = pb;
+        for (int r = nr; r < kPanelRows; ++r) std::fill(panel.begin() + r * ldp, panel.begin() + (r + 1) * ldp, 0);
+        std::vector<float> y(m * kPanelRows, -7.0f);
+        kern.dot_bf16(panel.data(), ldp, nr, ab.data(), lda, m, kp, y.data(), kPanelRows);
+        expect_dot(y, kPanelRows, m, nr, kp, [&](int64_t i, int r, double* mag) {
+          double e = 0;
+          for (int64_t p = 0; p < kp; ++p) {
+            const double t = double(bf16_bits_to_f32(panel[r * ldp + p])) * bf16_bits_to_f32(ab[i * lda + p]);
+            e += t;
+            *mag += std::fabs(t);
+          }
+          return e;
+        }, std::string("dot_bf16 ") + isa_name(isa));
+        // dot_bf16w_f32 reads only rows < nr, any k (tails of every length).
+        for (int64_t k : {int64_t{1}, int64_t{7}, int64_t{17}, int64_t{100}, kp - 3}) {
+          std::fill(y.begin(), y.end(), -7.0f);
+          kern.dot_bf16w_f32(pb.data(), ldp, nr, af.data(), lda, m, k, y.data(), kPanelRows);
+          expect_dot(y, kPanelRows, m, nr, k, [&](int64_t i, int r, double* mag) {
+            double e = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              const double t = double(bf16_bits_to_f32(pb[r * ldp + p])) * af[i * lda + p];
+              e += t;
+              *mag += std::fabs(t);
+            }
+            return e;
+          }, std::string("dot_bf16w_f32 k ") + std::to_string(k) + " " + isa_name(isa));
+        }
+      }
+      for (int nr : {1, 3, 4, 5, 8}) {
+        std::vector<float> panel = pf;
+        for (int r = nr; r < kWidePanelRows; ++r) std::fill(panel.begin() + r * ldp, panel.begin() + (r + 1) * ldp, 0.0f);
+        std::vector<float> y(m * kWidePanelRows, -7.0f);
+        kern.dot_f32(panel.data(), ldp, nr, af.data(), lda, m, kp, y.data(), kWidePanelRows);
+        expect_dot(y, kWidePanelRows, m, nr, kp, [&](int64_t i, int r, double* mag) {
+          double e = 0;
+          for (int64_t p = 0; p < kp; ++p) {
+            const double t = double(panel[r * ldp + p]) * af[i * lda + p];
+            e += t;
+            *mag += std::fabs(t);
+          }
+          return e;
+        }, std::string("dot_f32 ") + isa_name(isa));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::cpu
