@@ -78,6 +78,9 @@ constexpr int64_t kMTile = 64;
 // FMA (two ports) instead of vdpbf16ps (half the MAC rate on the measured CPU); below it the
 // BF16 panel is used directly (decode: the cheapest path per weight byte).
 constexpr int64_t kFmaMinRows = 8;
+// With AMX the tile path beats in-register decode from 3 rows on (measured on FP4 2048 x 4096:
+// per-row decode costs grow with the rows, a decoded chunk feeds up to 16 rows at one price).
+constexpr int64_t kAmxMinRows = 3;
 
 thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
 thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
@@ -110,12 +113,14 @@ struct PrepRows {
   const int32_t* rows;  // nullptr: row i is x row i
 };
 
-// How the panels of a GEMM are multiplied (m >= kFmaMinRows; smaller m decode in registers).
+// How the panels of a GEMM are multiplied; below the row threshold of the level the weights are
+// decoded in registers per row block instead (Bf16Dot for BF16 weights).
 enum class Gemm { Bf16Dot, Fma, Amx };
 
-Gemm gemm_kind(bool many_rows) {
-  if (!many_rows) return Gemm::Bf16Dot;
-  return active_isa() == Isa::Avx512Amx ? Gemm::Amx : Gemm::Fma;
+// rows: activation rows per weight (for grouped experts: the average over the busy groups).
+Gemm gemm_kind(int64_t rows) {
+  if (active_isa() == Isa::Avx512Amx) return rows >= kAmxMinRows ? Gemm::Amx : Gemm::Bf16Dot;
+  return rows >= kFmaMinRows ? Gemm::Fma : Gemm::Bf16Dot;
 }
 
 // Prepared activations of one weight's rows: BF16 (stride ld), float32 (Fma, stride ld) or the
@@ -292,8 +297,8 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   if (x.m == 0) return;
   const PanelKernels& kern = panel_kernels(active_isa());
   const int64_t k = w.k, m = x.m, kblocks = k / 128;
-  const bool fma = m >= kFmaMinRows;
-  if (!fma) {
+  const Gemm kind = gemm_kind(m);
+  if (kind == Gemm::Bf16Dot) {
     // Small M: weights decoded in registers straight into vdpbf16ps; the activations carry the
     // weight scales of the current 128-row block (rescaled once per block and thread).
     const int64_t ld = skewed(k);
@@ -314,7 +319,6 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     });
     return;
   }
-  const Gemm kind = gemm_kind(true);
   reserve_act(kind, m * skewed(k), m * skewed(k), vnni_elems(m, k));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
                               quantize_act, kind, 0);
@@ -347,8 +351,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
   // decoding panels, else in-register decode per row block.
   const int64_t busy = static_cast<int64_t>(std::count_if(
       groups.begin(), groups.end(), [](const Fp4Group& g) { return g.count > 0; }));
-  const bool many = total_rows >= kFmaMinRows * busy;
-  const Gemm kind = gemm_kind(many);
+  const Gemm kind = gemm_kind(total_rows / busy);
+  const bool many = kind != Gemm::Bf16Dot;
   // Output-row units of the split: kPanelRows rows (AMX: kAmxPanelRows) of one group each.
   const int64_t unit_rows = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
   int64_t total_units = 0;
@@ -433,7 +437,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
     return;
   }
   const int64_t kp = round_up32(k);
-  const Gemm kind = gemm_kind(m >= kFmaMinRows);
+  const Gemm kind = gemm_kind(m);
   reserve_act(kind, m * skewed(kp), m * skewed(kp), vnni_elems(m, kp));
   const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural, false,
                               kind, 0);
