@@ -1,8 +1,11 @@
 // Streaming-read bandwidth probe: the yardstick for "fraction of memory bandwidth" in benches.
 // Every thread of the pool sums its own contiguous slice of one large buffer (first touched by
-// the same thread, so pages sit near it); the best of `reps` passes is reported.
+// the same thread, so pages sit near it) with the widest loads the CPU has (AVX-512 / AVX2 /
+// SSE2), so that a kernel's loads are never wider than the probe's.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 
 #include "core/thread_pool.h"
 
@@ -13,6 +16,20 @@ struct BandwidthResult {
   double median_gb_per_s = 0;
   size_t bytes = 0;     // buffer size
   int threads = 1;
+};
+
+// A probe buffer allocated and touched once, measured as often as wanted (benches interleave
+// short probes with the runs they judge, on a machine whose bandwidth drifts).
+class ReadProbe {
+ public:
+  ReadProbe(ThreadPool* pool, size_t bytes);  // bytes >= 1 MiB
+  BandwidthResult run(int reps) const;        // reps >= 1 passes over the buffer
+  size_t bytes() const { return words_ * 8; }
+
+ private:
+  ThreadPool* pool_;
+  size_t words_;
+  std::unique_ptr<uint64_t[]> buf_;
 };
 
 // bytes: buffer size (should exceed the last-level cache several times); reps >= 1 passes.

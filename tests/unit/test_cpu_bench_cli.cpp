@@ -39,7 +39,7 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
   ASSERT_EQ(status, 0) << out;
   const auto lines = split(out, '\n');
   ASSERT_EQ(lines.size(), 5u) << out;
-  EXPECT_EQ(lines[0].rfind("test,depth,threads,tokens,seconds,tok_per_s,weight_gb_per_s,bw_fraction", 0), 0u);
+  EXPECT_EQ(lines[0], "test,depth,threads,tokens,seconds,tok_per_s,weight_gb_per_s,bw_fraction,spread,probe_gb_per_s,isa");
   const char* want[4][3] = {{"pp8", "0", "8"}, {"tg3", "0", "3"}, {"pp8", "16", "8"}, {"tg3", "16", "3"}};
   for (int i = 0; i < 4; ++i) {
     const auto f = split(lines[i + 1], ',');
@@ -52,6 +52,11 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
     EXPECT_NEAR(std::stod(f[5]), std::stod(f[3]) / std::stod(f[4]), 1e-3 * std::stod(f[5]) + 1e-3);
     EXPECT_GT(std::stod(f[6]), 0.0);                                        // weight GB/s
     EXPECT_GT(std::stod(f[7]), 0.0);                                        // fraction of probe
+    ASSERT_GE(f.size(), 11u) << lines[i + 1];
+    EXPECT_GT(std::stod(f[9]), 0.0);                                        // probe GB/s
+    EXPECT_NEAR(std::stod(f[7]), std::stod(f[6]) / std::stod(f[9]), 2e-3 * std::stod(f[7]) + 1e-4);
+    EXPECT_TRUE(f[10] == "scalar" || f[10] == "avx2" || f[10] == "avx512-bf16" || f[10] == "avx512-amx")
+        << f[10];
   }
   std::ifstream f(svg);
   std::stringstream ss;
