@@ -7,7 +7,10 @@
 //   rounding in integer lanes (3 mantissa bits, ties to even; the subnormal range by adding and
 //   subtracting 2^14 in float), vcvtne2ps2bf16, then the panel permutation as vpermt2w between
 //   the naturally ordered vectors.
+//   AVX2: the same rounding in 8-lane registers; the panel order moves whole runs of 8 values
+//   (FP8 order) or even/odd-deinterleaved runs (FP4 order).
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+#include "kernels/cpu/simd_avx2.h"
 
 #include <algorithm>
 #include <array>
@@ -137,5 +140,77 @@ DSV4_AVX512 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, b
 }
 
 }  // namespace avx512
+
+namespace avx2 {
+namespace {
+
+DSV4_AVX2 inline void quant_block(__m256* v) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < 16; ++i) m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
+  const float amax = std::max(hmax(m), 1e-4f);
+  const int sk = ceil_log2_f32(amax * (1.0f / 448.0f));
+  const __m256 s = _mm256_set1_ps(pow2_f32(sk)), inv_s = _mm256_set1_ps(pow2_f32(-sk));
+  const __m256 lim = _mm256_set1_ps(448.0f), nlim = _mm256_set1_ps(-448.0f);
+  const __m256 sub = _mm256_set1_ps(0.015625f), magic = _mm256_set1_ps(16384.0f);
+  for (int i = 0; i < 16; ++i) {
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[i], inv_s), nlim), lim);
+    const __m256 a = _mm256_and_ps(q, abs_mask);
+    const __m256 sign = _mm256_andnot_ps(abs_mask, q);
+    const __m256i mag = _mm256_castps_si256(a);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(mag, 20), _mm256_set1_epi32(1));
+    const __m256i rn = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(mag, _mm256_set1_epi32(0x7FFFF)), odd),
+                                        _mm256_set1_epi32(static_cast<int>(0xFFF00000u)));
+    const __m256 rs = _mm256_sub_ps(_mm256_add_ps(a, magic), magic);
+    const __m256 r = _mm256_blendv_ps(_mm256_castsi256_ps(rn), rs, _mm256_cmp_ps(a, sub, _CMP_LT_OQ));
+    v[i] = _mm256_mul_ps(_mm256_or_ps(r, sign), s);
+  }
+}
+
+// 8 floats -> 8 BF16 words at out.
+DSV4_AVX2 inline void store8(uint16_t* out, __m256 v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bf16_pack(v, v)));
+}
+
+}  // namespace
+
+DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant,
+                                uint16_t* out, int64_t ldo) {
+  if (k % 128 != 0) {
+    scalar::prepare_act_bf16(x, k, order, quant, out, ldo);
+    return;
+  }
+  for (int64_t b = 0; b < k; b += 128) {
+    __m256 v[16];
+    for (int i = 0; i < 16; ++i) v[i] = _mm256_loadu_ps(x + b + 8 * i);
+    if (quant) quant_block(v);
+    uint16_t* o = out + b;
+    switch (order) {
+      case PanelOrder::Natural:
+        for (int i = 0; i < 16; ++i) store8(o + 8 * i, v[i]);
+        break;
+      case PanelOrder::Fp8:  // run k = 64c + 16l + 8h (vector 8c + 2l + h) -> 64c + 32h + 8l
+        for (int c = 0; c < 2; ++c)
+          for (int l = 0; l < 4; ++l)
+            for (int h = 0; h < 2; ++h) store8(o + 64 * c + 32 * h + 8 * l, v[8 * c + 2 * l + h]);
+        break;
+      case PanelOrder::Fp4:  // k = 32l + 16u + 2j + e  ->  32(u + 2e) + 8l + j
+        for (int l = 0; l < 4; ++l)
+          for (int u = 0; u < 2; ++u) {
+            const __m256 a = v[4 * l + 2 * u], c = v[4 * l + 2 * u + 1];
+            const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                _mm256_castps_pd(_mm256_shuffle_ps(a, c, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+            const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                _mm256_castps_pd(_mm256_shuffle_ps(a, c, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+            store8(o + 32 * u + 8 * l, ev);
+            store8(o + 32 * (u + 2) + 8 * l, od);
+          }
+        break;
+    }
+  }
+  for (int64_t p = k; p < ldo; ++p) out[p] = 0;
+}
+
+}  // namespace avx2
 
 }  // namespace dsv4::cpu

@@ -36,7 +36,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_f32 = avx2::dot_f32,
       .fp4_rows_dot = avx2::fp4_rows_dot,
       .dot_bf16w_f32 = avx2::dot_bf16w_f32,
-      .prepare_act_bf16 = scalar::prepare_act_bf16,  // no AVX2 twin yet (once per row and call)
+      .prepare_act_bf16 = avx2::prepare_act_bf16,
   };
   static const PanelKernels kAvx512{
       .decode_fp8 = avx512::decode_fp8,
