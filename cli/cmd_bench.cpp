@@ -1,7 +1,9 @@
 // dsv4 bench: end-to-end prefill and decode speed of a checkpoint.
-//   For every depth d (tokens already in the context) and rep: prefill d tokens (untimed), then
-//   time a prefill of -p tokens ("pp<p>"); reset, prefill d (+1 so decode never starts at 0), then
-//   time -n single-token decodes ("tg<n>"). Medians over --reps, spread = (max - min) / median.
+//   For every depth d (tokens already in the context): prefill d tokens once (untimed, progress
+//   on stderr); then per rep time a prefill of -p tokens ("pp<p>") and rewind to d, and time -n
+//   single-token decodes ("tg<n>", from d + 1 at depth 0 so decode never starts at 0) and rewind.
+//   Rewind restores the exact state (light checkpoints every 1024 tokens + recompute), so every
+//   rep sees the same context. Medians over --reps, spread = (max - min) / median.
 //   Decode weight traffic = tok/s x active weight bytes per token, counted from the checkpoint's
 //   tensors (routed experts scaled by experts-per-token / experts, one embedding row, no MTP
 //   block; FP8/FP4 as stored), compared with a streaming-read probe: one long probe at the start
@@ -278,15 +280,26 @@ DSV4_COMMAND(bench) {
               std::vector<float> logits(static_cast<size_t>(V));
               auto prefill_to = [&](int64_t depth) {
                 session->reset();
-                if (depth > 0) session->prefill(std::span<const int32_t>(toks.data(), depth), {});
+                if (depth == 0) return;
+                const auto t0 = clock::now();
+                session->prefill(std::span<const int32_t>(toks.data(), depth), {},
+                                 [&](int64_t done, int64_t total) {
+                                   std::fprintf(stderr, "\rbench: filling the context %lld / %lld tokens",
+                                                static_cast<long long>(done), static_cast<long long>(total));
+                                   return true;
+                                 });
+                std::fprintf(stderr, " (%.1f s)\n",
+                             std::chrono::duration<double>(clock::now() - t0).count());
               };
 
               std::vector<Row> rows;
               for (int64_t d : depths) {
+                const int64_t start = std::max<int64_t>(d, 1);
+                prefill_to(start == 1 && o->prompt > 0 ? 0 : start);
                 if (o->prompt > 0) {
                   std::vector<double> secs, probes;
                   for (int r = 0; r < o->reps; ++r) {
-                    prefill_to(d);
+                    session->rewind(d);
                     probes.push_back(probe_pass());
                     const auto t0 = clock::now();
                     session->prefill(std::span<const int32_t>(toks.data() + d, o->prompt), logits);
@@ -299,8 +312,11 @@ DSV4_COMMAND(bench) {
                 if (o->gen > 0) {
                   std::vector<double> secs, probes;
                   for (int r = 0; r < o->reps; ++r) {
-                    prefill_to(std::max<int64_t>(d, 1));
-                    const int64_t start = std::max<int64_t>(d, 1);
+                    if (session->position() >= start) {
+                      session->rewind(start);
+                    } else {
+                      session->prefill(std::span<const int32_t>(toks.data(), start), {});
+                    }
                     probes.push_back(probe_pass());
                     const auto t0 = clock::now();
                     for (int64_t i = 0; i < o->gen; ++i) session->decode(toks[start + i], logits);
