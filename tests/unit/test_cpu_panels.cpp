@@ -76,10 +76,11 @@ TEST(CpuPanels, Fp8DecodeAndScaleAreBitIdenticalToScalar) {
   for (Isa isa : simd_isas()) {
     const PanelKernels& kern = panel_kernels(isa);
     std::vector<std::vector<uint8_t>> scale_sets = {random_scales(rng, 3, 100, 150)};
-    // The AVX2 decode multiplies in float32 like the scalar twin, so it is bit-identical even at
-    // the extreme scales (0: 2^-127 subnormal, 254); the AVX-512 decode adds the scale to the
-    // BF16 exponent field, exact while the results stay normal (scales in [10, 246]).
-    if (isa == Isa::Avx2) scale_sets.push_back({0, 127, 254});
+    // Extreme scales (0: 2^-127 subnormal, 254): AVX2 multiplies in float32 like the scalar
+    // twin; AVX-512 takes its per-element path outside [kMinFastScale, kMaxFastScale].
+    scale_sets.push_back({0, 127, 254});
+    scale_sets.push_back({9, 10, 246});
+    scale_sets.push_back({247, 255, 1});
     for (const auto& s : scale_sets) {
       for (int nr = 1; nr <= kPanelRows; ++nr) {
         std::vector<uint16_t> want(kPanelRows * ldp, 0xABCD), got(kPanelRows * ldp, 0xABCD);
@@ -96,11 +97,10 @@ TEST(CpuPanels, Fp8DecodeAndScaleAreBitIdenticalToScalar) {
     for (auto& v : a) v = d(rng);
     a[3] = 0.0f;
     a[4] = -0.0f;
-    // A float32 subnormal: the AVX2 rounding is integer RNE like the scalar twin's; AVX-512's
-    // vcvtne2ps2bf16 treats subnormal inputs as zero.
-    if (isa == Isa::Avx2) a[5] = 1e-39f;
-    // Scale 0 (2^-127) only for AVX2 (AVX-512 builds 2^(s-127) from the exponent field).
-    const std::vector<uint8_t> s = {126, 200, static_cast<uint8_t>(isa == Isa::Avx2 ? 0 : 130)};
+    // A float32 subnormal input and scale 0 (2^-127, subnormal products): every level rounds
+    // in integer RNE like the scalar twin.
+    a[5] = 1e-39f;
+    const std::vector<uint8_t> s = {126, 200, 0};
     std::vector<uint16_t> want(k), got(k);
     ref.scale_act_bf16(a.data(), s.data(), k, want.data());
     kern.scale_act_bf16(a.data(), s.data(), k, got.data());
@@ -117,10 +117,10 @@ TEST(CpuPanels, Fp4DecodeIsBitIdenticalToScalar) {
   for (Isa isa : simd_isas()) {
     const PanelKernels& kern = panel_kernels(isa);
     auto s = s0;
-    if (isa == Isa::Avx2) {  // extreme scales: see the FP8 test
-      s[0] = 0;
-      s[1] = 254;
-    }
+    s[0] = 0;  // extreme scales: see the FP8 test
+    s[1] = 254;
+    s[lds + 5] = 9;
+    s[2 * lds + 2] = 247;
     for (int nr = 1; nr <= kPanelRows; ++nr) {
       std::vector<uint16_t> want(kPanelRows * ldp, 0xABCD), got(kPanelRows * ldp, 0xABCD);
       ref.decode_fp4(w.data(), ldw, s.data(), lds, nr, k, want.data(), ldp);

@@ -92,6 +92,17 @@ DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int
     const uint8_t* row = w + r * ldw;
     const uint8_t* srow = s + r * lds;
     for (int64_t c = 0; c < k; c += 128) {
+      if (std::any_of(srow + c / 32, srow + c / 32 + 4, [](uint8_t e) {
+            return e < kMinFastScale || e > kMaxFastScale;
+          })) {
+        // Results would leave the normal BF16 range the exponent add assumes: per element.
+        for (int64_t p = c; p < c + 128; ++p) {
+          const int64_t kk = panel_position_to_k(PanelOrder::Fp4, p);
+          const uint8_t b = row[kk / 2];
+          out[p] = f32_to_bf16_bits(e2m1_value(kk % 2 ? b >> 4 : b & 15) * e8m0_value(srow[kk / 32]));
+        }
+        continue;
+      }
       int32_t s4;
       std::memcpy(&s4, srow + c / 32, 4);
       __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(s4));

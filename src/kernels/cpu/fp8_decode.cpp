@@ -86,6 +86,13 @@ DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales
     }
     const uint8_t* row = w + r * ldw;
     for (int64_t kb = 0; kb < k; kb += 128) {
+      if (scales[kb / 128] < kMinFastScale || scales[kb / 128] > kMaxFastScale) {
+        // Results would leave the normal BF16 range the exponent add assumes: per element.
+        const float sc = e8m0_value(scales[kb / 128]);
+        for (int64_t p = kb; p < kb + 128; ++p)
+          out[p] = f32_to_bf16_bits(e4m3_value(row[panel_position_to_k(PanelOrder::Fp8, p)]) * sc);
+        continue;
+      }
       const __m512i eadd = _mm512_set1_epi16(static_cast<int16_t>((scales[kb / 128] - 127) * 128));
       for (int64_t c = kb; c < kb + 128; c += 64) {
         const __m512i b = _mm512_loadu_si512(row + c);
@@ -151,14 +158,24 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
   if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
 }
 
+// BF16 bits of 16 floats, round to nearest even in integer lanes (subnormals kept, unlike
+// vcvtne2ps2bf16, which treats them as zero; NaN -> quiet NaN as f32_to_bf16_bits).
+DSV4_AVX512 inline __m256i bf16_rne(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+  const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)),
+                                                _mm512_set1_epi32(0x7F800000));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
 DSV4_AVX512 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out) {
   for (int64_t kb = 0; kb < k; kb += 128) {
-    const __m512 s = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_set1_epi32(scales[kb / 128]), 23));
-    for (int64_t p = kb; p < kb + 128; p += 32) {
-      const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(a + p), s);
-      const __m512 x1 = _mm512_mul_ps(_mm512_loadu_ps(a + p + 16), s);
-      _mm512_storeu_si512(out + p, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-    }
+    const __m512 s = _mm512_set1_ps(e8m0_value(scales[kb / 128]));  // 2^(e-127), also e = 0
+    for (int64_t p = kb; p < kb + 128; p += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + p),
+                          bf16_rne(_mm512_mul_ps(_mm512_loadu_ps(a + p), s)));
   }
 }
 

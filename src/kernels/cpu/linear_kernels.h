@@ -9,6 +9,11 @@
 namespace dsv4::cpu {
 
 inline constexpr int kPanelRows = 4;
+// The AVX-512 decoders fold an E8M0 scale e into BF16 codes by adding e - 127 to the exponent
+// field, exact while every result stays a normal BF16 number: for e in [kMinFastScale,
+// kMaxFastScale] (E4M3/E2M1 magnitudes span 2^-9 .. 448). Blocks with other scales take the
+// per-element path, so the decoders equal the scalar twins for every scale byte.
+inline constexpr uint8_t kMinFastScale = 10, kMaxFastScale = 246;
 // The float32 (FMA) path stacks two decoded panels: 8 weight rows (L1-resident per K chunk)
 // reuse each activation load streamed from L2.
 inline constexpr int kWidePanelRows = 8;
