@@ -40,8 +40,9 @@ __attribute__((target("avx512f"))) uint64_t sum_words_avx512(const uint64_t* p, 
     a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 16));
     a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 24));
   }
-  const __m512i s = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
-  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s)) + sum_words_plain(p + i, n - i);
+  alignas(64) uint64_t lanes[8];  // unsigned sum (the intrinsic reduction adds as signed)
+  _mm512_store_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+  return sum_words_plain(lanes, 8) + sum_words_plain(p + i, n - i);
 }
 
 __attribute__((target("avx2"))) uint64_t sum_words_avx2(const uint64_t* p, size_t n) {
