@@ -132,16 +132,26 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
   const E2m1Bf16Tables& t = e2m1_tables();
   const __m512i tlo = _mm512_loadu_si512(t.lo.data()), thi = _mm512_loadu_si512(t.hi.data());
   const __m512i nib = _mm512_set1_epi8(0x0F);
-  // pshufb pattern: every dword of 128-bit lane L takes byte L of the 4 scale bytes.
-  const __m512i spread = _mm512_set_epi32(
-      int(0x80808003), int(0x80808003), int(0x80808003), int(0x80808003), int(0x80808002),
-      int(0x80808002), int(0x80808002), int(0x80808002), int(0x80808001), int(0x80808001),
-      int(0x80808001), int(0x80808001), int(0x80808000), int(0x80808000), int(0x80808000),
-      int(0x80808000));
+  // The float scales of 16 blocks (4 chunks of 128) are built once per row and 512 K values;
+  // chunk j of them spreads block 4j + L over 128-bit lane L with one vpermps.
+  const __m512i lane_of[4] = {
+      _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+      _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
+      _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
+      _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12)};
   __m512 acc[kPanelRows][MR];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
+  __m512 sc16[kPanelRows];
   for (int64_t c = 0; c < k; c += 128) {
+    const int j = static_cast<int>((c / 128) % 4);
+    if (j == 0) {
+      const int64_t blocks = std::min<int64_t>(16, (k - c) / 32);
+      const __mmask16 mask = static_cast<__mmask16>((1u << blocks) - 1);
+      for (int r = 0; r < kPanelRows; ++r)
+        sc16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, srows[r] + c / 32)), 23));
+    }
     __m512bh av[MR][4];
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
@@ -149,7 +159,7 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
       // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
       // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
       const __m512i b = _mm512_loadu_si512(rows[r] + c / 2);
       const __m512i ln = _mm512_and_si512(b, nib);
       const __m512i hn = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
@@ -159,10 +169,7 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
       const __m512bh w1 = (__m512bh)_mm512_unpackhi_epi8(llo, lhi);
       const __m512bh w2 = (__m512bh)_mm512_unpacklo_epi8(hlo, hhi);
       const __m512bh w3 = (__m512bh)_mm512_unpackhi_epi8(hlo, hhi);
-      int32_t s4;
-      std::memcpy(&s4, srows[r] + c / 32, 4);
-      const __m512 sv = _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_shuffle_epi8(_mm512_set1_epi32(s4), spread), 23));
+      const __m512 sv = _mm512_permutexvar_ps(lane_of[j], sc16[r]);
       for (int i = 0; i < MR; ++i) {
         __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, av[i][0]);
         part = _mm512_dpbf16_ps(part, w1, av[i][1]);
