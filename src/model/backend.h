@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "model/weights.h"
 
@@ -79,6 +80,18 @@ class Backend {
   virtual void linear_fp8(const Fp8Mat& w, ConstRows x, Rows y) const = 0;
   // Same with FP4 weights (32-wide K blocks, activation scale per 128, weight scale per 32).
   virtual void linear_fp4(const Fp4Mat& w, ConstRows x, Rows y) const = 0;
+  // Several independent FP4 products in one call (the routed experts of a MoE step): for each
+  // group, output row i = linear_fp4(w, input row rows[i]) (rows == nullptr: row i of x), with
+  // results identical to one linear_fp4 per group. The default gathers rows and loops; the CPU
+  // backend streams all groups in one parallel region.
+  struct Fp4Group {
+    const Fp4Mat* w = nullptr;
+    ConstRows x;
+    const int32_t* rows = nullptr;
+    int64_t count = 0;
+    Rows y;  // count rows
+  };
+  virtual void linear_fp4_grouped(std::span<const Fp4Group> groups) const;
   // y = bf16( ideal float32 sum of W . x ), BF16 weights, no activation quantisation.
   virtual void linear_bf16(const Bf16Mat& w, ConstRows x, Rows y) const = 0;
   // y = bf16( ideal float32 sum of W . bf16(x) ) with W the FP8 matrix dequantised (exact in

@@ -1,4 +1,7 @@
 // The reference backend: every op is the scalar oracle of src/kernels/ref (bit-exact).
+#include <algorithm>
+#include <vector>
+
 #include "core/error.h"
 #include "kernels/ref/attention.h"
 #include "kernels/ref/hadamard.h"
@@ -29,6 +32,22 @@ class ReferenceBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
+
+void Backend::linear_fp4_grouped(std::span<const Fp4Group> groups) const {
+  std::vector<float> xg;
+  for (const Fp4Group& g : groups) {
+    if (g.count == 0) continue;
+    if (g.rows == nullptr) {
+      linear_fp4(*g.w, ConstRows{g.x.p, g.count, g.x.ld}, g.y);
+      continue;
+    }
+    const int64_t cols = g.w->cols;
+    xg.resize(static_cast<size_t>(g.count * cols));
+    for (int64_t i = 0; i < g.count; ++i)
+      std::copy(g.x.row(g.rows[i]), g.x.row(g.rows[i]) + cols, &xg[static_cast<size_t>(i * cols)]);
+    linear_fp4(*g.w, ConstRows{xg.data(), g.count, cols}, g.y);
+  }
+}
 
 void Backend::linear_fp8_bf16act(const Fp8Mat&, ConstRows, Rows) const {
   throw_error(name(), ": linear_fp8_bf16act is not implemented by this backend");

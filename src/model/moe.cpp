@@ -63,39 +63,70 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
     (*hook)("moe_w", id, pos0, n, K, sw.data());
   }
 
-  // ---- routed experts, ascending expert id; float32 accumulation per token
-  auto &acc = sc.acc, &xe = sc.xe, &ge = sc.ge, &ue = sc.ue, &he = sc.he, &ye = sc.ye;
+  // ---- routed experts, ascending expert id; float32 accumulation per token. The rows routed to
+  // each expert are listed first; then batches of whole experts go through one grouped call for
+  // w1 and w3 together, the clamped SwiGLU, and one grouped call for w2 (each expert's weights
+  // are streamed once per batch; results equal one call per expert and matrix).
+  auto &acc = sc.acc, &ge = sc.ge, &ue = sc.ue, &he = sc.he, &ye = sc.ye, &rw = sc.rw;
   auto& rows = sc.erows;
-  auto& rw = sc.rw;
+  auto& eoff = sc.eoff;
+  auto& groups = sc.egroups;
   acc.assign(static_cast<size_t>(n * dim), 0.0f);
+  rows.clear();
+  rw.clear();
+  eoff.assign(static_cast<size_t>(E + 1), 0);
   for (int e = 0; e < E; ++e) {
-    rows.clear();
-    rw.clear();
+    eoff[static_cast<size_t>(e)] = static_cast<int64_t>(rows.size());
     for (int64_t t = 0; t < n; ++t)
       for (int k = 0; k < K; ++k)
         if (idx[t * K + k] == e) {
-          rows.push_back(t);
+          rows.push_back(static_cast<int32_t>(t));
           rw.push_back(w[t * K + k]);
           break;  // a duplicated expert id contributes once (as y[idx] += ... does)
         }
-    if (rows.empty()) continue;
-    const int64_t m = static_cast<int64_t>(rows.size());
-    xe.resize(static_cast<size_t>(m * dim));
-    ge.resize(static_cast<size_t>(m * I));
-    ue.resize(static_cast<size_t>(m * I));
-    he.resize(static_cast<size_t>(m * I));
-    ye.resize(static_cast<size_t>(m * dim));
-    for (int64_t i = 0; i < m; ++i) std::copy(x + rows[i] * dim, x + (rows[i] + 1) * dim, &xe[i * dim]);
-    const ExpertWeights& ew = mw.experts[static_cast<size_t>(e)];
-    be.linear_fp4(ew.w1, ConstRows{xe.data(), m, dim}, Rows{ge.data(), m, I});
-    be.linear_fp4(ew.w3, ConstRows{xe.data(), m, dim}, Rows{ue.data(), m, I});
-    for (int64_t i = 0; i < m; ++i) ref::swiglu(&ge[i * I], &ue[i * I], I, limit, rw[i], &he[i * I]);
-    be.linear_fp4(ew.w2, ConstRows{he.data(), m, I}, Rows{ye.data(), m, dim});
-    for (int64_t i = 0; i < m; ++i) {
-      float* a = &acc[rows[i] * dim];
-      const float* y = &ye[i * dim];
-      for (int64_t d = 0; d < dim; ++d) a[d] = a[d] + y[d];
+  }
+  eoff[static_cast<size_t>(E)] = static_cast<int64_t>(rows.size());
+  const int64_t cap = moe_batch_rows(n, K);
+  for (int e0 = 0; e0 < E;) {
+    // experts [e0, e1) whose rows fit the batch (at least one expert)
+    const int64_t r0 = eoff[static_cast<size_t>(e0)];
+    int e1 = e0 + 1;
+    while (e1 < E && eoff[static_cast<size_t>(e1 + 1)] - r0 <= cap) ++e1;
+    const int64_t nr = eoff[static_cast<size_t>(e1)] - r0;
+    if (nr > 0) {
+      ge.resize(static_cast<size_t>(nr * I));
+      ue.resize(static_cast<size_t>(nr * I));
+      he.resize(static_cast<size_t>(nr * I));
+      ye.resize(static_cast<size_t>(nr * dim));
+      groups.clear();
+      for (int e = e0; e < e1; ++e) {
+        const int64_t off = eoff[static_cast<size_t>(e)] - r0;
+        const int64_t m = eoff[static_cast<size_t>(e + 1)] - eoff[static_cast<size_t>(e)];
+        if (m == 0) continue;
+        const ExpertWeights& ew = mw.experts[static_cast<size_t>(e)];
+        const int32_t* rr = &rows[static_cast<size_t>(r0 + off)];
+        groups.push_back({&ew.w1, X, rr, m, Rows{&ge[off * I], m, I}});
+        groups.push_back({&ew.w3, X, rr, m, Rows{&ue[off * I], m, I}});
+      }
+      be.linear_fp4_grouped(groups);
+      for (int64_t i = 0; i < nr; ++i)
+        ref::swiglu(&ge[i * I], &ue[i * I], I, limit, rw[static_cast<size_t>(r0 + i)], &he[i * I]);
+      groups.clear();
+      for (int e = e0; e < e1; ++e) {
+        const int64_t off = eoff[static_cast<size_t>(e)] - r0;
+        const int64_t m = eoff[static_cast<size_t>(e + 1)] - eoff[static_cast<size_t>(e)];
+        if (m == 0) continue;
+        const ExpertWeights& ew = mw.experts[static_cast<size_t>(e)];
+        groups.push_back({&ew.w2, ConstRows{&he[off * I], m, I}, nullptr, m, Rows{&ye[off * dim], m, dim}});
+      }
+      be.linear_fp4_grouped(groups);
+      for (int64_t i = 0; i < nr; ++i) {
+        float* a = &acc[rows[static_cast<size_t>(r0 + i)] * dim];
+        const float* y = &ye[i * dim];
+        for (int64_t d = 0; d < dim; ++d) a[d] = a[d] + y[d];
+      }
     }
+    e0 = e1;
   }
 
   // ---- shared expert (FP8, no clamp, no routing weight), then one bf16 rounding

@@ -72,11 +72,13 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(gw, n * K);
   res(gidx, n * K);
   res(acc, n * dim);
-  res(xe, n * dim);
-  res(ye, n * dim);
-  for (auto* v : {&ge, &ue, &he}) res(*v, n * I);
-  res(rw, n);
-  res(erows, n);
+  const int64_t rb = moe_batch_rows(n, K);
+  res(ye, rb * dim);
+  for (auto* v : {&ge, &ue, &he}) res(*v, rb * I);
+  res(rw, n * K);
+  res(erows, n * K);
+  res(eoff, E + 1);
+  res(egroups, 2 * E);
   res(head_dots, n * hc);
   res(head_y, n * dim);
   res(me, n * dim);

@@ -2,10 +2,12 @@
 // (rows = the largest chunk, max_context bounds the compressed-entry counts), so steady-state decode
 // performs no allocation; the ops only resize within the reserved capacity.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "format/config.h"
+#include "model/backend.h"
 #include "runtime/kv_gather.h"
 
 namespace dsv4 {
@@ -22,14 +24,22 @@ struct ForwardScratch {
   // compressor
   std::vector<float> ca, cg, cz, ccos, csin;
   std::vector<const float*> cvals, cscores;
-  // MoE
-  std::vector<float> gate, gw, acc, xe, ge, ue, he, ye, rw;
-  std::vector<int32_t> gidx;
-  std::vector<int64_t> erows;
+  // MoE: routed rows grouped by expert (ascending id), processed in batches of at most
+  // moe_batch_rows(n) rows; eoff[e] = first row of expert e in the current batch
+  std::vector<float> gate, gw, acc, ge, ue, he, ye, rw;
+  std::vector<int32_t> gidx, erows;
+  std::vector<int64_t> eoff;
+  std::vector<Backend::Fp4Group> egroups;
   // head and MTP
   std::vector<float> head_dots, head_y, me, mhn, mep, mhp, mx;
 
   void reserve(const ModelConfig& cfg, int64_t rows, int64_t max_context);
 };
+
+// Rows of one routed-expert batch for a chunk of n tokens with k experts each: all n * k when
+// small, else about 1024 (bounded activation memory), never fewer than n (one expert's rows).
+inline int64_t moe_batch_rows(int64_t n, int64_t k) {
+  return std::min(n * k, std::max<int64_t>(n, 1024));
+}
 
 }  // namespace dsv4

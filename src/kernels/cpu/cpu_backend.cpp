@@ -2,6 +2,7 @@
 #include "kernels/cpu/indexer_fp4.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -38,6 +39,19 @@ class CpuBackend final : public Backend {
     check_out("linear_fp4", x.n, y);
     cpu::linear_fp4({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
     round_rows_bf16(y, w.rows);
+  }
+  void linear_fp4_grouped(std::span<const Backend::Fp4Group> groups) const override {
+    thread_local std::vector<cpu::Fp4Group> g;  // no allocation once warmed up
+    g.clear();
+    for (const Backend::Fp4Group& a : groups) {
+      if (a.count == 0) continue;
+      check_out("linear_fp4_grouped", a.count, a.y);
+      g.push_back({{a.w->w, a.w->s, a.w->rows, a.w->cols}, a.x.p, a.x.ld, a.rows, a.count,
+                   {a.y.p, a.y.ld}});
+    }
+    cpu::linear_fp4_grouped(g, pool());
+    for (const Backend::Fp4Group& a : groups)
+      if (a.count > 0) round_rows_bf16(a.y, a.w->rows);
   }
   // wo_a stays FP8 in memory (half the bytes of the BF16 copy per decoded token).
   bool keeps_wo_a_fp8() const override { return true; }
