@@ -9,8 +9,8 @@
 //   block; FP8/FP4 as stored), compared with a streaming-read probe: one long probe at the start
 //   (the header line) and one short pass right before every timed repetition, so each test is
 //   judged against the bandwidth the machine had while it ran (the medians of those passes are
-//   the probe_gb_per_s column). The mapped weights are read once before anything is timed, so
-//   no test pays for page-cache misses.
+//   the probe_gb_per_s column). The engine maps the weights populated (every page read and
+//   mapped at load), so no test pays for page-cache misses or page faults.
 //   Prefill rows count every weight once per forward call (chunk of --chunk tokens).
 #include <algorithm>
 #include <chrono>
@@ -39,29 +39,6 @@ struct WeightBytes {
   double per_token = 0;  // active bytes per decoded token
   double all = 0;        // every weight of the main model (one prefill chunk touches them all)
 };
-
-// Reads one byte per 4 KiB page of every tensor, so the checkpoint sits in the page cache before
-// anything is timed (progress on stderr); returns the seconds it took.
-double warm_weights(const std::string& dir) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto store = dsv4::TensorStore::open_dir(dir);
-  const double total = static_cast<double>(store.total_bytes());
-  double done = 0, shown = 0;
-  volatile uint8_t sink = 0;
-  for (const auto& [name, t] : store.all()) {
-    uint8_t acc = 0;
-    for (size_t off = 0; off < t.nbytes; off += 4096) acc ^= t.data[off];
-    sink = sink ^ acc;
-    done += static_cast<double>(t.nbytes);
-    if (done - shown > 1e9 || done == total) {
-      std::fprintf(stderr, "\rbench: warming weights %.1f / %.1f GB", done / 1e9, total / 1e9);
-      shown = done;
-    }
-  }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, " (%.1f s)\n", s);
-  return s;
-}
 
 WeightBytes count_weight_bytes(const std::string& dir) {
   const dsv4::ModelConfig cfg = dsv4::load_config(dir + "/config.json");
@@ -234,13 +211,19 @@ DSV4_COMMAND(bench) {
               if (o->prompt == 0 && o->gen == 0) throw_error("-p and -n are both 0: nothing to run");
               const std::vector<int64_t> depths = parse_list(o->depths, "--depth");
               const WeightBytes wb = count_weight_bytes(o->model);
-              warm_weights(o->model);
 
               EngineOptions eo;
               eo.model_dir = o->model;
               eo.numerics = o->numerics == "reference" ? Numerics::Reference : Numerics::Fast;
               eo.threads = o->threads;
               eo.load_mtp = false;
+              // Every weight page read and mapped before anything is timed (no page faults in
+              // the first tests), with progress on stderr.
+              eo.populate_weights = true;
+              eo.populate_progress = [](uint64_t done, uint64_t total) {
+                std::fprintf(stderr, "\rbench: reading weights %.1f / %.1f GB", done / 1e9, total / 1e9);
+                if (done == total) std::fprintf(stderr, "\n");
+              };
               const auto t_load = clock::now();
               std::unique_ptr<Engine> engine =
                   eo.numerics == Numerics::Fast && o->backend == "cpu"

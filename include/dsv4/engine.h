@@ -21,6 +21,11 @@ struct EngineOptions {
   Numerics numerics = Numerics::Fast;
   int threads = 0;        // 0 = all hardware threads
   bool load_mtp = true;   // bind the MTP block when the checkpoint has one
+  // Read every weight page into memory at load (and map it), so the first tokens take no page
+  // faults; needs RAM for the whole checkpoint. Benchmarks set it; otherwise pages come in on use.
+  bool populate_weights = false;
+  // Called while populating: bytes done / total.
+  std::function<void(uint64_t done, uint64_t total)> populate_progress;
 };
 
 struct ModelInfo {

@@ -213,6 +213,16 @@ const TensorView* TensorStore::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
+void TensorStore::populate(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  uint64_t total = 0, done = 0;
+  for (const auto& f : files_) total += f->size();
+  for (const auto& f : files_) {
+    f->populate();
+    done += f->size();
+    if (progress) progress(done, total);
+  }
+}
+
 uint64_t TensorStore::total_bytes() const {
   uint64_t n = 0;
   for (const auto& [k, v] : tensors_) n += v.nbytes;

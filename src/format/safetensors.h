@@ -1,6 +1,7 @@
 // safetensors files, single or sharded through model.safetensors.index.json; mmapped, zero-copy.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +37,8 @@ class TensorStore {
   const TensorView* find(const std::string& name) const;  // nullptr if absent
   const std::map<std::string, TensorView>& all() const { return tensors_; }
   uint64_t total_bytes() const;
+  // MappedFile::populate on every shard; progress(done, total) in bytes after each shard.
+  void populate(const std::function<void(uint64_t done, uint64_t total)>& progress = {}) const;
 
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;

@@ -16,6 +16,7 @@ EngineImpl::EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backe
   LoadOptions lo;
   lo.load_mtp = opts.load_mtp;
   weights_ = load_weights(opts.model_dir, lo);
+  if (opts.populate_weights) weights_->store->populate(opts.populate_progress);
   backend_ = std::move(backend);
   mc_.init(*weights_, *backend_);
   const ModelConfig& cfg = weights_->config;
