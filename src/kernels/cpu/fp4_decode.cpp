@@ -158,7 +158,7 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
     for (int r = 0; r < kPanelRows; ++r) {
       // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
       // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
       if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
       const __m512i b = _mm512_loadu_si512(rows[r] + c / 2);
       const __m512i ln = _mm512_and_si512(b, nib);
@@ -195,7 +195,7 @@ DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, i
     srows[r] = s + std::min(r, nr - 1) * lds;
   }
   int64_t i = 0;
-  const int64_t ahead = kPanelRows * ldw, sahead = kPanelRows * lds;
+  const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
   for (; i + 2 <= m; i += 2)
     fp4_dot_tile<2>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
   if (i < m) fp4_dot_tile<1>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);

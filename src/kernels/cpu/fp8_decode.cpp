@@ -130,7 +130,7 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
     }
     for (int r = 0; r < kPanelRows; ++r) {
       // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T1);
       const __m512i b = _mm512_loadu_si512(rows[r] + c);
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
       const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
@@ -153,7 +153,7 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
   const uint8_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   int64_t i = 0;
-  const int64_t ahead = kPanelRows * ldw;
+  const int64_t ahead = prefetch_ahead(ldw);
   for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
 }

@@ -2,6 +2,7 @@
 // holds kPanelRows weight rows as BF16 (scale folded in) in the activation order of its format
 // (panel_position_to_k), padded with zeros to a multiple of 32 along K.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cpu/dispatch.h"
@@ -9,6 +10,14 @@
 namespace dsv4::cpu {
 
 inline constexpr int kPanelRows = 4;
+// The in-register decode kernels prefetch the weight bytes this far ahead of the rows they read
+// (whole panels, at least the next one): short rows (K = 1024 FP8, FP4 down projections) would
+// otherwise prefetch only a few hundred cycles ahead of use, less than the DRAM latency.
+inline constexpr int64_t kPrefetchBytes = 32768;
+inline int64_t prefetch_ahead(int64_t ldw) {
+  const int64_t panels = std::max<int64_t>(1, (kPrefetchBytes + kPanelRows * ldw - 1) / (kPanelRows * ldw));
+  return panels * kPanelRows * ldw;
+}
 // The AVX-512 decoders fold an E8M0 scale e into BF16 codes by adding e - 127 to the exponent
 // field, exact while every result stays a normal BF16 number: for e in [kMinFastScale,
 // kMaxFastScale] (E4M3/E2M1 magnitudes span 2^-9 .. 448). Blocks with other scales take the
