@@ -109,6 +109,9 @@ BENCHMARK(BM_LinearFp8)
     ->Args({1024, 4096, 1, 1, 1})
     ->Args({512, 1024, 1, 1, 0})
     ->Args({4096, 8192, 1, 0, 1})
+    ->Args({4096, 4096, 3, 1, 0})
+    ->Args({4096, 4096, 4, 1, 0})
+    ->Args({4096, 4096, 8, 1, 0})
     ->Args({4096, 4096, 64, 1, 0})
     ->Args({4096, 4096, 128, 1, 0})
     ->Args({4096, 4096, 256, 1, 0})
@@ -152,6 +155,9 @@ BENCHMARK(BM_LinearFp4)
     ->Args({2048, 4096, 1, 1})
     ->Args({4096, 2048, 1, 1})
     ->Args({2048, 4096, 1, 6})
+    ->Args({2048, 4096, 3, 6})
+    ->Args({2048, 4096, 4, 6})
+    ->Args({2048, 4096, 8, 6})
     ->Args({2048, 4096, 64, 1})
     ->Args({2048, 4096, 256, 1})
     ->Args({2048, 4096, 512, 1})
@@ -287,26 +293,32 @@ void BM_DotF32Panel(benchmark::State& st) {
 }
 BENCHMARK(BM_DotF32Panel)->Args({512, 2})->Args({512, 64})->Args({4096, 64});
 
-// The AMX tile kernel alone (one 32-row panel, activations already in the tile layout), single
-// thread. Args: K, M. Data: panel 64 KiB x K/1024, activations M x K x 2 B.
-void BM_AmxPanel(benchmark::State& st) {
-  if (detected_isa() != Isa::Avx512Amx) {
-    st.SkipWithError("needs AMX-BF16");
+// The tile kernel alone (one 32-row panel, activations already in the tile layout), single
+// thread, on AMX tiles (arg 2 = 1) or vdpbf16ps registers (0). Args: K, M, engine. Data: panel
+// 64 KiB x K/1024, activations M x K x 2 B.
+void BM_TilePanel(benchmark::State& st) {
+  const bool use_amx = st.range(2) != 0;
+  if (use_amx ? detected_isa() != Isa::Avx512Amx : detected_isa() < Isa::Avx512Bf16) {
+    st.SkipWithError(use_amx ? "needs AMX-BF16" : "needs AVX-512 BF16");
     return;
   }
   const int64_t kp = st.range(0), m = st.range(1), ld = kp + 32;
-  std::vector<uint16_t> panel(kAmxPanelRows * ld, 0x3F00), a(m * ld, 0x3E80),
+  std::vector<uint16_t> panel(kTilePanelRows * ld, 0x3F00), a(m * ld, 0x3E80),
       vnni((m + 15) / 16 * 16 * kp);
-  std::vector<float> y(m * kAmxPanelRows);
+  std::vector<float> y(m * kTilePanelRows);
   amx::to_vnni(a.data(), ld, m, kp, vnni.data());
   for (auto _ : st) {
-    amx::panel_gemm(panel.data(), ld, kAmxPanelRows, vnni.data(), m, kp, y.data(), kAmxPanelRows);
+    amx::panel_gemm(use_amx, panel.data(), ld, kTilePanelRows, vnni.data(), m, kp, y.data(),
+                    kTilePanelRows);
     benchmark::DoNotOptimize(y.data());
   }
-  st.counters["MAC/s"] = benchmark::Counter(double(kAmxPanelRows) * m * kp * st.iterations(),
+  st.counters["MAC/s"] = benchmark::Counter(double(kTilePanelRows) * m * kp * st.iterations(),
                                             benchmark::Counter::kIsRate);
+  st.SetLabel(use_amx ? "amx" : "vdpbf16ps");
 }
-BENCHMARK(BM_AmxPanel)->Args({512, 32})->Args({4096, 32})->Args({4096, 128})->Args({1024, 128});
+BENCHMARK(BM_TilePanel)
+    ->Args({512, 32, 1})->Args({4096, 32, 1})->Args({4096, 128, 1})->Args({1024, 128, 1})
+    ->Args({4096, 32, 0})->Args({4096, 48, 0})->Args({4096, 128, 0})->Args({1024, 128, 0});
 
 // Decode weight streaming vs the read probe, interleaved so both see the same machine state:
 // each round runs one probe pass over 512 MiB and then the GEMV over >= 512 MiB of rotating

@@ -20,6 +20,19 @@ struct IsaScope {
   ~IsaScope() { set_isa(detected_isa()); }
 };
 
+// The prefill GEMM units worth running at a level: both where the level has both.
+inline std::vector<GemmUnit> gemm_units_to_test(Isa isa) {
+  if (isa == Isa::Avx512Bf16) return {GemmUnit::Fma, GemmUnit::Dpbf16};
+  return {gemm_unit()};
+}
+
+// Restores the GEMM unit in force before the scope when it ends.
+struct GemmUnitScope {
+  GemmUnit saved;
+  explicit GemmUnitScope(GemmUnit unit) : saved(gemm_unit()) { set_gemm_unit(unit); }
+  ~GemmUnitScope() { set_gemm_unit(saved); }
+};
+
 // Forward error bound of a float32 sum of n terms in any order (Higham's gamma_n) times the sum of
 // the magnitudes of the exact terms, plus a few float32 ulps of slack for the final rounding.
 inline double sum_error_bound(int64_t n, double sum_abs) {

@@ -16,6 +16,8 @@
 namespace dsv4::cpu {
 namespace {
 
+using testing::GemmUnitScope;
+using testing::gemm_units_to_test;
 using testing::IsaScope;
 using testing::isas_to_test;
 using testing::sum_error_bound;
@@ -138,9 +140,11 @@ TEST(CpuLinear, Fp8MatchesFloat64Reference) {
   const auto w = random_e4m3(rng, n * k);
   const auto s = random_scales(rng, 3 * 3);
   ThreadPool pool2(2), pool3(3);
-  for (Isa isa : isas_to_test()) {
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
     IsaScope scope(isa);
-    for (int64_t m : {1, 3, 6, 70}) {
+    GemmUnitScope unit_scope(unit);
+    SCOPED_TRACE(gemm_unit_name(unit));
+    for (int64_t m : {1, 3, 6, 13, 70}) {
       const auto x = random_rows(rng, m, k);
       std::vector<float> xq(m * k);
       for (int64_t i = 0; i < m; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
@@ -183,8 +187,10 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
     return double(e2m1_value(j % 2 ? b >> 4 : b & 15)) * e8m0_value(scales[e][r * k / 32 + j / 32]);
   };
   ThreadPool pool(2);
-  for (Isa isa : isas_to_test()) {
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
     IsaScope scope(isa);
+    GemmUnitScope unit_scope(unit);
+    SCOPED_TRACE(gemm_unit_name(unit));
     std::vector<std::vector<float>> y(3);
     std::vector<Fp4Group> groups;
     for (int e = 0; e < 3; ++e) {
@@ -236,9 +242,11 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   std::normal_distribution<float> d(0.0f, 0.1f);
   for (auto& b : w) b = f32_to_bf16_bits(d(rng));
   ThreadPool pool(2);
-  for (Isa isa : isas_to_test()) {
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
     IsaScope scope(isa);
-    for (int64_t m : {1, 5, 66}) {
+    GemmUnitScope unit_scope(unit);
+    SCOPED_TRACE(gemm_unit_name(unit));
+    for (int64_t m : {1, 5, 14, 66}) {
       const auto x = random_rows(rng, m, k);
       std::vector<float> y(m * n);
       linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::Float32);

@@ -1,6 +1,6 @@
 // AMX-BF16 tile kernel of the prefill GEMMs (linear_kernels.h, namespace amx).
 //
-// One call multiplies a decoded BF16 weight panel of up to kAmxPanelRows rows with up to
+// One call multiplies a decoded BF16 weight panel of up to kTilePanelRows rows with up to
 // kAmxMTile activation rows. The weights are the A operand (16 weight rows x 32 K values per
 // tile, straight from the panel rows), the activations the B operand, which tdpbf16ps wants as
 // K pairs: B row r holds, for each of 16 activation rows, the BF16 pair at K = 2r, 2r + 1 — the
@@ -93,7 +93,7 @@ DSV4_AMX void tile_pair(const uint16_t* a0, const uint16_t* a1, int64_t stride_a
 DSV4_AMX void begin() { configure(); }
 
 DSV4_AMX void chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
-                    int64_t kp, int64_t k0, int64_t k1, AmxAcc* acc) {
+                    int64_t kp, int64_t k0, int64_t k1, TileAcc* acc) {
   const bool two_n = nr > 16, first = k0 == 0, last = k1 == kp;
   // One tile pair of activations: its accumulators stay in the tile registers from the first
   // chunk to the last (no store / reload round trip per chunk; nothing between the calls uses
@@ -118,7 +118,7 @@ DSV4_AMX void chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* 
   }
 }
 
-void store(const AmxAcc& acc, int nr, int64_t m, float* y, int64_t ldy) {
+void store(const TileAcc& acc, int nr, int64_t m, float* y, int64_t ldy) {
   const int nr0 = std::min(nr, 16), nr1 = nr - nr0;
   for (int64_t m0 = 0; m0 < m; m0 += 32) {
     const float (*c)[256] = acc.c[m0 / 32];
@@ -172,14 +172,20 @@ void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* ou
   }
 }
 
-void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
-                int64_t kp, float* y, int64_t ldy) {
-  begin();
-  AmxAcc acc;
-  for (int64_t m0 = 0; m0 < m; m0 += kAmxPassRows) {
-    const int64_t mt = std::min(kAmxPassRows, m - m0);
-    for (int64_t k0 = 0; k0 < kp; k0 += kAmxChunk)
-      chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, std::min(kp, k0 + kAmxChunk), &acc);
+void panel_gemm(bool use_amx, const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
+                int64_t m, int64_t kp, float* y, int64_t ldy) {
+  if (use_amx) begin();
+  TileAcc acc;
+  for (int64_t m0 = 0; m0 < m; m0 += kTilePassRows) {
+    const int64_t mt = std::min(kTilePassRows, m - m0);
+    for (int64_t k0 = 0; k0 < kp; k0 += kTileChunk) {
+      const int64_t k1 = std::min(kp, k0 + kTileChunk);
+      if (use_amx) {
+        chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, k1, &acc);
+      } else {
+        avx512::tile_chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, k1, &acc);
+      }
+    }
     store(acc, nr, mt, y + m0 * ldy, ldy);
   }
 }

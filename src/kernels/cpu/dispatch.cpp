@@ -57,6 +57,31 @@ Isa detect() {
 
 std::atomic<int> g_active{-1};
 
+bool cpu_vendor_is_amd() {
+#if defined(__x86_64__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &b, 4);
+  std::memcpy(vendor + 4, &d, 4);
+  std::memcpy(vendor + 8, &c, 4);
+  return std::strcmp(vendor, "AuthenticAMD") == 0;
+#else
+  return false;
+#endif
+}
+
+GemmUnit detect_gemm_unit() {
+  if (const char* env = std::getenv("DSV4_GEMM"); env != nullptr && *env != '\0') {
+    if (std::strcmp(env, "fma") == 0) return GemmUnit::Fma;
+    if (std::strcmp(env, "dpbf16") == 0) return GemmUnit::Dpbf16;
+    throw_error("DSV4_GEMM=", env, ": unknown unit (expected fma or dpbf16)");
+  }
+  return cpu_vendor_is_amd() ? GemmUnit::Dpbf16 : GemmUnit::Fma;
+}
+
+std::atomic<int> g_gemm_unit{-1};
+
 }  // namespace
 
 Isa detected_isa() {
@@ -74,6 +99,19 @@ void set_isa(Isa isa) {
   if (static_cast<int>(isa) > static_cast<int>(detected_isa())) isa = detected_isa();
   g_active.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
+
+GemmUnit gemm_unit() {
+  const int v = g_gemm_unit.load(std::memory_order_relaxed);
+  if (v >= 0) return static_cast<GemmUnit>(v);
+  static const GemmUnit detected = detect_gemm_unit();
+  return detected;
+}
+
+void set_gemm_unit(GemmUnit unit) {
+  g_gemm_unit.store(static_cast<int>(unit), std::memory_order_relaxed);
+}
+
+const char* gemm_unit_name(GemmUnit unit) { return unit == GemmUnit::Fma ? "fma" : "dpbf16"; }
 
 const char* isa_name(Isa isa) {
   switch (isa) {

@@ -28,6 +28,18 @@ const char* isa_name(Isa isa);
 // Parses "scalar" | "avx2" | "avx512" | "amx" (also the isa_name forms); false if unknown.
 bool parse_isa(const char* name, Isa* out);
 
+// How the prefill GEMMs multiply decoded BF16 weight panels where there are no AMX tiles:
+// float32 FMA after an exact widening, or vdpbf16ps on BF16 pairs. The faster one depends on
+// the core (BM_PeakMac): Intel server cores issue FMA on two ports and vdpbf16ps on one, so FMA
+// does twice the MACs; AMD Zen 4/5 run both at the same instruction rate, so vdpbf16ps (two MACs
+// per lane) does twice the MACs. Chosen from the CPU vendor, deterministic per machine;
+// DSV4_GEMM=fma|dpbf16 overrides it for a process, set_gemm_unit() from code (tests, benches).
+// Only the AVX-512 BF16 level has both; below it FMA, with AMX the tiles.
+enum class GemmUnit { Fma, Dpbf16 };
+GemmUnit gemm_unit();
+void set_gemm_unit(GemmUnit unit);
+const char* gemm_unit_name(GemmUnit unit);
+
 inline bool isa_at_least(Isa level) {
   return static_cast<int>(active_isa()) >= static_cast<int>(level);
 }

@@ -81,6 +81,12 @@ constexpr int64_t kFmaMinRows = 8;
 // With AMX the tile path beats in-register decode from 3 rows on (measured on FP4 2048 x 4096:
 // per-row decode costs grow with the rows, a decoded chunk feeds up to 16 rows at one price).
 constexpr int64_t kAmxMinRows = 3;
+// The vdpbf16ps tiles (where they beat FMA, dispatch.h GemmUnit) take over from in-register
+// decode at this many rows: their 16-lane activation blocks are full from 16 rows on, and
+// in-register decode costs one decode per 2 rows (measured on Zen 4, FP8 4096 x 4096 and FP4
+// 2048 x 4096 x 6 experts: 8 rows 195 / 148 GFLOP/s in registers vs 98 / 108 on tiles, 16 rows
+// 181 vs 217, 64 rows 181 vs 305).
+constexpr int64_t kDpTileMinRows = 12;
 
 thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
 thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
@@ -114,12 +120,17 @@ struct PrepRows {
 };
 
 // How the panels of a GEMM are multiplied; below the row threshold of the level the weights are
-// decoded in registers per row block instead (Bf16Dot for BF16 weights).
-enum class Gemm { Bf16Dot, Fma, Amx };
+// decoded in registers per row block instead (Bf16Dot for BF16 weights). Amx and DpTiles share
+// the chunked tile path (to_vnni activations, TileAcc sums).
+enum class Gemm { Bf16Dot, Fma, Amx, DpTiles };
+
+bool tiled(Gemm kind) { return kind == Gemm::Amx || kind == Gemm::DpTiles; }
 
 // rows: activation rows per weight (for grouped experts: the average over the busy groups).
 Gemm gemm_kind(int64_t rows) {
   if (active_isa() == Isa::Avx512Amx) return rows >= kAmxMinRows ? Gemm::Amx : Gemm::Bf16Dot;
+  if (active_isa() == Isa::Avx512Bf16 && gemm_unit() == GemmUnit::Dpbf16)
+    return rows >= kDpTileMinRows ? Gemm::DpTiles : Gemm::Bf16Dot;
   return rows >= kFmaMinRows ? Gemm::Fma : Gemm::Bf16Dot;
 }
 
@@ -160,30 +171,31 @@ void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in
 
 // Output rows [n_lo, n_hi) (n_lo % kPanelRows == 0) of one weight for all m activation rows;
 // decode(n0, nr, panel, ldp) fills a BF16 panel of stride ldp.
-// Output rows [n_lo, n_hi) (n_lo % kAmxPanelRows == 0) through AMX tiles: per panel and pass of
+// Output rows [n_lo, n_hi) (n_lo % kTilePanelRows == 0) through tiles (AMX or vdpbf16ps): per panel and pass of
 // activation rows, K chunks are decoded into an L1-resident buffer and multiplied at once; the
 // weight bytes of the chunk after next are prefetched meanwhile (`prefetch(n0, nr, k0)`), so the
 // DRAM stream overlaps the tile work.
 template <class Decode, class Prefetch>
-void run_panels_amx(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t n_hi, int64_t kp,
-                    int64_t m, const Act& act, const OutRows& y) {
-  const int64_t ps = kAmxChunk + 32;  // skewed stride of the chunk buffer
-  uint16_t* panel = grow(t_panel, static_cast<size_t>(kAmxPanelRows * ps));
-  thread_local AmxAcc acc;
-  amx::begin();
-  for (int64_t m0 = 0; m0 < m; m0 += kAmxPassRows) {
-    const int64_t mt = std::min(kAmxPassRows, m - m0);
-    for (int64_t n0 = n_lo; n0 < n_hi; n0 += kAmxPanelRows) {
-      const int nr = static_cast<int>(std::min<int64_t>(kAmxPanelRows, n_hi - n0));
-      for (int64_t k0 = 0; k0 < kp; k0 += kAmxChunk) {
-        const int64_t len = std::min(kAmxChunk, kp - k0);
-        if (k0 + 2 * kAmxChunk < kp) {
-          prefetch(n0, nr, k0 + 2 * kAmxChunk);
-        } else if (n0 + kAmxPanelRows < n_hi && k0 + 2 * kAmxChunk - kp < kp) {
-          prefetch(n0 + kAmxPanelRows, static_cast<int>(std::min<int64_t>(kAmxPanelRows, n_hi - n0 - kAmxPanelRows)),
-                   k0 + 2 * kAmxChunk - kp);
+void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t n_hi, int64_t kp,
+                      int64_t m, const Act& act, const OutRows& y) {
+  const bool use_amx = act.kind == Gemm::Amx;
+  const int64_t ps = kTileChunk + 32;  // skewed stride of the chunk buffer
+  uint16_t* panel = grow(t_panel, static_cast<size_t>(kTilePanelRows * ps));
+  thread_local TileAcc acc;
+  if (use_amx) amx::begin();
+  for (int64_t m0 = 0; m0 < m; m0 += kTilePassRows) {
+    const int64_t mt = std::min(kTilePassRows, m - m0);
+    for (int64_t n0 = n_lo; n0 < n_hi; n0 += kTilePanelRows) {
+      const int nr = static_cast<int>(std::min<int64_t>(kTilePanelRows, n_hi - n0));
+      for (int64_t k0 = 0; k0 < kp; k0 += kTileChunk) {
+        const int64_t len = std::min(kTileChunk, kp - k0);
+        if (k0 + 2 * kTileChunk < kp) {
+          prefetch(n0, nr, k0 + 2 * kTileChunk);
+        } else if (n0 + kTilePanelRows < n_hi && k0 + 2 * kTileChunk - kp < kp) {
+          prefetch(n0 + kTilePanelRows, static_cast<int>(std::min<int64_t>(kTilePanelRows, n_hi - n0 - kTilePanelRows)),
+                   k0 + 2 * kTileChunk - kp);
         }
-        for (int h = 0; h < kAmxPanelRows; h += kPanelRows) {
+        for (int h = 0; h < kTilePanelRows; h += kPanelRows) {
           const int hr = std::clamp(nr - h, 0, kPanelRows);
           uint16_t* part = panel + h * ps;
           if (hr > 0) {
@@ -192,7 +204,11 @@ void run_panels_amx(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t 
             std::fill(part, part + kPanelRows * ps, uint16_t{0});
           }
         }
-        amx::chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        if (use_amx) {
+          amx::chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        } else {
+          avx512::tile_chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        }
       }
       amx::store(acc, nr, mt, y.data + m0 * y.ld + n0, y.ld);
     }
@@ -204,8 +220,8 @@ void run_panels_amx(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t 
 template <class Decode, class Prefetch>
 void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, int64_t n_lo,
                 int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
-  if (act.kind == Gemm::Amx) {
-    run_panels_amx(decode, prefetch, n_lo, n_hi, kp, m, act, y);
+  if (tiled(act.kind)) {
+    run_panels_tiled(decode, prefetch, n_lo, n_hi, kp, m, act, y);
     return;
   }
   const bool fma = act.kind == Gemm::Fma;
@@ -246,7 +262,7 @@ Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int6
   Act a;
   a.ld = skewed(kp);
   a.kind = kind;
-  if (kind == Gemm::Amx) {
+  if (tiled(kind)) {
     uint16_t* rows = t_act.data();
     prepare_rows(kern, pool, in, m, k, order, quant, rows, a.ld);
     uint16_t* vnni = t_act_vnni.data() + off;
@@ -269,7 +285,7 @@ Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int6
 void reserve_act(Gemm kind, int64_t elems, int64_t rows_max = 0, int64_t vnni = 0) {
   if (kind == Gemm::Fma) {
     grow(t_act_f32, static_cast<size_t>(elems));
-  } else if (kind == Gemm::Amx) {
+  } else if (tiled(kind)) {
     grow(t_act, static_cast<size_t>(rows_max));
     grow(t_act_vnni, static_cast<size_t>(vnni));
   } else {
@@ -327,9 +343,9 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
                     panel, ldp);
   };
   auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
-    prefetch_rows(w.codes + n0 * k + k0, k, nr, kAmxChunk);
+    prefetch_rows(w.codes + n0 * k + k0, k, nr, kTileChunk);
   };
-  const int64_t grain = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
+  const int64_t grain = tiled(kind) ? kTilePanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, prefetch, b, e, k, m, act, y);
   });
@@ -353,8 +369,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       groups.begin(), groups.end(), [](const Fp4Group& g) { return g.count > 0; }));
   const Gemm kind = gemm_kind(total_rows / busy);
   const bool many = kind != Gemm::Bf16Dot;
-  // Output-row units of the split: kPanelRows rows (AMX: kAmxPanelRows) of one group each.
-  const int64_t unit_rows = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
+  // Output-row units of the split: kPanelRows rows (AMX: kTilePanelRows) of one group each.
+  const int64_t unit_rows = tiled(kind) ? kTilePanelRows : kPanelRows;
   int64_t total_units = 0;
   for (const Fp4Group& g : groups)
     if (g.count > 0) total_units += (g.w.n + unit_rows - 1) / unit_rows;
@@ -368,7 +384,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       if (g.count == 0) continue;
       t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
                                quantize_act, kind, off);
-      off += kind == Gemm::Amx ? vnni_elems(g.count, g.w.k) : g.count * skewed(g.w.k);
+      off += tiled(kind) ? vnni_elems(g.count, g.w.k) : g.count * skewed(g.w.k);
     }
   }
   const std::vector<Act>& acts = t_acts;
@@ -398,7 +414,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
                           k / 32, nr, len, panel, ldp);
         };
         auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
-          prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kAmxChunk / 2);
+          prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kTileChunk / 2);
         };
         const int64_t n_lo = (lo - unit0) * unit_rows;
         const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
@@ -455,9 +471,9 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   };
   auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
     if (k0 < k) prefetch_rows(reinterpret_cast<const uint8_t*>(w.bits + n0 * k + k0), k * 2, nr,
-                              std::min<int64_t>(kAmxChunk, k - k0) * 2);
+                              std::min<int64_t>(kTileChunk, k - k0) * 2);
   };
-  const int64_t grain = kind == Gemm::Amx ? kAmxPanelRows : kPanelRows;
+  const int64_t grain = tiled(kind) ? kTilePanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, copy, prefetch, b, e, kp, m, act, y);
   });

@@ -114,34 +114,45 @@ DSV4_PANEL_KERNEL_DECLS
 }
 #undef DSV4_PANEL_KERNEL_DECLS
 
-// AMX-BF16 prefill path (amx_gemm.cpp), callable only when detected_isa() == Isa::Avx512Amx.
-// A weight panel of up to kAmxPanelRows rows is decoded kAmxChunk K values at a time into an
-// L1-resident buffer; each chunk is multiplied with up to kAmxPassRows activation rows, whose
-// float32 sums stay in an AmxAcc between chunks.
-inline constexpr int kAmxPanelRows = 32;       // two 16-row A tiles
-inline constexpr int64_t kAmxChunk = 256;      // K values per decoded chunk (16 KiB of panel)
-inline constexpr int64_t kAmxPassRows = 128;   // activation rows per pass (8 B tiles)
-struct AmxAcc {
-  alignas(64) float c[kAmxPassRows / 32][4][256];
+// The tile prefill path: a weight panel of up to kTilePanelRows rows is decoded kTileChunk K
+// values at a time into an L1-resident buffer; each chunk is multiplied with up to kTilePassRows
+// activation rows (in the to_vnni layout), whose float32 sums stay in a TileAcc between chunks.
+// Two engines run the chunk product: AMX tiles (amx::chunk, amx_gemm.cpp; only when
+// detected_isa() == Isa::Avx512Amx) and vdpbf16ps register blocks (avx512::tile_chunk,
+// dpbf16_tiles.cpp; AVX-512 BF16). The layouts (to_vnni, TileAcc, store) are shared.
+inline constexpr int kTilePanelRows = 32;       // two 16-row A tiles
+inline constexpr int64_t kTileChunk = 256;      // K values per decoded chunk (16 KiB of panel)
+inline constexpr int64_t kTilePassRows = 128;   // activation rows per pass (8 B tiles)
+// c[m0 / 32][t]: the 16 x 16 float32 block of weight rows 16 (t / 2) + [0, 16) and activation
+// rows m0 + 16 (t % 2) + [0, 16), row-major by weight row (C[n][m], the AMX accumulator tile).
+struct TileAcc {
+  alignas(64) float c[kTilePassRows / 32][4][256];
 };
+namespace avx512 {
+// The vdpbf16ps engine of amx::chunk (same contract; no state is kept in registers between
+// calls, and panel rows up to the next multiple of 8 must be readable).
+void tile_chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
+                int64_t kp, int64_t k0, int64_t k1, TileAcc* acc);
+}  // namespace avx512
 namespace amx {
 // Activation rows [0, m) (BF16, stride lda, kp % 32 == 0 values each) to the tile operand layout:
 // ceil(m / 16) blocks of kp / 2 rows x 16 pairs (32 BF16), rows >= m zero.
 void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out);
 // Loads the tile configuration of the calling thread (before chunk on that thread).
 void begin();
-// acc (+)= panel[r][0, k1 - k0) . act[i][k0, k1) for r < nr <= kAmxPanelRows, i < m <=
-// kAmxPassRows; act in the to_vnni layout of rows of kp values. The chunks of one product must
+// acc (+)= panel[r][0, k1 - k0) . act[i][k0, k1) for r < nr <= kTilePanelRows, i < m <=
+// kTilePassRows; act in the to_vnni layout of rows of kp values. The chunks of one product must
 // be called in order (k0 == 0 starts at zero, k1 == kp completes acc) with no other AMX use on
 // the thread in between (for m <= 32 the sums stay in tile registers between the calls).
 // Panel rows up to the next multiple of 16 must be readable.
 void chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m, int64_t kp,
-           int64_t k0, int64_t k1, AmxAcc* acc);
+           int64_t k0, int64_t k1, TileAcc* acc);
 // y[i * ldy + r] = acc for r < nr, i < m.
-void store(const AmxAcc& acc, int nr, int64_t m, float* y, int64_t ldy);
-// The whole product for a panel holding all kp values per row (benchmarks).
-void panel_gemm(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
-                int64_t kp, float* y, int64_t ldy);
+void store(const TileAcc& acc, int nr, int64_t m, float* y, int64_t ldy);
+// The whole product for a panel holding all kp values per row (benchmarks): AMX tiles, or the
+// vdpbf16ps engine when `use_amx` is false.
+void panel_gemm(bool use_amx, const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
+                int64_t m, int64_t kp, float* y, int64_t ldy);
 // Peak probe: `iters` rounds of 4 independent tdpbf16ps on register tiles; returns the MACs done.
 double peak_macs(int64_t iters);
 }  // namespace amx
