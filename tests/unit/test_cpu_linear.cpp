@@ -181,7 +181,8 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
   const auto x = random_rows(rng, tokens, k, 0.5f);
   std::vector<float> xq(tokens * k);
   for (int64_t i = 0; i < tokens; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
-  const std::vector<std::vector<int32_t>> rows = {{0, 3, 4, 8, 8, 1, 2, 5, 6, 7}, {}, {2, 7, 0}};
+  // 13 rows and 3 rows: one call mixing the panel path and in-register decode at every level
+  const std::vector<std::vector<int32_t>> rows = {{0, 3, 4, 8, 8, 1, 2, 5, 6, 7, 0, 1, 2}, {}, {2, 7, 0}};
   auto weight = [&](int e, int64_t r, int64_t j) {
     const uint8_t b = packed[e][r * k / 2 + j / 2];
     return double(e2m1_value(j % 2 ? b >> 4 : b & 15)) * e8m0_value(scales[e][r * k / 32 + j / 32]);

@@ -93,7 +93,8 @@ thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations
 thread_local AlignedVector<uint16_t> t_panel;    // one BF16 panel per thread
 thread_local AlignedVector<float> t_panel_f32;   // its float32 widening (FMA path)
 thread_local AlignedVector<uint16_t> t_row_bf16; // one prepared activation row per thread
-thread_local AlignedVector<uint16_t> t_act_vnni; // AMX tile-operand activations (calling thread)
+thread_local AlignedVector<uint16_t> t_act_vnni; // tile-operand activations (calling thread)
+thread_local AlignedVector<uint16_t> t_act_stage;  // BF16 rows they are built from
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -254,43 +255,65 @@ void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, 
   }
 }
 
-// Prepares m rows into the calling thread's buffers at element offset `off` (BF16 or float32;
-// AMX: BF16 rows at offset 0, then their tile layout at `off` of the VNNI buffer).
+// Element counts of the prepared activations of one call, per buffer: BF16 rows (Bf16Dot),
+// float32 rows (Fma), tile layouts (Amx / DpTiles) and the BF16 staging rows the tile layout is
+// built from (the largest group's). Used first to size the calling thread's buffers, then as the
+// cursor that hands each group its slice.
+struct ActSpace {
+  int64_t bf16 = 0, f32 = 0, vnni = 0, stage = 0;
+  void add(Gemm kind, int64_t m, int64_t kp) {
+    if (tiled(kind)) {
+      vnni += vnni_elems(m, kp);
+      stage = std::max(stage, m * skewed(kp));
+    } else if (kind == Gemm::Fma) {
+      f32 += m * skewed(kp);
+    } else {
+      bf16 += m * skewed(kp);
+    }
+  }
+  void reserve() const {
+    grow(t_act, static_cast<size_t>(bf16));
+    grow(t_act_f32, static_cast<size_t>(f32));
+    grow(t_act_vnni, static_cast<size_t>(vnni));
+    grow(t_act_stage, static_cast<size_t>(stage));
+  }
+};
+
+// Prepares m rows into the calling thread's buffers (reserved for at least `*at` plus these rows)
+// and advances the cursor `at`.
 Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int64_t kp,
-                PanelOrder order, bool quant, Gemm kind, int64_t off) {
+                PanelOrder order, bool quant, Gemm kind, ActSpace* at) {
   const PanelKernels& kern = panel_kernels(active_isa());
   Act a;
   a.ld = skewed(kp);
   a.kind = kind;
   if (tiled(kind)) {
-    uint16_t* rows = t_act.data();
+    uint16_t* rows = t_act_stage.data();
     prepare_rows(kern, pool, in, m, k, order, quant, rows, a.ld);
-    uint16_t* vnni = t_act_vnni.data() + off;
+    uint16_t* vnni = t_act_vnni.data() + at->vnni;
     amx::to_vnni(rows, a.ld, m, kp, vnni);
     a.vnni = vnni;
   } else if (kind == Gemm::Fma) {
-    float* buf = t_act_f32.data() + off;
+    float* buf = t_act_f32.data() + at->f32;
     prepare_rows(kern, pool, in, m, k, order, quant, buf, a.ld);
     a.f32 = buf;
   } else {
-    uint16_t* buf = t_act.data() + off;
+    uint16_t* buf = t_act.data() + at->bf16;
     prepare_rows(kern, pool, in, m, k, order, quant, buf, a.ld);
     a.bf16 = buf;
   }
+  at->add(kind, m, kp);
   return a;
 }
 
-// elems: prepared elements of all groups (rows x stride); AMX also needs the largest group's
-// BF16 rows (rows_max) and the tile layouts (vnni).
-void reserve_act(Gemm kind, int64_t elems, int64_t rows_max = 0, int64_t vnni = 0) {
-  if (kind == Gemm::Fma) {
-    grow(t_act_f32, static_cast<size_t>(elems));
-  } else if (tiled(kind)) {
-    grow(t_act, static_cast<size_t>(rows_max));
-    grow(t_act_vnni, static_cast<size_t>(vnni));
-  } else {
-    grow(t_act, static_cast<size_t>(elems));
-  }
+// One weight's activations (linear_fp8 / linear_bf16).
+Act prepare_single(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int64_t kp,
+                   PanelOrder order, bool quant, Gemm kind) {
+  ActSpace need;
+  need.add(kind, m, kp);
+  need.reserve();
+  ActSpace at;
+  return prepare_act(pool, in, m, k, kp, order, quant, kind, &at);
 }
 
 void check_rows(const char* op, int64_t m, const void* x, const void* y) {
@@ -335,9 +358,8 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     });
     return;
   }
-  reserve_act(kind, m * skewed(k), m * skewed(k), vnni_elems(m, k));
-  const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
-                              quantize_act, kind, 0);
+  const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
+                                 quantize_act, kind);
   auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
     kern.decode_fp8(w.codes + n0 * k + k0, k, w.scales + (n0 / 128) * kblocks + k0 / 128, nr, len,
                     panel, ldp);
@@ -353,72 +375,64 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
 
 void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool quantize_act) {
   const PanelKernels& kern = panel_kernels(active_isa());
-  int64_t total_rows = 0, act_elems = 0, rows_max = 0, vnni = 0;
-  for (const Fp4Group& g : groups) {
+  // Each group takes the path its own row count calls for (a prefill batch mixes experts with
+  // a few rows, decoded in registers, and experts with many, on panels).
+  thread_local std::vector<Act> t_acts;
+  t_acts.assign(groups.size(), Act{});
+  ActSpace need;
+  int64_t total_units = 0;
+  double work = 0;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const Fp4Group& g = groups[gi];
     check_quant_k("linear_fp4", g.w.n, g.w.k, g.w.packed, g.w.scales);
     check_rows("linear_fp4", g.count, g.x, g.y.data);
-    total_rows += g.count;
-    act_elems += g.count * skewed(g.w.k);
-    rows_max = std::max(rows_max, g.count * skewed(g.w.k));
-    vnni += vnni_elems(g.count, g.w.k);
+    if (g.count == 0) continue;
+    t_acts[gi].kind = gemm_kind(g.count);
+    need.add(t_acts[gi].kind, g.count, g.w.k);
+    // Output-row units of the split: kPanelRows rows (tiles: kTilePanelRows) of one group each.
+    const int64_t unit_rows = tiled(t_acts[gi].kind) ? kTilePanelRows : kPanelRows;
+    total_units += (g.w.n + unit_rows - 1) / unit_rows;
+    work += double(g.count) * g.w.n * g.w.k;
   }
-  if (total_rows == 0) return;
-  // One mode for the whole call: a GEMM path when the groups average enough rows to amortise
-  // decoding panels, else in-register decode per row block.
-  const int64_t busy = static_cast<int64_t>(std::count_if(
-      groups.begin(), groups.end(), [](const Fp4Group& g) { return g.count > 0; }));
-  const Gemm kind = gemm_kind(total_rows / busy);
-  const bool many = kind != Gemm::Bf16Dot;
-  // Output-row units of the split: kPanelRows rows (AMX: kTilePanelRows) of one group each.
-  const int64_t unit_rows = tiled(kind) ? kTilePanelRows : kPanelRows;
-  int64_t total_units = 0;
-  for (const Fp4Group& g : groups)
-    if (g.count > 0) total_units += (g.w.n + unit_rows - 1) / unit_rows;
-  reserve_act(kind, act_elems, rows_max, vnni);
-  thread_local std::vector<Act> t_acts;
-  t_acts.resize(groups.size());
-  {
-    int64_t off = 0;
-    for (size_t gi = 0; gi < groups.size(); ++gi) {
-      const Fp4Group& g = groups[gi];
-      if (g.count == 0) continue;
-      t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
-                               quantize_act, kind, off);
-      off += tiled(kind) ? vnni_elems(g.count, g.w.k) : g.count * skewed(g.w.k);
-    }
+  if (total_units == 0) return;
+  need.reserve();
+  ActSpace at;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const Fp4Group& g = groups[gi];
+    if (g.count == 0) continue;
+    t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
+                             quantize_act, t_acts[gi].kind, &at);
   }
   const std::vector<Act>& acts = t_acts;
-  double work = 0;
-  for (const Fp4Group& g : groups) work += double(g.count) * g.w.n * g.w.k;
   parallel_for(pool_for_work(pool, work), total_units, 1, [&](int64_t ub, int64_t ue, int) {
     int64_t unit0 = 0;
     for (size_t gi = 0; gi < groups.size(); ++gi) {
       const Fp4Group& g = groups[gi];
       if (g.count == 0) continue;
+      const Act& act = acts[gi];
+      const int64_t unit_rows = tiled(act.kind) ? kTilePanelRows : kPanelRows;
       const int64_t units = (g.w.n + unit_rows - 1) / unit_rows, k = g.w.k;
       const int64_t lo = std::max(ub, unit0), hi = std::min(ue, unit0 + units);
       if (lo < hi) {
-        if (!many) {
-          const Act& act = acts[gi];
+        if (act.kind == Gemm::Bf16Dot) {
           for (int64_t u = lo; u < hi; ++u) {
             const int64_t n0 = (u - unit0) * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, g.w.n - n0));
             kern.fp4_rows_dot(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32,
                               nr, act.bf16, act.ld, g.count, k, g.y.data + n0, g.y.ld);
           }
-          unit0 += units;
-          continue;
+        } else {
+          auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
+            kern.decode_fp4(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, g.w.scales + n0 * (k / 32) + k0 / 32,
+                            k / 32, nr, len, panel, ldp);
+          };
+          auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
+            prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kTileChunk / 2);
+          };
+          const int64_t n_lo = (lo - unit0) * unit_rows;
+          const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
+          run_panels(kern, decode, prefetch, n_lo, n_hi, k, g.count, act, g.y);
         }
-        auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
-          kern.decode_fp4(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, g.w.scales + n0 * (k / 32) + k0 / 32,
-                          k / 32, nr, len, panel, ldp);
-        };
-        auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
-          prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kTileChunk / 2);
-        };
-        const int64_t n_lo = (lo - unit0) * unit_rows;
-        const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
-        run_panels(kern, decode, prefetch, n_lo, n_hi, k, g.count, acts[gi], g.y);
       }
       unit0 += units;
     }
@@ -454,9 +468,8 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   }
   const int64_t kp = round_up32(k);
   const Gemm kind = gemm_kind(m);
-  reserve_act(kind, m * skewed(kp), m * skewed(kp), vnni_elems(m, kp));
-  const Act act = prepare_act(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural, false,
-                              kind, 0);
+  const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural,
+                                 false, kind);
   auto copy = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
     const int64_t valid = std::clamp<int64_t>(k - k0, 0, len);
     for (int r = 0; r < kPanelRows; ++r) {
