@@ -33,7 +33,7 @@ void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, u
     act_quant_dequant(x, k, tmp);
     v = tmp;
   }
-  const int64_t period = order == PanelOrder::Fp4 ? 128 : 64;
+  const int64_t period = order == PanelOrder::Fp4 || order == PanelOrder::Fp4Words ? 128 : 64;
   std::array<int16_t, 128> perm{};
   for (int64_t q = 0; q < period; ++q)
     perm[q] = static_cast<int16_t>(panel_position_to_k(order, q));
@@ -83,6 +83,7 @@ DSV4_AVX512 inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm51
 struct PermTables {
   alignas(64) uint16_t fp8[2][32];
   alignas(64) uint16_t fp4[4][32];
+  alignas(64) uint16_t fp4w[4][32];
   PermTables() {
     for (int h = 0; h < 2; ++h)
       for (int e = 0; e < 32; ++e) fp8[h][e] = static_cast<uint16_t>(panel_position_to_k(PanelOrder::Fp8, 32 * h + e));
@@ -90,6 +91,7 @@ struct PermTables {
       for (int e = 0; e < 32; ++e) {
         const int64_t kk = panel_position_to_k(PanelOrder::Fp4, 32 * v + e);  // in [0, 128)
         fp4[v][e] = static_cast<uint16_t>(kk % 64);  // within the pair (in0,in1) or (in2,in3)
+        fp4w[v][e] = static_cast<uint16_t>(panel_position_to_k(PanelOrder::Fp4Words, 32 * v + e) % 64);
       }
   }
 };
@@ -125,10 +127,11 @@ DSV4_AVX512 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, b
                                 _mm512_permutex2var_epi16(w[2 * c], _mm512_load_si512(t.fp8[h]), w[2 * c + 1]));
         break;
       case PanelOrder::Fp4:
-        // Output element 8l + j of vector v comes from natural vector l: lanes l < 2 from the
-        // pair (w0, w1), l >= 2 from (w2, w3).
+      case PanelOrder::Fp4Words:
+        // Both orders take elements [0, 16) of every output vector from K < 64, the pair
+        // (w0, w1), and elements [16, 32) from K >= 64, the pair (w2, w3).
         for (int vv = 0; vv < 4; ++vv) {
-          const __m512i idx = _mm512_load_si512(t.fp4[vv]);
+          const __m512i idx = _mm512_load_si512(order == PanelOrder::Fp4 ? t.fp4[vv] : t.fp4w[vv]);
           const __m512i lo = _mm512_permutex2var_epi16(w[0], idx, w[1]);
           const __m512i hi = _mm512_permutex2var_epi16(w[2], idx, w[3]);
           _mm512_storeu_si512(o + 32 * vv, _mm512_mask_blend_epi16(0xFFFF0000u, lo, hi));
@@ -176,7 +179,7 @@ DSV4_AVX2 inline void store8(uint16_t* out, __m256 v) {
 
 DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant,
                                 uint16_t* out, int64_t ldo) {
-  if (k % 128 != 0) {
+  if (k % 128 != 0 || order == PanelOrder::Fp4Words) {  // ragged K / the AVX-512 FP4 order
     scalar::prepare_act_bf16(x, k, order, quant, out, ldo);
     return;
   }
@@ -193,6 +196,8 @@ DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, boo
         for (int c = 0; c < 2; ++c)
           for (int l = 0; l < 4; ++l)
             for (int h = 0; h < 2; ++h) store8(o + 64 * c + 32 * h + 8 * l, v[8 * c + 2 * l + h]);
+        break;
+      case PanelOrder::Fp4Words:  // handed to the scalar twin above
         break;
       case PanelOrder::Fp4:  // k = 32l + 16u + 2j + e  ->  32(u + 2e) + 8l + j
         for (int l = 0; l < 4; ++l)

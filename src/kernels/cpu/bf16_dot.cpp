@@ -114,20 +114,46 @@ DSV4_AVX512 inline void dot_f32_panel_tile(const float* panel, int64_t ldp, int 
   }
 }
 
+// 16 BF16 values -> float32 (exact).
+DSV4_AVX512 inline __m512 widen(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// 4 weight rows x MR activation rows; 32 K values per step (one 64-byte line per weight row,
+// widened in two halves), a masked step for the K tail. Like the FP8/FP4 GEMVs, each row streams
+// the next panel's bytes one line ahead per line consumed (`ahead` bytes; rows are short).
 template <int MR>
-DSV4_AVX512 inline void dot_f32_tile(const uint16_t* w, int64_t ldw, int nr, const float* a,
-                                     int64_t lda, int64_t k, float* y, int64_t ldy) {
+DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const float* a,
+                                     int64_t lda, int64_t k, float* y, int64_t ldy,
+                                     int64_t ahead) {
   __m512 acc[kPanelRows][MR];
   for (int r = 0; r < kPanelRows; ++r)
     for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < k; p += 16) {
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) {
+    __m512 a0[MR], a1[MR];
+    for (int i = 0; i < MR; ++i) {
+      a0[i] = _mm512_loadu_ps(a + i * lda + p);
+      a1[i] = _mm512_loadu_ps(a + i * lda + p + 16);
+    }
+    for (int r = 0; r < kPanelRows; ++r) {
+      const char* line = reinterpret_cast<const char*>(rows[r] + p);
+      _mm_prefetch(line + ahead, _MM_HINT_T1);
+      const __m512i wb = _mm512_loadu_si512(line);
+      const __m512 w0 = widen(_mm512_castsi512_si256(wb));
+      const __m512 w1 = widen(_mm512_extracti64x4_epi64(wb, 1));
+      for (int i = 0; i < MR; ++i) {
+        acc[r][i] = _mm512_fmadd_ps(w0, a0[i], acc[r][i]);
+        acc[r][i] = _mm512_fmadd_ps(w1, a1[i], acc[r][i]);
+      }
+    }
+  }
+  for (; p < k; p += 16) {
     const __mmask16 mk = k - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - p)) - 1);
     __m512 av[MR];
     for (int i = 0; i < MR; ++i) av[i] = _mm512_maskz_loadu_ps(mk, a + i * lda + p);
     for (int r = 0; r < kPanelRows; ++r) {
-      if (r >= nr) break;
-      const __m256i wb = _mm256_maskz_loadu_epi16(mk, w + r * ldw + p);
-      const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(wb), 16));
+      const __m512 wv = widen(_mm256_maskz_loadu_epi16(mk, rows[r] + p));
       for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_fmadd_ps(wv, av[i], acc[r][i]);
     }
   }
@@ -176,12 +202,15 @@ DSV4_AVX512 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a
 
 DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a,
                                int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
+  const uint16_t* rows[kPanelRows];
+  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;  // r >= nr: not stored
+  const int64_t ahead = prefetch_ahead(ldw * 2);
   int64_t i = 0;
-  for (; i + 4 <= m; i += 4) dot_f32_tile<4>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy);
+  for (; i + 4 <= m; i += 4) dot_f32_tile<4>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   switch (m - i) {
-    case 3: dot_f32_tile<3>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy); break;
-    case 2: dot_f32_tile<2>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy); break;
-    case 1: dot_f32_tile<1>(w, ldw, nr, a + i * lda, lda, k, y + i * ldy, ldy); break;
+    case 3: dot_f32_tile<3>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
+    case 2: dot_f32_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
+    case 1: dot_f32_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
     default: break;
   }
 }

@@ -1,9 +1,14 @@
-// FP4 E2M1 weight rows (two codes per byte, low nibble = even k) -> BF16 panel with the per-32
-// scale folded in (exact). AVX-512: each 64-byte load covers 128 K values, and its 128-bit lane L
-// is exactly the 32-value scale block L; the low and high nibbles index 16-entry byte tables
-// (vpermb, AVX512-VBMI) for the low/high byte of the BF16 pattern, vpunpck{l,h}bw interleave them
-// (lanes are preserved, so every lane keeps one scale), and the scale exponent of each lane is added
-// to the exponent field of the non-zero words.
+// FP4 E2M1 weight rows (two codes per byte, low nibble = even k) -> BF16 with the per-32 scale
+// folded in (exact).
+//   AVX-512 (PanelOrder::Fp4Words): each 64-byte load covers 128 K values, and its 128-bit lane L
+//   is exactly the 32-value scale block L. Its 16-bit word j holds K = 4j .. 4j + 3 (nibble q =
+//   K 4j + q). vpermw looks a word up in a 32-word table by the word's low 5 bits, so shifting the
+//   words right by 4q and looking them up in the table of the 16 BF16 patterns written twice
+//   (bit 4, the next nibble's low bit, selects the copy) yields the BF16 values of nibble q in
+//   place: 3 shifts and 4 permutes per 128 values, no masking, no byte interleave. The scale
+//   exponent of each lane is then added to the exponent field of the non-zero words (panels), or
+//   applied once per block sum (rows-dot).
+//   AVX2 / scalar (PanelOrder::Fp4): the byte-table decode of avx2_panels.cpp and its twin.
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
@@ -16,13 +21,9 @@ namespace dsv4::cpu {
 namespace {
 
 struct E2m1Bf16Tables {
-  std::array<uint8_t, 64> lo{}, hi{};  // only the first 16 entries are indexed
+  alignas(64) std::array<uint16_t, 32> words{};  // BF16 of code i % 16
   E2m1Bf16Tables() {
-    for (int c = 0; c < 16; ++c) {
-      const uint16_t b = f32_to_bf16_bits(e2m1_value(static_cast<uint8_t>(c)));
-      lo[c] = static_cast<uint8_t>(b & 0xFF);
-      hi[c] = static_cast<uint8_t>(b >> 8);
-    }
+    for (int i = 0; i < 32; ++i) words[i] = f32_to_bf16_bits(e2m1_value(static_cast<uint8_t>(i % 16)));
   }
 };
 const E2m1Bf16Tables& e2m1_tables() {
@@ -72,12 +73,21 @@ void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, 
 }  // namespace scalar
 
 namespace avx512 {
+namespace {
+
+// The BF16 values (unscaled) of the 128 codes in b: v[q] word j = code of K 4j + q.
+DSV4_AVX512 inline void fp4_words_to_bf16(__m512i b, __m512i table, __m512i* v) {
+  v[0] = _mm512_permutexvar_epi16(b, table);
+  v[1] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
+  v[2] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
+  v[3] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
+}
+
+}  // namespace
 
 DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                             int64_t k, uint16_t* panel, int64_t ldp) {
-  const E2m1Bf16Tables& t = e2m1_tables();
-  const __m512i tlo = _mm512_loadu_si512(t.lo.data()), thi = _mm512_loadu_si512(t.hi.data());
-  const __m512i nib = _mm512_set1_epi8(0x0F);
+  const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
   const __m512i nonsign = _mm512_set1_epi16(0x7FFF);
   // Word i of the scale vector comes from scale byte i / 8 (one per 128-bit lane).
   const __m512i spread = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
@@ -97,7 +107,7 @@ DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int
           })) {
         // Results would leave the normal BF16 range the exponent add assumes: per element.
         for (int64_t p = c; p < c + 128; ++p) {
-          const int64_t kk = panel_position_to_k(PanelOrder::Fp4, p);
+          const int64_t kk = panel_position_to_k(PanelOrder::Fp4Words, p);
           const uint8_t b = row[kk / 2];
           out[p] = f32_to_bf16_bits(e2m1_value(kk % 2 ? b >> 4 : b & 15) * e8m0_value(srow[kk / 32]));
         }
@@ -108,13 +118,8 @@ DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int
       __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(s4));
       e = _mm_slli_epi16(_mm_sub_epi16(e, bias), 7);
       const __m512i eadd = _mm512_permutexvar_epi16(spread, _mm512_zextsi128_si512(e));
-      const __m512i b = _mm512_loadu_si512(row + c / 2);
-      const __m512i ln = _mm512_and_si512(b, nib);
-      const __m512i hn = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
-      const __m512i llo = _mm512_permutexvar_epi8(ln, tlo), lhi = _mm512_permutexvar_epi8(ln, thi);
-      const __m512i hlo = _mm512_permutexvar_epi8(hn, tlo), hhi = _mm512_permutexvar_epi8(hn, thi);
-      __m512i v[4] = {_mm512_unpacklo_epi8(llo, lhi), _mm512_unpackhi_epi8(llo, lhi),
-                      _mm512_unpacklo_epi8(hlo, hhi), _mm512_unpackhi_epi8(hlo, hhi)};
+      __m512i v[4];
+      fp4_words_to_bf16(_mm512_loadu_si512(row + c / 2), table, v);
       for (int i = 0; i < 4; ++i) {
         v[i] = _mm512_mask_add_epi16(v[i], _mm512_test_epi16_mask(v[i], nonsign), v[i], eadd);
         _mm512_storeu_si512(out + c + 32 * i, v[i]);
@@ -129,9 +134,7 @@ template <int MR>
 DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* const* srows,
                                      int nr, const uint16_t* a, int64_t lda, int64_t k, float* y,
                                      int64_t ldy, int64_t ahead, int64_t sahead) {
-  const E2m1Bf16Tables& t = e2m1_tables();
-  const __m512i tlo = _mm512_loadu_si512(t.lo.data()), thi = _mm512_loadu_si512(t.hi.data());
-  const __m512i nib = _mm512_set1_epi8(0x0F);
+  const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
   // The float scales of 16 blocks (4 chunks of 128) are built once per row and 512 K values;
   // chunk j of them spreads block 4j + L over 128-bit lane L with one vpermps.
   const __m512i lane_of[4] = {
@@ -160,15 +163,10 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
       // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
       if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
-      const __m512i b = _mm512_loadu_si512(rows[r] + c / 2);
-      const __m512i ln = _mm512_and_si512(b, nib);
-      const __m512i hn = _mm512_and_si512(_mm512_srli_epi16(b, 4), nib);
-      const __m512i llo = _mm512_permutexvar_epi8(ln, tlo), lhi = _mm512_permutexvar_epi8(ln, thi);
-      const __m512i hlo = _mm512_permutexvar_epi8(hn, tlo), hhi = _mm512_permutexvar_epi8(hn, thi);
-      const __m512bh w0 = (__m512bh)_mm512_unpacklo_epi8(llo, lhi);
-      const __m512bh w1 = (__m512bh)_mm512_unpackhi_epi8(llo, lhi);
-      const __m512bh w2 = (__m512bh)_mm512_unpacklo_epi8(hlo, hhi);
-      const __m512bh w3 = (__m512bh)_mm512_unpackhi_epi8(hlo, hhi);
+      __m512i wv[4];
+      fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
+      const __m512bh w0 = (__m512bh)wv[0], w1 = (__m512bh)wv[1], w2 = (__m512bh)wv[2],
+                     w3 = (__m512bh)wv[3];
       const __m512 sv = _mm512_permutexvar_ps(lane_of[j], sc16[r]);
       for (int i = 0; i < MR; ++i) {
         __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, av[i][0]);

@@ -17,6 +17,7 @@ namespace dsv4::cpu {
 
 const PanelKernels& panel_kernels(Isa isa) {
   static const PanelKernels kScalar{
+      .fp4_order = PanelOrder::Fp4,
       .decode_fp8 = scalar::decode_fp8,
       .fp8_rows_dot = scalar::fp8_rows_dot,
       .scale_act_bf16 = scalar::scale_act_bf16,
@@ -28,6 +29,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .prepare_act_bf16 = scalar::prepare_act_bf16,
   };
   static const PanelKernels kAvx2{
+      .fp4_order = PanelOrder::Fp4,
       .decode_fp8 = avx2::decode_fp8,
       .fp8_rows_dot = avx2::fp8_rows_dot,
       .scale_act_bf16 = avx2::scale_act_bf16,
@@ -39,6 +41,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .prepare_act_bf16 = avx2::prepare_act_bf16,
   };
   static const PanelKernels kAvx512{
+      .fp4_order = PanelOrder::Fp4Words,
       .decode_fp8 = avx512::decode_fp8,
       .fp8_rows_dot = avx512::fp8_rows_dot,
       .scale_act_bf16 = avx512::scale_act_bf16,
@@ -400,7 +403,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     const Fp4Group& g = groups[gi];
     if (g.count == 0) continue;
-    t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, PanelOrder::Fp4,
+    t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, kern.fp4_order,
                              quantize_act, t_acts[gi].kind, &at);
   }
   const std::vector<Act>& acts = t_acts;

@@ -27,7 +27,9 @@ inline constexpr uint8_t kMinFastScale = 10, kMaxFastScale = 246;
 // reuse each activation load streamed from L2.
 inline constexpr int kWidePanelRows = 8;
 
-enum class PanelOrder { Natural, Fp8, Fp4 };
+// Fp4: the byte-table decoders (AVX2, scalar); Fp4Words: the AVX-512 word-table decoder, which
+// looks up each nibble of a 16-bit word in place (PanelKernels::fp4_order says which).
+enum class PanelOrder { Natural, Fp8, Fp4, Fp4Words };
 
 // The K index that panel position p holds. The SIMD decoders interleave bytes within 128-bit
 // lanes (vpunpck{l,h}bw), which permutes K; activations are laid out the same way once per row.
@@ -43,11 +45,17 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
       const int64_t c = p / 128, q = p % 128, v = q / 32, l = (q % 32) / 8, j = q % 8;
       return 128 * c + 32 * l + 16 * (v & 1) + 2 * j + (v >> 1);
     }
+    case PanelOrder::Fp4Words: {  // per 128: vector q (nibble of the word), word j (4 values each)
+      const int64_t c = p / 128, q = (p % 128) / 32, j = p % 32;
+      return 128 * c + 4 * j + q;
+    }
   }
   return p;
 }
 
 struct PanelKernels {
+  // The panel order decode_fp4 / fp4_rows_dot use (activations are prepared in it).
+  PanelOrder fp4_order;
   // rows [0, nr) of an FP8 128-row block: codes row r at w + r * ldw, one scale per 128 of K in
   // `scales`; writes panel rows [0, kPanelRows) (rows >= nr zero) of stride ldp (k <= ldp).
   void (*decode_fp8)(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
