@@ -3,11 +3,13 @@
 // AVX-512 and AVX2 versions agree with the scalar twin; visibility (-inf) exact.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/indexer_fp4.h"
 #include "kernels/ref/indexer.h"
@@ -88,7 +90,8 @@ using Fp4Scorer = void (*)(const IndexerScoreArgs&, const uint8_t*, size_t);
 void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
   for (auto [n, nk, H, D] : {std::tuple{1L, 1000L, 2, 128}, std::tuple{7L, 129L, 4, 128}, std::tuple{2L, 33L, 3, 96},
                                  std::tuple{9L, 45L, 2, 128}, std::tuple{20L, 300L, 3, 64}, std::tuple{3L, 50L, 5, 512},
-                                 std::tuple{11L, 13L, 1, 32}}) {
+                                 std::tuple{11L, 13L, 1, 32}, std::tuple{1L, 1001L, 64, 128},
+                                 std::tuple{2L, 37L, 20, 64}, std::tuple{1L, 70L, 100, 128}}) {
     Problem p = make(n, nk, H, D, static_cast<uint32_t>(nk));
     std::vector<float> s, v;
     IndexerScoreArgs a = args(p, s);
@@ -107,6 +110,21 @@ void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
 TEST(IndexerFp4, Avx512MatchesScalar) {
   if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 on this CPU";
   expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx512, "avx512 vs scalar");
+}
+
+TEST(IndexerFp4, KeySplitOverThreadsChangesNothing) {
+  ThreadPool pool(3);
+  for (auto [n, nk, H] : {std::tuple{1L, 4001L, 64}, std::tuple{3L, 2500L, 16}, std::tuple{9L, 700L, 64}}) {
+    Problem p = make(n, nk, H, 128, static_cast<uint32_t>(nk + 1));
+    std::vector<float> s, v;
+    IndexerScoreArgs a = args(p, s);
+    a.keys = nullptr;
+    cpu::indexer_scores_fp4(a, p.packed.data(), IndexKeyCodec(128).entry_bytes());
+    IndexerScoreArgs b = args(p, v);
+    b.keys = nullptr;
+    cpu::indexer_scores_fp4(b, p.packed.data(), IndexKeyCodec(128).entry_bytes(), &pool);
+    for (size_t i = 0; i < s.size(); ++i) ASSERT_EQ(std::bit_cast<uint32_t>(s[i]), std::bit_cast<uint32_t>(v[i])) << "n " << n << " at " << i;
+  }
 }
 
 TEST(IndexerFp4, Avx2MatchesScalar) {

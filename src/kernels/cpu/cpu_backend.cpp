@@ -83,7 +83,7 @@ class CpuBackend final : public Backend {
     round_rows_bf16(dsv4::Rows{x, rows, n}, n);
   }
   bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
-    cpu::indexer_scores_fp4(a, keys, key_bytes);  // compact keys scanned in place (indexer_fp4.h)
+    cpu::indexer_scores_fp4(a, keys, key_bytes, pool());  // compact keys scanned in place (indexer_fp4.h)
     return true;
   }
 

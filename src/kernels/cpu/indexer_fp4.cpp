@@ -148,6 +148,83 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
   }
 }
 
+// Few query rows (decode), at most 128 heads: the queries of each row are transposed once per
+// call to dim-major [D][Hp] (Hp = heads rounded up to 16, the extra heads zero; dims in the
+// de-interleaved order of the decoded keys), and KB keys advance together: per dimension one
+// broadcast of each key's value times the Hp / 16 query vectors gives every head's dot product at
+// once (no horizontal sum per head). The bf16 / relu / weight combination runs on 16 heads per
+// vector; one horizontal sum per key and row adds the heads (in lane-tree order, not head order:
+// within a bf16 step of the scalar twin).
+template <int HV, int KB>
+DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  const int H = a.n_heads, D = a.head_dim, nb = D / kBlock, Hp = HV * 16;
+  const Lut& t = lut();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  thread_local std::vector<float> qt, wp, kbuf;
+  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
+  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
+  kbuf.resize(static_cast<size_t>(KB * D));
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int h = 0; h < H; ++h) {
+      const float* q = a.q + (r * H + h) * D;
+      float* o = qt.data() + r * D * Hp + h;
+      for (int b = 0; b < nb; ++b)
+        for (int j = 0; j < 16; ++j) {
+          o[(b * 32 + j) * Hp] = q[b * 32 + 2 * j];
+          o[(b * 32 + 16 + j) * Hp] = q[b * 32 + 2 * j + 1];
+        }
+      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
+    }
+  const __m512 table = _mm512_loadu_ps(t.e2m1.data());
+  const __m512i low4 = _mm512_set1_epi32(0xF);
+  for (int64_t i0 = 0; i0 < a.n_keys; i0 += KB) {
+    const int nk = static_cast<int>(std::min<int64_t>(KB, a.n_keys - i0));
+    for (int j = 0; j < KB; ++j) {  // keys past the end repeat the last one (not stored)
+      const uint8_t* e = keys + static_cast<size_t>(i0 + std::min(j, nk - 1)) * key_bytes;
+      const uint8_t* sc = e + D / 2;
+      float* kd = kbuf.data() + j * D;
+      for (int b = 0; b < nb; ++b) {
+        const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
+        const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
+        _mm512_storeu_ps(kd + b * 32, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s));
+        _mm512_storeu_ps(kd + b * 32 + 16, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s));
+      }
+    }
+    for (int64_t r = 0; r < a.n; ++r) {
+      float* out = a.scores + r * a.n_keys + i0;
+      const int64_t vis = a.visible[r] - i0;
+      if (vis <= 0) {
+        for (int j = 0; j < nk; ++j) out[j] = ninf;
+        continue;
+      }
+      __m512 acc[KB][HV];
+      for (auto& row : acc)
+        for (auto& v : row) v = _mm512_setzero_ps();
+      const float* qr = qt.data() + r * D * Hp;
+      for (int d = 0; d < D; ++d) {
+        __m512 qv[HV];
+        for (int v = 0; v < HV; ++v) qv[v] = _mm512_loadu_ps(qr + d * Hp + 16 * v);
+        for (int j = 0; j < KB; ++j) {
+          const __m512 kv = _mm512_set1_ps(kbuf[static_cast<size_t>(j * D + d)]);
+          for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_fmadd_ps(kv, qv[v], acc[j][v]);
+        }
+      }
+      for (int j = 0; j < nk; ++j) {
+        if (j >= vis) {
+          out[j] = ninf;
+          continue;
+        }
+        __m512 total = _mm512_setzero_ps();
+        for (int v = 0; v < HV; ++v) {
+          const __m512 rel = _mm512_max_ps(bf16r_ps(acc[j][v]), _mm512_setzero_ps());
+          total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_loadu_ps(wp.data() + r * Hp + 16 * v))));
+        }
+        out[j] = bf16r(avx512::hsum(total));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
@@ -155,6 +232,9 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
   if (a.n >= 8) return scores_tiled(a, keys, key_bytes);  // prefill: 16 keys per vector
+  // Decode with many heads (V4: 64): every head at once per key (scores_by_heads).
+  if (H > 16 && H <= 64) return scores_by_heads<4, 4>(a, keys, key_bytes);
+  if (H > 64 && H <= 128) return scores_by_heads<8, 2>(a, keys, key_bytes);
   const int nb = D / kBlock;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -348,6 +428,38 @@ void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t k
   if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) indexer_scores_fp4_avx512(a, keys, key_bytes);
   else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);
+}
+
+void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes,
+                        ThreadPool* pool) {
+  check(a, key_bytes);
+  const double work = double(a.n) * double(a.n_keys) * a.n_heads * a.head_dim;
+  constexpr int64_t kGrain = 64;  // keys per unit of the split
+  pool = pool_for_work(pool, work);
+  if (pool == nullptr || pool->size() == 1 || a.n_keys < 2 * kGrain) {
+    indexer_scores_fp4(a, keys, key_bytes);
+    return;
+  }
+  pool->parallel_for(a.n_keys, kGrain, [&](int64_t k0, int64_t k1, int) {
+    const int64_t len = k1 - k0;
+    thread_local std::vector<int64_t> vis;
+    thread_local std::vector<float> out;
+    vis.resize(static_cast<size_t>(a.n));
+    for (int64_t r = 0; r < a.n; ++r) vis[static_cast<size_t>(r)] = std::clamp<int64_t>(a.visible[r] - k0, 0, len);
+    IndexerScoreArgs b = a;
+    b.n_keys = len;
+    b.visible = vis.data();
+    if (a.n == 1) {
+      b.scores = a.scores + k0;  // one row: the range is contiguous in the output
+    } else {
+      out.resize(static_cast<size_t>(a.n * len));
+      b.scores = out.data();
+    }
+    indexer_scores_fp4(b, keys + static_cast<size_t>(k0) * key_bytes, key_bytes);
+    if (a.n > 1)
+      for (int64_t r = 0; r < a.n; ++r)
+        std::copy(out.begin() + r * len, out.begin() + (r + 1) * len, a.scores + r * a.n_keys + k0);
+  });
 }
 
 }  // namespace dsv4::cpu

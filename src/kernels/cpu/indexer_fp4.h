@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/thread_pool.h"
 #include "model/backend.h"
 
 namespace dsv4::cpu {
@@ -19,5 +20,9 @@ void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, siz
 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // Best available (head_dim must be a multiple of 32 for the SIMD path; otherwise scalar).
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
+// The same with the keys split over `pool` (every score depends on one query row and one key,
+// so the split changes no result); serial when the work is small or pool is null.
+void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes,
+                        ThreadPool* pool);
 
 }  // namespace dsv4::cpu
