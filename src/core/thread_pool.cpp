@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -13,10 +14,22 @@ namespace dsv4 {
 namespace {
 // True while this thread executes inside a parallel region (nested calls run inline).
 thread_local bool t_in_region = false;
-// Spin this many pause iterations before sleeping on the futex: back-to-back kernel calls of a
-// decode step then cost no wake-up (~0.1 ms of spinning at most), while an idle pool sleeps and
-// leaves a shared machine to others.
-constexpr int kSpinIters = 2000;
+// Spin this long before sleeping on the futex. The serial work between the kernel calls of a
+// decode step (norms, routing, attention set-up) then costs no futex wake-up (tens of us each,
+// dozens of calls per token), while an idle pool sleeps and leaves a shared machine to others.
+// Measured in time, not pause iterations: PAUSE takes ~10-140 cycles depending on the core.
+constexpr auto kSpin = std::chrono::microseconds(300);
+
+// Spins until ready() or kSpin has passed; true if ready.
+template <class Ready>
+bool spin_until(Ready&& ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    DSV4_PAUSE();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return ready();
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
@@ -56,29 +69,19 @@ void ThreadPool::run(void (*fn)(void*, int), void* ctx) {
   t_in_region = true;
   fn(ctx, 0);
   t_in_region = false;
-  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
-    if (i < kSpinIters) {
-      DSV4_PAUSE();
-    } else {
-      int p = pending_.load(std::memory_order_acquire);
-      if (p != 0) pending_.wait(p, std::memory_order_acquire);
-    }
-  }
+  if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) return;
+  for (int p = pending_.load(std::memory_order_acquire); p != 0; p = pending_.load(std::memory_order_acquire))
+    pending_.wait(p, std::memory_order_acquire);
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   t_in_region = true;
   for (;;) {
-    uint64_t g;
-    for (int i = 0;; ++i) {
-      g = generation_.load(std::memory_order_acquire);
-      if (g != seen) break;
-      if (i < kSpinIters) {
-        DSV4_PAUSE();
-      } else {
+    uint64_t g = seen;
+    if (!spin_until([&] { return (g = generation_.load(std::memory_order_acquire)) != seen; })) {
+      while ((g = generation_.load(std::memory_order_acquire)) == seen)
         generation_.wait(seen, std::memory_order_acquire);
-      }
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
