@@ -109,7 +109,12 @@ void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
 
 TEST(IndexerFp4, Avx512MatchesScalar) {
   if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 on this CPU";
-  expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx512, "avx512 vs scalar");
+  const cpu::GemmUnit saved = cpu::gemm_unit();
+  for (cpu::GemmUnit unit : {cpu::GemmUnit::Fma, cpu::GemmUnit::Dpbf16}) {  // FMA / vdpbf16ps decode
+    cpu::set_gemm_unit(unit);
+    expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx512, cpu::gemm_unit_name(unit));
+  }
+  cpu::set_gemm_unit(saved);
 }
 
 TEST(IndexerFp4, KeySplitOverThreadsChangesNothing) {

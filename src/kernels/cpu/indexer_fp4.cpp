@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/formats.h"
 #include "quant/quant.h"
 
 namespace dsv4::cpu {
@@ -155,12 +157,17 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
 // once (no horizontal sum per head). The bf16 / relu / weight combination runs on 16 heads per
 // vector; one horizontal sum per key and row adds the heads (in lane-tree order, not head order:
 // within a bf16 step of the scalar twin).
-template <int HV, int KB>
+//
+// kDp (where vdpbf16ps outruns FMA, dispatch.h GemmUnit): the queries and keys are BF16 values
+// (FP4-simulated queries, E2M1 times a power of two), so vdpbf16ps forms the same exact products;
+// one instruction takes a pair of dimensions (queries [D / 2][Hp][2], each key's pair broadcast).
+template <int HV, int KB, bool kDp>
 DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   const int H = a.n_heads, D = a.head_dim, nb = D / kBlock, Hp = HV * 16;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
   thread_local std::vector<float> qt, wp, kbuf;
+  thread_local std::vector<uint16_t> qt16, kbuf16;
   qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
   wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
   kbuf.resize(static_cast<size_t>(KB * D));
@@ -175,6 +182,18 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
         }
       wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
     }
+  if constexpr (kDp) {
+    // qt16[r][d / 2][h][2] = the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact).
+    qt16.resize(static_cast<size_t>(a.n * D * Hp));
+    kbuf16.resize(static_cast<size_t>(KB * D));
+    for (int64_t r = 0; r < a.n; ++r)
+      for (int d = 0; d < D; d += 2)
+        for (int h = 0; h < Hp; ++h) {
+          const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
+          qt16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
+          qt16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
+        }
+  }
   const __m512 table = _mm512_loadu_ps(t.e2m1.data());
   const __m512i low4 = _mm512_set1_epi32(0xF);
   for (int64_t i0 = 0; i0 < a.n_keys; i0 += KB) {
@@ -186,8 +205,14 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
       for (int b = 0; b < nb; ++b) {
         const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
         const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
-        _mm512_storeu_ps(kd + b * 32, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s));
-        _mm512_storeu_ps(kd + b * 32 + 16, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s));
+        const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s);
+        const __m512 hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
+        if constexpr (kDp) {
+          _mm512_storeu_si512(kbuf16.data() + j * D + b * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        } else {
+          _mm512_storeu_ps(kd + b * 32, lo);
+          _mm512_storeu_ps(kd + b * 32 + 16, hi);
+        }
       }
     }
     for (int64_t r = 0; r < a.n; ++r) {
@@ -200,13 +225,27 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
       __m512 acc[KB][HV];
       for (auto& row : acc)
         for (auto& v : row) v = _mm512_setzero_ps();
-      const float* qr = qt.data() + r * D * Hp;
-      for (int d = 0; d < D; ++d) {
-        __m512 qv[HV];
-        for (int v = 0; v < HV; ++v) qv[v] = _mm512_loadu_ps(qr + d * Hp + 16 * v);
-        for (int j = 0; j < KB; ++j) {
-          const __m512 kv = _mm512_set1_ps(kbuf[static_cast<size_t>(j * D + d)]);
-          for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_fmadd_ps(kv, qv[v], acc[j][v]);
+      if constexpr (kDp) {
+        const uint16_t* qr = qt16.data() + r * D * Hp;
+        for (int d = 0; d < D; d += 2) {
+          __m512bh qv[HV];
+          for (int v = 0; v < HV; ++v) qv[v] = (__m512bh)_mm512_loadu_si512(qr + d * Hp + 32 * v);
+          for (int j = 0; j < KB; ++j) {
+            int32_t pair;
+            std::memcpy(&pair, kbuf16.data() + j * D + d, 4);
+            const __m512bh kv = (__m512bh)_mm512_set1_epi32(pair);
+            for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_dpbf16_ps(acc[j][v], qv[v], kv);
+          }
+        }
+      } else {
+        const float* qr = qt.data() + r * D * Hp;
+        for (int d = 0; d < D; ++d) {
+          __m512 qv[HV];
+          for (int v = 0; v < HV; ++v) qv[v] = _mm512_loadu_ps(qr + d * Hp + 16 * v);
+          for (int j = 0; j < KB; ++j) {
+            const __m512 kv = _mm512_set1_ps(kbuf[static_cast<size_t>(j * D + d)]);
+            for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_fmadd_ps(kv, qv[v], acc[j][v]);
+          }
         }
       }
       for (int j = 0; j < nk; ++j) {
@@ -233,8 +272,11 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
   if (a.n >= 8) return scores_tiled(a, keys, key_bytes);  // prefill: 16 keys per vector
   // Decode with many heads (V4: 64): every head at once per key (scores_by_heads).
-  if (H > 16 && H <= 64) return scores_by_heads<4, 4>(a, keys, key_bytes);
-  if (H > 64 && H <= 128) return scores_by_heads<8, 2>(a, keys, key_bytes);
+  const bool dp = gemm_unit() == GemmUnit::Dpbf16;
+  if (H > 16 && H <= 64)
+    return dp ? scores_by_heads<4, 4, true>(a, keys, key_bytes) : scores_by_heads<4, 4, false>(a, keys, key_bytes);
+  if (H > 64 && H <= 128)
+    return dp ? scores_by_heads<8, 2, true>(a, keys, key_bytes) : scores_by_heads<8, 2, false>(a, keys, key_bytes);
   const int nb = D / kBlock;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
