@@ -94,21 +94,36 @@ DSV4_AVX512 inline __m512 bf16r_ps(__m512 x) {
   return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
-// Many query rows (prefill): keys decoded 16 at a time into a dim-major tile [D][16], so one
-// broadcast-FMA per dimension advances 16 key dot products at once (no horizontal sums), and the
-// bf16 / relu / weight combination runs on 16 keys per vector.
+// Many query rows (prefill): keys decoded 16 at a time into dim-major tiles [D][16], kTiles
+// tiles (128 keys) per pass, so one broadcast of a query value advances 128 key dot products
+// (no horizontal sums) and every query row is read once per 128 keys instead of once per 16. The
+// bf16 / relu / weight combination runs on 16 keys per vector, heads in order.
+// kDp (where vdpbf16ps outruns FMA, dispatch.h GemmUnit): the tiles hold BF16 pairs of
+// dimensions [D / 2][16][2] and one vdpbf16ps takes a broadcast pair of query values (both BF16
+// values, exact products).
+template <bool kDp>
 DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  constexpr int kTiles = 8;
   const int H = a.n_heads, D = a.head_dim;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(D) * 16);
-  float kr[16 * 32];
-  for (int64_t i0 = 0; i0 < a.n_keys; i0 += 16) {
-    const int nk = static_cast<int>(std::min<int64_t>(16, a.n_keys - i0));
-    std::fill(tile.begin(), tile.end(), 0.0f);
-    for (int j = 0; j < nk; ++j) {
-      const uint8_t* e = keys + static_cast<size_t>(i0 + j) * key_bytes;
+  thread_local std::vector<float> tiles;
+  thread_local std::vector<uint16_t> tiles16, q16;
+  tiles.resize(static_cast<size_t>(kTiles) * D * 16);
+  if constexpr (kDp) {
+    tiles16.resize(static_cast<size_t>(kTiles) * D * 16);
+    q16.resize(static_cast<size_t>(a.n * H * D));
+    for (size_t i = 0; i < q16.size(); ++i) q16[i] = f32_to_bf16_bits(a.q[i]);  // exact
+  }
+  float kr[32];
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t p0 = 0; p0 < a.n_keys; p0 += 16 * kTiles) {
+    const int np = static_cast<int>(std::min<int64_t>(16 * kTiles, a.n_keys - p0));
+    const int nt = (np + 15) / 16;
+    std::fill(tiles.begin(), tiles.begin() + nt * D * 16, 0.0f);
+    for (int j = 0; j < np; ++j) {
+      float* tile = tiles.data() + (j / 16) * D * 16;
+      const uint8_t* e = keys + static_cast<size_t>(p0 + j) * key_bytes;
       const uint8_t* sc = e + D / 2;
       for (int b0 = 0; b0 < D; b0 += 32) {
         const float s = t.e8m0[sc[b0 / 32]];
@@ -117,35 +132,60 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
           kr[2 * m] = t.e2m1[byte & 0xF] * s;
           kr[2 * m + 1] = t.e2m1[byte >> 4] * s;
         }
-        for (int d = 0; d < 32; ++d) tile[static_cast<size_t>((b0 + d) * 16 + j)] = kr[d];
+        for (int d = 0; d < 32; ++d) tile[static_cast<size_t>((b0 + d) * 16 + j % 16)] = kr[d];
       }
     }
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    if constexpr (kDp) {
+      for (int tt = 0; tt < nt; ++tt)
+        for (int d = 0; d < D; d += 2)
+          for (int j = 0; j < 16; ++j) {
+            const size_t o = static_cast<size_t>(tt * D * 16 + d * 16 + 2 * j);
+            tiles16[o] = f32_to_bf16_bits(tiles[static_cast<size_t>(tt * D * 16 + d * 16 + j)]);
+            tiles16[o + 1] = f32_to_bf16_bits(tiles[static_cast<size_t>(tt * D * 16 + (d + 1) * 16 + j)]);
+          }
+    }
     for (int64_t r = 0; r < a.n; ++r) {
-      const int64_t vis = a.visible[r] - i0;
-      float* out = a.scores + r * a.n_keys + i0;
-      const __mmask16 store = static_cast<__mmask16>((1u << nk) - 1);
+      const int64_t vis = a.visible[r] - p0;
+      float* out = a.scores + r * a.n_keys + p0;
       if (vis <= 0) {
-        _mm512_mask_storeu_ps(out, store, _mm512_set1_ps(ninf));
+        for (int j = 0; j < np; ++j) out[j] = ninf;
         continue;
       }
-      __m512 total = _mm512_setzero_ps();
+      __m512 total[kTiles];
+      for (auto& v : total) v = _mm512_setzero_ps();
       for (int h = 0; h < H; ++h) {
-        const float* q = a.q + (r * H + h) * D;
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        for (int d = 0; d < D; d += 4) {
-          acc0 = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(&tile[static_cast<size_t>(d) * 16]), acc0);
-          acc1 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 1]), _mm512_loadu_ps(&tile[static_cast<size_t>(d + 1) * 16]), acc1);
-          acc2 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 2]), _mm512_loadu_ps(&tile[static_cast<size_t>(d + 2) * 16]), acc2);
-          acc3 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 3]), _mm512_loadu_ps(&tile[static_cast<size_t>(d + 3) * 16]), acc3);
+        __m512 acc[kTiles];
+        for (auto& v : acc) v = _mm512_setzero_ps();
+        if constexpr (kDp) {
+          const uint16_t* q = q16.data() + (r * H + h) * D;
+          for (int d = 0; d < D; d += 2) {
+            int32_t pair;
+            std::memcpy(&pair, q + d, 4);
+            const __m512bh qb = (__m512bh)_mm512_set1_epi32(pair);
+            for (int tt = 0; tt < kTiles; ++tt)
+              acc[tt] = _mm512_dpbf16_ps(acc[tt], (__m512bh)_mm512_loadu_si512(tiles16.data() + tt * D * 16 + d * 16), qb);
+          }
+        } else {
+          const float* q = a.q + (r * H + h) * D;
+          for (int d = 0; d < D; ++d) {
+            const __m512 qb = _mm512_set1_ps(q[d]);
+            for (int tt = 0; tt < kTiles; ++tt)
+              acc[tt] = _mm512_fmadd_ps(qb, _mm512_loadu_ps(tiles.data() + tt * D * 16 + d * 16), acc[tt]);
+          }
         }
-        const __m512 dot = bf16r_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-        const __m512 rel = _mm512_max_ps(dot, _mm512_setzero_ps());
-        total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_set1_ps(a.w[r * H + h]))));
+        const __m512 wv = _mm512_set1_ps(a.w[r * H + h]);
+        for (int tt = 0; tt < kTiles; ++tt) {
+          const __m512 rel = _mm512_max_ps(bf16r_ps(acc[tt]), _mm512_setzero_ps());
+          total[tt] = _mm512_add_ps(total[tt], bf16r_ps(_mm512_mul_ps(rel, wv)));
+        }
       }
-      const __mmask16 visible = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(static_cast<int>(std::min<int64_t>(vis, 16))));
-      const __m512 res = _mm512_mask_blend_ps(visible, _mm512_set1_ps(ninf), bf16r_ps(total));
-      _mm512_mask_storeu_ps(out, store, res);
+      for (int tt = 0; tt < nt; ++tt) {
+        const int nk = std::min(16, np - 16 * tt);
+        const int64_t tv = std::clamp<int64_t>(vis - 16 * tt, 0, 16);
+        const __mmask16 visible = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(static_cast<int>(tv)));
+        const __m512 res = _mm512_mask_blend_ps(visible, _mm512_set1_ps(ninf), bf16r_ps(total[tt]));
+        _mm512_mask_storeu_ps(out + 16 * tt, static_cast<__mmask16>((1u << nk) - 1), res);
+      }
     }
   }
 }
@@ -270,9 +310,10 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
   check(a, key_bytes);
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
-  if (a.n >= 8) return scores_tiled(a, keys, key_bytes);  // prefill: 16 keys per vector
-  // Decode with many heads (V4: 64): every head at once per key (scores_by_heads).
   const bool dp = gemm_unit() == GemmUnit::Dpbf16;
+  if (a.n >= 8)  // prefill: 16 keys per vector
+    return dp ? scores_tiled<true>(a, keys, key_bytes) : scores_tiled<false>(a, keys, key_bytes);
+  // Decode with many heads (V4: 64): every head at once per key (scores_by_heads).
   if (H > 16 && H <= 64)
     return dp ? scores_by_heads<4, 4, true>(a, keys, key_bytes) : scores_by_heads<4, 4, false>(a, keys, key_bytes);
   if (H > 64 && H <= 128)
