@@ -238,12 +238,18 @@ DSV4_COMMAND(bench) {
               auto probe_pass = [&] { return probe.run(1).gb_per_s; };
               std::FILE* info = o->csv ? stderr : stdout;
               std::fprintf(info,
-                           "model %s (%s numerics, %s backend, isa %s): loaded in %.2f s; %d "
+                           "model %s (%s numerics, %s backend, isa %s, gemm %s): loaded in %.2f s; %d "
                            "threads; read bandwidth %.2f GB/s (best of 5, median %.2f); active "
                            "weights %.3f GB/token, all weights %.3f GB\n",
                            o->model.c_str(), o->numerics.c_str(),
                            eo.numerics == Numerics::Fast ? o->backend.c_str() : "reference",
-                           cpu::isa_name(cpu::active_isa()), load_s,
+                           cpu::isa_name(cpu::active_isa()),
+                           cpu::active_isa() == cpu::Isa::Avx512Amx ? "amx"
+                           : cpu::active_isa() == cpu::Isa::Avx512Bf16
+                               ? cpu::gemm_unit_name(cpu::gemm_unit())
+                           : cpu::active_isa() == cpu::Isa::Avx2 ? "fma"
+                                                                  : "scalar",
+                           load_s,
                            threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);
 
