@@ -50,6 +50,16 @@ inline float combine(const float* dots, const float* w, int H) {
   return bf16r(total);
 }
 
+// The SIMD decoders split each 32-dim block of a key into its 16 even dims, then its 16 odd dims
+// (low / high nibbles). Writes query row q (D values) in that order: position p to o[p * stride].
+inline void deinterleave_dims(const float* q, int D, float* o, int64_t stride) {
+  for (int b = 0; b < D; b += kBlock)
+    for (int j = 0; j < 16; ++j) {
+      o[(b + j) * stride] = q[b + 2 * j];
+      o[(b + 16 + j) * stride] = q[b + 2 * j + 1];
+    }
+}
+
 }  // namespace
 
 void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
@@ -213,13 +223,7 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
   kbuf.resize(static_cast<size_t>(KB * D));
   for (int64_t r = 0; r < a.n; ++r)
     for (int h = 0; h < H; ++h) {
-      const float* q = a.q + (r * H + h) * D;
-      float* o = qt.data() + r * D * Hp + h;
-      for (int b = 0; b < nb; ++b)
-        for (int j = 0; j < 16; ++j) {
-          o[(b * 32 + j) * Hp] = q[b * 32 + 2 * j];
-          o[(b * 32 + 16 + j) * Hp] = q[b * 32 + 2 * j + 1];
-        }
+      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
       wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
     }
   if constexpr (kDp) {
@@ -311,68 +315,15 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
   const bool dp = gemm_unit() == GemmUnit::Dpbf16;
-  if (a.n >= 8)  // prefill: 16 keys per vector
-    return dp ? scores_tiled<true>(a, keys, key_bytes) : scores_tiled<false>(a, keys, key_bytes);
-  // Decode with many heads (V4: 64): every head at once per key (scores_by_heads).
-  if (H > 16 && H <= 64)
+  // Decode (few rows, up to 128 heads): every head at once per key. Prefill, or more heads:
+  // 16 keys per vector.
+  if (a.n < 8 && H <= 16)
+    return dp ? scores_by_heads<1, 4, true>(a, keys, key_bytes) : scores_by_heads<1, 4, false>(a, keys, key_bytes);
+  if (a.n < 8 && H <= 64)
     return dp ? scores_by_heads<4, 4, true>(a, keys, key_bytes) : scores_by_heads<4, 4, false>(a, keys, key_bytes);
-  if (H > 64 && H <= 128)
+  if (a.n < 8 && H <= 128)
     return dp ? scores_by_heads<8, 2, true>(a, keys, key_bytes) : scores_by_heads<8, 2, false>(a, keys, key_bytes);
-  const int nb = D / kBlock;
-  const Lut& t = lut();
-  const float ninf = -std::numeric_limits<float>::infinity();
-  // Queries de-interleaved per 32-block: [16 even dims][16 odd dims], matching the nibble order.
-  thread_local std::vector<float> qd, dots;
-  qd.resize(static_cast<size_t>(a.n * H * D));
-  dots.resize(static_cast<size_t>(H));
-  for (int64_t rh = 0; rh < a.n * H; ++rh) {
-    const float* q = a.q + rh * D;
-    float* o = qd.data() + rh * D;
-    for (int b = 0; b < nb; ++b)
-      for (int j = 0; j < 16; ++j) {
-        o[b * 32 + j] = q[b * 32 + 2 * j];
-        o[b * 32 + 16 + j] = q[b * 32 + 2 * j + 1];
-      }
-  }
-  const __m512 table = _mm512_loadu_ps(t.e2m1.data());
-  const __m512i low4 = _mm512_set1_epi32(0xF);
-  constexpr int kMaxBlocks = 16;  // head_dim <= 512
-  if (nb > kMaxBlocks) return indexer_scores_fp4_scalar(a, keys, key_bytes);
-  __m512 ke[kMaxBlocks], ko[kMaxBlocks];
-  int64_t max_vis = 0;
-  for (int64_t r = 0; r < a.n; ++r) max_vis = std::max(max_vis, std::min(a.visible[r], a.n_keys));
-  for (int64_t i = 0; i < a.n_keys; ++i) {
-    float* col = a.scores + i;
-    if (i >= max_vis) {
-      for (int64_t r = 0; r < a.n; ++r) col[r * a.n_keys] = ninf;
-      continue;
-    }
-    const uint8_t* e = keys + static_cast<size_t>(i) * key_bytes;
-    const uint8_t* sc = e + D / 2;
-    for (int b = 0; b < nb; ++b) {
-      const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
-      const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
-      ke[b] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s);
-      ko[b] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
-    }
-    for (int64_t r = 0; r < a.n; ++r) {
-      if (i >= a.visible[r]) {
-        col[r * a.n_keys] = ninf;
-        continue;
-      }
-      for (int h = 0; h < H; ++h) {
-        const float* q = qd.data() + (r * H + h) * D;
-        __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q), ke[0]);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + 16), ko[0], acc);
-        for (int b = 1; b < nb; ++b) {
-          acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + b * 32), ke[b], acc);
-          acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + b * 32 + 16), ko[b], acc);
-        }
-        dots[static_cast<size_t>(h)] = avx512::hsum(acc);
-      }
-      col[r * a.n_keys] = combine(dots.data(), a.w + r * H, H);
-    }
-  }
+  return dp ? scores_tiled<true>(a, keys, key_bytes) : scores_tiled<false>(a, keys, key_bytes);
 }
 
 namespace {
@@ -454,15 +405,7 @@ DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t*
   thread_local std::vector<float> qd, dots;
   qd.resize(static_cast<size_t>(a.n * H * D));
   dots.resize(static_cast<size_t>(H));
-  for (int64_t rh = 0; rh < a.n * H; ++rh) {
-    const float* q = a.q + rh * D;
-    float* o = qd.data() + rh * D;
-    for (int b = 0; b < nb; ++b)
-      for (int j = 0; j < 16; ++j) {
-        o[b * 32 + j] = q[b * 32 + 2 * j];
-        o[b * 32 + 16 + j] = q[b * 32 + 2 * j + 1];
-      }
-  }
+  for (int64_t rh = 0; rh < a.n * H; ++rh) deinterleave_dims(a.q + rh * D, D, qd.data() + rh * D, 1);
   const __m256i low4 = _mm256_set1_epi32(0xF);
   __m256 kv[4 * kMaxBlocks];
   int64_t max_vis = 0;
