@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/gen_common.h"
 #include "core/bandwidth.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -178,7 +179,7 @@ std::string svg_plot(const std::vector<Row>& rows) {
 
 DSV4_COMMAND(bench) {
   struct Opts {
-    std::string model, depths = "0", numerics = "fast", backend = "cpu", svg;
+    std::string model, depths = "0", numerics = "fast", backend = "cpu", svg, weights = "auto";
     int64_t prompt = 512, gen = 64, chunk = 512, bw_mib = 1024;
     int threads = 0, reps = 3;
     bool csv = false;
@@ -199,6 +200,7 @@ DSV4_COMMAND(bench) {
                          "fast numerics on: cpu (SIMD kernels, kernels/cpu) | engine (Engine::load's choice)")
                 ->check(CLI::IsMember({"cpu", "engine"}));
             a.add_option("--bw-mib", o->bw_mib, "bandwidth probe buffer (MiB)");
+            dsv4::cli::add_weight_memory_flag(a, o->weights);
             a.add_flag("--csv", o->csv, "CSV output: header + one row per test");
             a.add_option("--svg", o->svg, "write a tok/s vs depth plot to FILE");
             return std::function<int()>([o] {
@@ -217,8 +219,9 @@ DSV4_COMMAND(bench) {
               eo.numerics = o->numerics == "reference" ? Numerics::Reference : Numerics::Fast;
               eo.threads = o->threads;
               eo.load_mtp = false;
-              // Every weight page read and mapped before anything is timed (no page faults in
-              // the first tests), with progress on stderr.
+              // Every weight byte in memory before anything is timed (no page faults in the first
+              // tests; mapped files are populated), with progress on stderr.
+              eo.weight_memory = dsv4::cli::parse_weight_memory(o->weights);
               eo.populate_weights = true;
               eo.populate_progress = [](uint64_t done, uint64_t total) {
                 std::fprintf(stderr, "\rbench: reading weights %.1f / %.1f GB", done / 1e9, total / 1e9);
@@ -238,7 +241,7 @@ DSV4_COMMAND(bench) {
               auto probe_pass = [&] { return probe.run(1).gb_per_s; };
               std::FILE* info = o->csv ? stderr : stdout;
               std::fprintf(info,
-                           "model %s (%s numerics, %s backend, isa %s, gemm %s): loaded in %.2f s; %d "
+                           "model %s (%s numerics, %s backend, isa %s, gemm %s, weights %s): loaded in %.2f s; %d "
                            "threads; read bandwidth %.2f GB/s (best of 5, median %.2f); active "
                            "weights %.3f GB/token, all weights %.3f GB\n",
                            o->model.c_str(), o->numerics.c_str(),
@@ -249,7 +252,7 @@ DSV4_COMMAND(bench) {
                                ? cpu::gemm_unit_name(cpu::gemm_unit())
                            : cpu::active_isa() == cpu::Isa::Avx2 ? "fma"
                                                                   : "scalar",
-                           load_s,
+                           weight_memory_name(engine->info().weight_memory), load_s,
                            threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);
 

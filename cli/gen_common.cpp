@@ -17,11 +17,27 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("--tokenizer", f.tokenizer_dir, "Directory with tokenizer.json (default: the model's)");
   app.add_option("--numerics", f.numerics, "fast (SIMD, default) or reference (scalar oracle)")
       ->check(CLI::IsMember({"fast", "reference"}));
+  add_weight_memory_flag(app, f.weights);
   app.add_option("-t,--threads", f.threads, "Compute threads (0 = all)");
   app.add_option("-c,--ctx", f.ctx, "Context length per session in tokens (KV memory is sized from it)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
   app.add_option("--mem-limit", f.mem_limit,
                  "Refuse a KV cache larger than this per session, before any work (e.g. 512M, 8G)");
+}
+
+void add_weight_memory_flag(CLI::App& app, std::string& value) {
+  app.add_option("--weights", value,
+                 "Where the weights lie: private (read into this process's memory; fastest decode), "
+                 "mmap (the files mapped in place, read on first use, shared page cache) or auto "
+                 "(private when the checkpoint fits in 80% of the available memory, else mmap)")
+      ->check(CLI::IsMember({"auto", "mmap", "private"}));
+}
+
+WeightMemory parse_weight_memory(const std::string& value) {
+  if (value == "mmap") return WeightMemory::Mapped;
+  if (value == "private") return WeightMemory::Private;
+  if (value == "auto") return WeightMemory::Auto;
+  throw_error("--weights must be auto, mmap or private, got '", value, "'");
 }
 
 SessionOptions session_options(const ModelFlags& f) {
@@ -39,6 +55,13 @@ Loaded load_model(const ModelFlags& f, bool verbose) {
   eo.model_dir = f.model_dir;
   eo.numerics = f.numerics == "reference" ? Numerics::Reference : Numerics::Fast;
   eo.threads = f.threads;
+  eo.weight_memory = parse_weight_memory(f.weights);
+  const bool tty = verbose || is_tty(stderr);
+  if (tty)
+    eo.populate_progress = [](uint64_t done, uint64_t total) {
+      std::fprintf(stderr, "\rreading weights %.1f / %.1f GB", done / 1e9, total / 1e9);
+      if (done == total) std::fprintf(stderr, "\n");
+    };
   l.tok = std::make_unique<Tokenizer>(Tokenizer::load(f.tokenizer_dir.empty() ? f.model_dir : f.tokenizer_dir));
   l.engine = Engine::load(eo);
   l.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -47,8 +70,9 @@ Loaded load_model(const ModelFlags& f, bool verbose) {
     throw_error(f.model_dir, ": the tokenizer has ", l.tok->vocab_size(), " tokens but the model's vocabulary is ",
                 mi.vocab_size);
   if (verbose)
-    std::fprintf(stderr, "loaded in %.2f s: %d layers, vocab %lld, max context %lld\n", l.seconds,
-                 mi.n_layers, static_cast<long long>(mi.vocab_size), static_cast<long long>(mi.max_context));
+    std::fprintf(stderr, "loaded in %.2f s: %d layers, vocab %lld, max context %lld, weights %s\n",
+                 l.seconds, mi.n_layers, static_cast<long long>(mi.vocab_size),
+                 static_cast<long long>(mi.max_context), weight_memory_name(mi.weight_memory));
   return l;
 }
 

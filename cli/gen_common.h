@@ -24,8 +24,12 @@ struct ModelFlags {
   int threads = 0;
   int64_t ctx = 4096;
   std::string mem_limit;  // e.g. "8G": refuse a KV cache larger than this per session
+  std::string weights = "auto";  // auto | mmap | private
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
+// --weights auto|mmap|private (EngineOptions::weight_memory); shared by every command that loads.
+void add_weight_memory_flag(CLI::App& app, std::string& value);
+WeightMemory parse_weight_memory(const std::string& value);
 // Session options from the flags (context length, KV memory limit).
 SessionOptions session_options(const ModelFlags& f);
 

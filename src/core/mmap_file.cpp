@@ -5,12 +5,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "core/error.h"
 
 namespace dsv4 {
+
+namespace {
+
+// Both images of a file start on a 2 MiB boundary, so that the private copy can be backed by
+// huge pages and keeps them when it is moved onto the mapping's range.
+constexpr size_t kAlign = size_t{2} << 20;
+
+size_t page_round(size_t n) {
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const size_t p = page > 0 ? static_cast<size_t>(page) : 4096;
+  return (n + p - 1) / p * p;
+}
+
+// An anonymous, kAlign-aligned range of `size` bytes (rounded up to pages); nullptr on failure.
+void* map_aligned(size_t size, int prot) {
+  const size_t len = page_round(size), span = len + kAlign;
+  void* raw = ::mmap(nullptr, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t r = reinterpret_cast<uintptr_t>(raw), a = (r + kAlign - 1) / kAlign * kAlign;
+  if (a > r) ::munmap(raw, a - r);
+  if (r + span > a + len) ::munmap(reinterpret_cast<void*>(a + len), r + span - (a + len));
+  return reinterpret_cast<void*>(a);
+}
+
+}  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -23,8 +49,10 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* at = map_aligned(size_, PROT_NONE);  // a reserved range for the file mapping
+    void* p = at ? ::mmap(at, size_, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) : MAP_FAILED;
     if (p == MAP_FAILED) {
+      if (at) ::munmap(at, page_round(size_));
       int e = errno;
       ::close(fd);
       throw_error(path, ": cannot mmap ", size_, " bytes: ", std::strerror(e));
@@ -46,11 +74,58 @@ void MappedFile::populate() const {
   for (size_t off = 0; off < size_; off += static_cast<size_t>(page > 0 ? page : 4096)) sink = sink ^ data_[off];
 }
 
+void MappedFile::read_private(const std::function<void(size_t)>& progress) {
+  if (!data_ || private_) return;
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_error(path_, ": cannot open: ", std::strerror(errno));
+  void* buf = map_aligned(size_, PROT_READ | PROT_WRITE);
+  if (!buf) {
+    ::close(fd);
+    throw_error(path_, ": cannot allocate ", size_, " bytes of private memory for the weights");
+  }
+#ifdef MADV_HUGEPAGE
+  ::madvise(buf, page_round(size_), MADV_HUGEPAGE);  // advisory: ignored where THP is off
+#endif
+  auto fail = [&](const char* what, int e) {
+    ::munmap(buf, page_round(size_));
+    ::close(fd);
+    throw_error(path_, ": ", what, ": ", std::strerror(e));
+  };
+  constexpr size_t kPiece = size_t{64} << 20;
+  uint8_t* dst = static_cast<uint8_t*>(buf);
+  for (size_t off = 0; off < size_;) {
+    const size_t want = std::min(kPiece, size_ - off);
+    size_t got = 0;
+    while (got < want) {
+      const ssize_t n = ::pread(fd, dst + off + got, want - got, static_cast<off_t>(off + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail("cannot read", errno);
+      if (n == 0) fail("file shrank while being read", EIO);
+      got += static_cast<size_t>(n);
+    }
+    ::posix_fadvise(fd, static_cast<off_t>(off), static_cast<off_t>(want), POSIX_FADV_DONTNEED);
+    off += want;
+    if (progress) progress(off);
+  }
+  ::close(fd);
+  ::mprotect(buf, page_round(size_), PROT_READ);
+  // Atomically replaces the file mapping by the private pages (same address, same bytes).
+  void* moved = ::mremap(buf, page_round(size_), page_round(size_), MREMAP_MAYMOVE | MREMAP_FIXED,
+                         const_cast<uint8_t*>(data_));
+  if (moved == MAP_FAILED) {
+    const int e = errno;
+    ::munmap(buf, page_round(size_));
+    throw_error(path_, ": cannot move the private copy onto the mapping: ", std::strerror(e));
+  }
+  private_ = true;
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-MappedFile::MappedFile(MappedFile&& o) noexcept : path_(std::move(o.path_)), data_(o.data_), size_(o.size_) {
+MappedFile::MappedFile(MappedFile&& o) noexcept
+    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), private_(o.private_) {
   o.data_ = nullptr;
   o.size_ = 0;
 }
@@ -61,6 +136,7 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     path_ = std::move(o.path_);
     data_ = o.data_;
     size_ = o.size_;
+    private_ = o.private_;
     o.data_ = nullptr;
     o.size_ = 0;
   }

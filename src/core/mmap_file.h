@@ -1,7 +1,10 @@
-// A read-only memory-mapped file (weights are used in place, never copied).
+// A read-only file image: the file mapped in place (the page cache), or, after read_private,
+// the same bytes in private anonymous memory at the same address. Weights are used where they
+// lie either way; nothing is converted.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace dsv4 {
@@ -23,11 +26,20 @@ class MappedFile {
   // MADV_POPULATE_READ, or one read per page on kernels without it), so later accesses take no
   // page faults. Throws Error naming the file on an I/O error.
   void populate() const;
+  // Reads the whole file into private anonymous memory (transparent huge pages advised) and
+  // moves it onto this mapping's address range, which then no longer refers to the file: every
+  // pointer into data() stays valid, and the file's page cache is released piece by piece as it
+  // is read. Decode streams weights markedly faster from such memory than from page-cache pages
+  // on some machines (docs/performance.md). progress(bytes read so far) after each piece.
+  // Throws Error naming the file on an I/O or allocation failure (the mapping is then unchanged).
+  void read_private(const std::function<void(size_t done)>& progress = {});
+  bool is_private() const { return private_; }
 
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool private_ = false;
 };
 
 }  // namespace dsv4

@@ -223,6 +223,23 @@ void TensorStore::populate(const std::function<void(uint64_t, uint64_t)>& progre
   }
 }
 
+void TensorStore::read_private(const std::function<void(uint64_t, uint64_t)>& progress) {
+  const uint64_t total = file_bytes();
+  uint64_t before = 0;
+  for (const auto& f : files_) {
+    f->read_private([&](size_t done) {
+      if (progress) progress(before + done, total);
+    });
+    before += f->size();
+  }
+}
+
+uint64_t TensorStore::file_bytes() const {
+  uint64_t n = 0;
+  for (const auto& f : files_) n += f->size();
+  return n;
+}
+
 uint64_t TensorStore::total_bytes() const {
   uint64_t n = 0;
   for (const auto& [k, v] : tensors_) n += v.nbytes;

@@ -39,6 +39,12 @@ class TensorStore {
   uint64_t total_bytes() const;
   // MappedFile::populate on every shard; progress(done, total) in bytes after each shard.
   void populate(const std::function<void(uint64_t done, uint64_t total)>& progress = {}) const;
+  // MappedFile::read_private on every shard (the views stay valid); progress(done, total) in
+  // bytes as it reads.
+  void read_private(const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  // Bytes of all shard files (headers included).
+  uint64_t file_bytes() const;
+  bool is_private() const { return !files_.empty() && files_.front()->is_private(); }
 
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;

@@ -1,12 +1,45 @@
 #include "runtime/engine_impl.h"
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "runtime/session_io.h"
 
 namespace dsv4 {
+
+const char* weight_memory_name(WeightMemory m) {
+  switch (m) {
+    case WeightMemory::Auto: return "auto";
+    case WeightMemory::Mapped: return "mmap";
+    case WeightMemory::Private: return "private";
+  }
+  return "?";
+}
+
+namespace {
+
+// MemAvailable of /proc/meminfo in bytes (0 when unknown: Auto then maps the files).
+uint64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (f >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+WeightMemory resolve_weight_memory(WeightMemory m, uint64_t file_bytes) {
+  if (m != WeightMemory::Auto) return m;
+  // The page cache of the checkpoint counts as available (it is released as it is read).
+  return file_bytes * 10 <= available_memory_bytes() * 8 ? WeightMemory::Private : WeightMemory::Mapped;
+}
+
+}  // namespace
 
 EngineImpl::EngineImpl(const EngineOptions& opts)
     : EngineImpl(opts, opts.numerics == Numerics::Reference ? make_reference_backend()
@@ -16,7 +49,13 @@ EngineImpl::EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backe
   LoadOptions lo;
   lo.load_mtp = opts.load_mtp;
   weights_ = load_weights(opts.model_dir, lo);
-  if (opts.populate_weights) weights_->store->populate(opts.populate_progress);
+  const WeightMemory where = resolve_weight_memory(opts.weight_memory, weights_->store->file_bytes());
+  if (where == WeightMemory::Private) {
+    weights_->store->read_private(opts.populate_progress);
+  } else if (opts.populate_weights) {
+    weights_->store->populate(opts.populate_progress);
+  }
+  info_.weight_memory = where;
   backend_ = std::move(backend);
   mc_.init(*weights_, *backend_);
   const ModelConfig& cfg = weights_->config;

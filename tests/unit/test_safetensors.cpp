@@ -2,6 +2,11 @@
 
 #include <cstring>
 
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dsv4/engine.h"
 #include "format/safetensors.h"
 #include "tests/unit/ckpt_fixture.h"
 
@@ -226,4 +231,58 @@ TEST(Safetensors, RejectsBadIndexJson) {
   expect_error(opener(d), {"model.safetensors.index.json", "not valid JSON"});
   write_file(d.file("model.safetensors.index.json"), "{\"metadata\": {}}");
   expect_error(opener(d), {"model.safetensors.index.json", "weight_map"});
+}
+
+// read_private: the same bytes at the same addresses, no longer backed by the file; progress
+// ends at the file size; a second call changes nothing.
+TEST(Safetensors, ReadPrivateKeepsEveryViewAndByte) {
+  TensorStore st = TensorStore::open_dir(tiny_ckpt("tiny-a"));
+  EXPECT_FALSE(st.is_private());
+  std::map<std::string, std::pair<const uint8_t*, std::vector<uint8_t>>> before;
+  for (const auto& [name, v] : st.all()) before[name] = {v.data, std::vector<uint8_t>(v.data, v.data + v.nbytes)};
+  uint64_t last = 0, total = 0;
+  int calls = 0;
+  st.read_private([&](uint64_t done, uint64_t all) {
+    EXPECT_GE(done, last);
+    last = done;
+    total = all;
+    ++calls;
+  });
+  EXPECT_TRUE(st.is_private());
+  EXPECT_GT(calls, 0);
+  EXPECT_EQ(last, st.file_bytes());
+  EXPECT_EQ(total, st.file_bytes());
+  for (const auto& [name, v] : st.all()) {
+    const auto& [ptr, bytes] = before.at(name);
+    ASSERT_EQ(v.data, ptr) << name;
+    ASSERT_EQ(0, std::memcmp(v.data, bytes.data(), bytes.size())) << name;
+  }
+  st.read_private();  // already private: nothing happens
+  EXPECT_EQ(st.find("embed.weight")->data, before.at("embed.weight").first);
+}
+
+// The engine computes the same logits whichever memory holds the weights.
+TEST(Safetensors, EngineLogitsIndependentOfWeightMemory) {
+  std::vector<std::vector<float>> runs;
+  for (WeightMemory wm : {WeightMemory::Mapped, WeightMemory::Private, WeightMemory::Auto}) {
+    EngineOptions eo;
+    eo.model_dir = tiny_ckpt("tiny-a");
+    eo.threads = 1;
+    eo.weight_memory = wm;
+    auto eng = Engine::load(eo);
+    EXPECT_NE(eng->info().weight_memory, WeightMemory::Auto);
+    if (wm != WeightMemory::Auto) {
+      EXPECT_EQ(eng->info().weight_memory, wm);
+    }
+    auto s = eng->new_session();
+    std::vector<float> logits(static_cast<size_t>(eng->info().vocab_size));
+    const std::vector<int32_t> prompt = {5, 17, 99, 3, 250, 8};
+    s->prefill(prompt, logits);
+    s->decode(42, logits);
+    runs.push_back(logits);
+  }
+  for (size_t i = 1; i < runs.size(); ++i)
+    ASSERT_EQ(0, std::memcmp(runs[0].data(), runs[i].data(), runs[0].size() * sizeof(float))) << i;
+  EXPECT_STREQ(weight_memory_name(WeightMemory::Private), "private");
+  EXPECT_STREQ(weight_memory_name(WeightMemory::Mapped), "mmap");
 }
