@@ -32,6 +32,8 @@ bool spin_until(Ready&& ready) {
 }
 }  // namespace
 
+bool ThreadPool::t_in_region_now() { return t_in_region; }
+
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = threads;

@@ -358,7 +358,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
         }
         lo = hi;
       }
-    });
+    }, Schedule::Guided);
     return;
   }
   const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
@@ -373,7 +373,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const int64_t grain = tiled(kind) ? kTilePanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, prefetch, b, e, k, m, act, y);
-  });
+  }, Schedule::Guided);
 }
 
 void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool quantize_act) {
@@ -439,7 +439,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       }
       unit0 += units;
     }
-  });
+  }, Schedule::Guided);
 }
 
 void linear_fp4(const Fp4Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
@@ -466,7 +466,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
                              y.data + m0 * y.ld + n0, y.ld);
         }
       }
-    });
+    }, Schedule::Guided);
     return;
   }
   const int64_t kp = round_up32(k);
@@ -492,7 +492,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   const int64_t grain = tiled(kind) ? kTilePanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, copy, prefetch, b, e, kp, m, act, y);
-  });
+  }, Schedule::Guided);
 }
 
 void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool) {
@@ -539,7 +539,7 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
       }
       kern.dot_f32(panel, kp, nr, xa, lda, m, kp, y.data + n0, y.ld);
     }
-  });
+  }, Schedule::Guided);
 }
 
 }  // namespace dsv4::cpu
