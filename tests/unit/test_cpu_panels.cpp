@@ -245,3 +245,52 @@ TEST(CpuPanels, DotKernelsMatchFloat64) {
 
 }  // namespace
 }  // namespace dsv4::cpu
+
+namespace dsv4::cpu {
+namespace {
+
+// The tile layouts built with AVX-512 transposes equal their definitions element by element:
+// to_vnni (whole 16-row blocks transposed, a partial last block copied), and store (whole 16 x 16
+// accumulator tiles transposed, partial ones copied).
+TEST(CpuPanels, TileLayoutsMatchTheirDefinitions) {
+  if (detected_isa() < Isa::Avx512Bf16) GTEST_SKIP() << "needs AVX-512 BF16";
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> bits(0, 0xFFFF);
+  for (int64_t m : {1, 15, 16, 17, 32, 45, 128}) {
+    for (int64_t kp : {32, 96, 512}) {
+      const int64_t lda = kp + 32;
+      std::vector<uint16_t> a(m * lda);
+      for (auto& v : a) v = static_cast<uint16_t>(bits(rng));
+      std::vector<uint16_t> out((m + 15) / 16 * 16 * kp, 0xABCD);
+      amx::to_vnni(a.data(), lda, m, kp, out.data());
+      for (int64_t t = 0; t * 16 < m; ++t)
+        for (int64_t r = 0; r < kp / 2; ++r)
+          for (int64_t i = 0; i < 16; ++i)
+            for (int64_t h = 0; h < 2; ++h) {
+              const int64_t row = t * 16 + i;
+              const uint16_t want = row < m ? a[row * lda + 2 * r + h] : uint16_t{0};
+              ASSERT_EQ(out[t * 16 * kp + (r * 16 + i) * 2 + h], want) << m << " " << kp << " " << t << " " << r << " " << i;
+            }
+    }
+  }
+  std::uniform_real_distribution<float> val(-1.f, 1.f);
+  for (int nr : {1, 7, 16, 17, 31, 32}) {
+    for (int64_t m : {1, 9, 16, 20, 32, 33, 77, 128}) {
+      TileAcc acc;
+      for (auto& pass : acc.c)
+        for (auto& tile : pass)
+          for (float& v : tile) v = val(rng);
+      const int64_t ldy = 40;
+      std::vector<float> y(m * ldy, -7.f);
+      amx::store(acc, nr, m, y.data(), ldy);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t n = 0; n < ldy; ++n) {
+          const float want = n < nr ? acc.c[i / 32][(n / 16) * 2 + (i % 32) / 16][(n % 16) * 16 + i % 16] : -7.f;
+          ASSERT_EQ(y[i * ldy + n], want) << nr << " " << m << " " << i << " " << n;
+        }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::cpu

@@ -143,6 +143,7 @@ void tile_chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
                 int64_t kp, int64_t k0, int64_t k1, TileAcc* acc);
 }  // namespace avx512
 namespace amx {
+// (to_vnni and store need AVX-512: detected_isa() >= Isa::Avx512Bf16.)
 // Activation rows [0, m) (BF16, stride lda, kp % 32 == 0 values each) to the tile operand layout:
 // ceil(m / 16) blocks of kp / 2 rows x 16 pairs (32 BF16), rows >= m zero.
 void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out);

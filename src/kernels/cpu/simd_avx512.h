@@ -62,4 +62,38 @@ DSV4_AVX512 inline __m512 exp_ps(__m512 x) {
   return y;
 }
 
+// 16 x 16 block of 32-bit values transposed: destination row c (at dst + c * dst_stride bytes)
+// receives column c of the source rows (row r at src + r * src_stride bytes). Three shuffle
+// stages (32-bit and 64-bit unpacks within 128-bit lanes, then lane shuffles), 64 shuffles in all.
+DSV4_AVX512 inline void transpose16x16_32(const void* src, int64_t src_stride, void* dst,
+                                          int64_t dst_stride) {
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * src_stride);
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // r[4k + q], lane j: rows 4k .. 4k + 3 of column 4j + q.
+  for (int k = 0; k < 4; ++k) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * k]), a1 = _mm512_castps_pd(t[4 * k + 1]);
+    const __m512d a2 = _mm512_castps_pd(t[4 * k + 2]), a3 = _mm512_castps_pd(t[4 * k + 3]);
+    r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512 v02 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);  // lanes 0, 2 of rows 0-7
+    const __m512 w02 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+    const __m512 v13 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);  // lanes 1, 3
+    const __m512 w13 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+    _mm512_storeu_ps(d + q * dst_stride, _mm512_shuffle_f32x4(v02, w02, 0x88));
+    _mm512_storeu_ps(d + (8 + q) * dst_stride, _mm512_shuffle_f32x4(v02, w02, 0xDD));
+    _mm512_storeu_ps(d + (4 + q) * dst_stride, _mm512_shuffle_f32x4(v13, w13, 0x88));
+    _mm512_storeu_ps(d + (12 + q) * dst_stride, _mm512_shuffle_f32x4(v13, w13, 0xDD));
+  }
+}
+
 }  // namespace dsv4::cpu::avx512
