@@ -122,9 +122,11 @@ DSV4_PANEL_KERNEL_DECLS
 }
 #undef DSV4_PANEL_KERNEL_DECLS
 
-// The tile prefill path: a weight panel of up to kTilePanelRows rows is decoded kTileChunk K
-// values at a time into an L1-resident buffer; each chunk is multiplied with up to kTilePassRows
-// activation rows (in the to_vnni layout), whose float32 sums stay in a TileAcc between chunks.
+// The tile prefill path: a weight panel of up to kTilePanelRows rows is decoded into a BF16
+// buffer, kTileChunk K values at a time (vdpbf16ps: L1-resident chunks) or all of K at once
+// (AMX: L2-resident, one accumulation per activation tile pair), and multiplied with up to
+// kTilePassRows activation rows (in the to_vnni layout), whose float32 sums stay in a TileAcc
+// between chunks.
 // Two engines run the chunk product: AMX tiles (amx::chunk, amx_gemm.cpp; only when
 // detected_isa() == Isa::Avx512Amx) and vdpbf16ps register blocks (avx512::tile_chunk,
 // dpbf16_tiles.cpp; AVX-512 BF16). The layouts (to_vnni, TileAcc, store) are shared.
