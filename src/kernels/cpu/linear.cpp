@@ -182,7 +182,8 @@ void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in
 //   * AMX: the panel's whole K range is decoded at once (L2-resident: 526 KiB for K = 8192), so
 //     each pair of activation tiles accumulates over all of K in the tile registers and is stored
 //     once. Per-chunk accumulator stores stalled the tile pipeline (a quarter of the kernel's
-//     time at 128 rows). The next panel's weights are prefetched in slices between the pairs.
+//     time at 128 rows). No software prefetch: spreading the next panel's prefetches between
+//     the pairs measured the same, end to end and in the kernel benchmarks.
 template <class Decode, class Prefetch>
 void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t n_hi, int64_t kp,
                       int64_t m, const Act& act, const OutRows& y) {
@@ -215,11 +216,8 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_
       const bool has_next = n0 + kTilePanelRows < n_hi;
       if (use_amx) {
         decode_panel(n0, nr, 0, kp);
-        const int64_t pairs = (mt + 31) / 32, chunks = (kp + kTileChunk - 1) / kTileChunk;
+        const int64_t pairs = (mt + 31) / 32;
         for (int64_t p = 0; p < pairs; ++p) {
-          if (has_next)
-            for (int64_t c = chunks * p / pairs; c < chunks * (p + 1) / pairs; ++c)
-              prefetch(n0 + kTilePanelRows, rows_at(n0 + kTilePanelRows), c * kTileChunk);
           const int64_t r0 = m0 + 32 * p, mp = std::min<int64_t>(32, m0 + mt - r0);
           amx::chunk(panel, ps, nr, act.vnni + r0 * kp, mp, kp, 0, kp, &acc);
           amx::store(acc, nr, mp, y.data + r0 * y.ld + n0, y.ld);
