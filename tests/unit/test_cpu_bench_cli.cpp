@@ -75,3 +75,25 @@ TEST(CpuBenchCli, BadDepthListIsAClearError) {
 }
 
 }  // namespace
+
+namespace {
+
+// --weights names where the weights lie in the header; a bad value is refused by name.
+TEST(CpuBenchCli, WeightMemoryFlag) {
+  for (const char* w : {"mmap", "private"}) {
+    int status = -1;
+    const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
+                                    "/tiny-a/ckpt -p 4 -n 0 --reps 1 --bw-mib 16 --threads 1 --weights " + w +
+                                    " 2>&1",
+                                &status);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_NE(out.find(std::string("weights ") + w + ")"), std::string::npos) << out;
+  }
+  int status = 0;
+  const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt --weights swap 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("--weights"), std::string::npos) << out;
+}
+
+}  // namespace
