@@ -52,8 +52,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     void* at = map_aligned(size_, PROT_NONE);  // a reserved range for the file mapping
     void* p = at ? ::mmap(at, size_, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) : MAP_FAILED;
     if (p == MAP_FAILED) {
+      const int e = errno;  // before munmap / close can overwrite it
       if (at) ::munmap(at, page_round(size_));
-      int e = errno;
       ::close(fd);
       throw_error(path, ": cannot mmap ", size_, " bytes: ", std::strerror(e));
     }

@@ -66,17 +66,16 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
   std::remove(svg.c_str());
 }
 
-TEST(CpuBenchCli, BadDepthListIsAClearError) {
+// `dsv4 bench` on tiny-a with `args`: a non-zero exit whose output names `flag`.
+void expect_refused(const std::string& args, const std::string& flag) {
   int status = 0;
-  const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt -d 0,x 2>&1", &status);
-  EXPECT_NE(status, 0);
-  EXPECT_NE(out.find("--depth"), std::string::npos) << out;
+  const std::string out =
+      run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA + "/tiny-a/ckpt " + args + " 2>&1", &status);
+  EXPECT_NE(status, 0) << args;
+  EXPECT_NE(out.find(flag), std::string::npos) << out;
 }
 
-}  // namespace
-
-namespace {
+TEST(CpuBenchCli, BadDepthListIsAClearError) { expect_refused("-d 0,x", "--depth"); }
 
 // --weights names where the weights lie in the header; a bad value is refused by name.
 TEST(CpuBenchCli, WeightMemoryFlag) {
@@ -89,11 +88,7 @@ TEST(CpuBenchCli, WeightMemoryFlag) {
     ASSERT_EQ(status, 0) << out;
     EXPECT_NE(out.find(std::string("weights ") + w + ")"), std::string::npos) << out;
   }
-  int status = 0;
-  const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt --weights swap 2>&1", &status);
-  EXPECT_NE(status, 0);
-  EXPECT_NE(out.find("--weights"), std::string::npos) << out;
+  expect_refused("--weights swap", "--weights");
 }
 
 }  // namespace
