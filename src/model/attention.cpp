@@ -32,11 +32,13 @@ struct RopeRows {
   std::vector<float>& cos;
   std::vector<float>& sin;
   int half = 0;
-  void fill(const ref::RopeFreqs& f, int64_t pos0, int64_t n) {
+  void fill(const Backend& be, const ref::RopeFreqs& f, int64_t pos0, int64_t n) {
     half = static_cast<int>(f.inv_freq.size());
     cos.resize(static_cast<size_t>(n * half));
     sin.resize(static_cast<size_t>(n * half));
-    for (int64_t t = 0; t < n; ++t) ref::rope_cos_sin(f, pos0 + t, &cos[t * half], &sin[t * half]);
+    be.for_units(n, 40.0 * half, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) ref::rope_cos_sin(f, pos0 + t, &cos[t * half], &sin[t * half]);
+    });
   }
   void apply(float* v, int64_t t, bool inverse) const {
     ref::rope_apply(v, &cos[t * half], &sin[t * half], half, inverse);
@@ -121,13 +123,13 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   qi.resize(static_cast<size_t>(n * qw));
   wts.resize(static_cast<size_t>(n * nih));
   be.linear_fp8(iw.wq_b, ConstRows{qlat, n, ql}, Rows{qi.data(), n, qw});
-  for (int64_t t = 0; t < n; ++t)
-    for (int h = 0; h < nih; ++h) {
-      float* qh = &qi[t * qw + int64_t{h} * ihd];
-      rr.apply(qh + ihd - Dr, t, false);
-    }
+  be.for_units(n * nih, 6.0 * Dr, [&](int64_t b, int64_t e) {  // unit: one head of one row
+    for (int64_t r = b; r < e; ++r) rr.apply(&qi[r * ihd] + ihd - Dr, r / nih, false);
+  });
   be.hadamard_rows(qi.data(), n * nih, ihd);
-  for (int64_t r = 0; r < n * nih; ++r) quant::fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
+  be.for_units(n * nih, 5.0 * ihd, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) quant::fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
+  });
   be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
   // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
   const float ws = ref::bf16r(static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) *
@@ -200,7 +202,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   const ConstRows X{x, n, dim};
 
   RopeRows rr{sc.rope_cos, sc.rope_sin};
-  rr.fill(mc.rope[static_cast<size_t>(id)], pos0, n);
+  rr.fill(be, mc.rope[static_cast<size_t>(id)], pos0, n);
 
   // ---- query path: wq_a -> q_norm -> wq_b -> per-head norm -> RoPE
   auto &qlat = sc.qlat, &q = sc.q, &kv = sc.kv;
@@ -208,24 +210,29 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   q.resize(static_cast<size_t>(n * HD));
   kv.resize(static_cast<size_t>(n * D));
   be.linear_fp8(aw.wq_a, X, Rows{qlat.data(), n, ql});
-  for (int64_t t = 0; t < n; ++t) ref::rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
+  be.for_units(n, 3.0 * ql, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) ref::rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
+  });
   be.linear_fp8(aw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{q.data(), n, HD});
-  for (int64_t t = 0; t < n; ++t)
-    for (int h = 0; h < H; ++h) {
-      float* qh = &q[t * HD + int64_t{h} * D];
+  be.for_units(n * H, 4.0 * D, [&](int64_t b, int64_t e) {  // unit: one head of one row
+    for (int64_t r = b; r < e; ++r) {
+      float* qh = &q[r * D];
       ref::head_norm_bf16(qh, D, eps);
-      rr.apply(qh + Dn, t, false);
+      rr.apply(qh + Dn, r / H, false);
     }
+  });
   emit("q", hook, id, pos0, n, HD, q.data());
 
   // ---- this token's window entry: wkv -> kv_norm -> RoPE -> FP8 simulation of the nope dims
   be.linear_fp8(aw.wkv, X, Rows{kv.data(), n, D});
-  for (int64_t t = 0; t < n; ++t) {
-    float* kt = &kv[t * D];
-    ref::rms_norm(kt, aw.kv_norm, D, eps, kt);
-    rr.apply(kt + Dn, t, false);
-    quant::fp8_sim(kt, Dn, kKvSimBlock);
-  }
+  be.for_units(n, 8.0 * D, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* kt = &kv[t * D];
+      ref::rms_norm(kt, aw.kv_norm, D, eps, kt);
+      rr.apply(kt + Dn, t, false);
+      quant::fp8_sim(kt, Dn, kKvSimBlock);
+    }
+  });
   emit("kv", hook, id, pos0, n, D, kv.data());
 
   // ---- compressor(s) run before attention: entries completed inside the chunk are visible
@@ -269,8 +276,9 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.scale = static_cast<float>(std::pow(static_cast<double>(D), -0.5));
   args.out = o.data();
   be.sparse_attention(args);
-  for (int64_t t = 0; t < n; ++t)
-    for (int h = 0; h < H; ++h) rr.apply(&o[t * HD + int64_t{h} * D] + Dn, t, true);
+  be.for_units(n * H, 6.0 * Dr, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) rr.apply(&o[r * D] + Dn, r / H, true);
+  });
   emit("attn_o", hook, id, pos0, n, HD, o.data());
 
   // ---- grouped output projection: wo_a per group (bf16, no act quant), then wo_b (FP8)

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <type_traits>
 
 #include "model/weights.h"
 
@@ -117,6 +118,23 @@ class Backend {
   virtual bool indexer_scores_fp4(const IndexerScoreArgs& /*a*/, const uint8_t* /*keys*/,
                                   size_t /*key_bytes*/) const {
     return false;
+  }
+
+  // The forward pass's light per-unit work between the heavy ops (norms, RoPE, SwiGLU, the
+  // hyper-connection mixes, FP4/FP8 simulation; a unit is a row, a head or a block of a row):
+  // f(begin, end) is called on pieces that cover [0, n) once each. `unit_ns` is a rough cost of
+  // one unit; the CPU backend splits the range over its threads when the whole is worth waking
+  // them, the reference backend makes one call. Each unit's result must not depend on the split
+  // (no shared accumulators), so results are identical either way.
+  using UnitsFn = void (*)(void* ctx, int64_t begin, int64_t end);
+  virtual void run_units(int64_t n, double /*unit_ns*/, UnitsFn fn, void* ctx) const {
+    if (n > 0) fn(ctx, 0, n);
+  }
+  template <class F>
+  void for_units(int64_t n, double unit_ns, F&& f) const {
+    using Fn = std::remove_reference_t<F>;
+    run_units(n, unit_ns, [](void* c, int64_t b, int64_t e) { (*static_cast<Fn*>(c))(b, e); },
+              const_cast<void*>(static_cast<const void*>(&f)));
   }
 };
 

@@ -73,24 +73,43 @@ void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int
   s.post.resize(static_cast<size_t>(n * hc));
   s.comb.resize(static_cast<size_t>(n * hc * hc));
   mc.be->linear_f32w(hp.fn, mix, flat, ConstRows{X, n, flat}, Rows{s.dots.data(), n, mix});
-  for (int64_t t = 0; t < n; ++t)
-    ref::hc_pre_finish(X + t * flat, hc, dim, &s.dots[t * mix], hp.scale, hp.base,
-                       cfg.hc_sinkhorn_iters, static_cast<float>(cfg.norm_eps),
-                       static_cast<float>(cfg.hc_eps),
-                       ref::HcSplit{&s.pre[t * hc], &s.post[t * hc], &s.comb[t * hc * hc]},
-                       a + t * dim);
+  mc.be->for_units(n, 6.0 * flat, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t)
+      ref::hc_pre_finish(X + t * flat, hc, dim, &s.dots[t * mix], hp.scale, hp.base,
+                         cfg.hc_sinkhorn_iters, static_cast<float>(cfg.norm_eps),
+                         static_cast<float>(cfg.hc_eps),
+                         ref::HcSplit{&s.pre[t * hc], &s.post[t * hc], &s.comb[t * hc * hc]},
+                         a + t * dim);
+  });
 }
 
-void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, const HcRows& s,
-                  std::vector<float>& y) {
+// X = hc_post(X, f) row by row, in units of kHcPostCols columns of one row (each column of the
+// result depends only on the same column of X and f).
+void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, const HcRows& s) {
+  constexpr int64_t kHcPostCols = 256;
   const ModelConfig& cfg = mc.w->config;
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim, flat = hc * dim;
-  y.resize(static_cast<size_t>(flat));
-  for (int64_t t = 0; t < n; ++t) {
-    ref::hc_post(X + t * flat, f + t * dim, hc, dim, &s.post[t * hc], &s.comb[t * hc * hc], y.data());
-    std::copy(y.begin(), y.end(), X + t * flat);
-  }
+  const int64_t per_row = (dim + kHcPostCols - 1) / kHcPostCols;
+  mc.be->for_units(n * per_row, 4.0 * hc * kHcPostCols, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> y;  // [hc][kHcPostCols], sized once per thread
+    y.resize(static_cast<size_t>(hc * kHcPostCols));
+    for (int64_t u = b; u < e; ++u) {
+      const int64_t t = u / per_row, d0 = (u % per_row) * kHcPostCols;
+      const int64_t d1 = std::min(dim, d0 + kHcPostCols), w = d1 - d0;
+      float* xt = X + t * flat;
+      ref::hc_post(xt, f + t * dim, hc, dim, &s.post[t * hc], &s.comb[t * hc * hc], d0, d1, y.data());
+      for (int k = 0; k < hc; ++k) std::copy(&y[k * w], &y[k * w] + w, xt + k * dim + d0);
+    }
+  });
+}
+
+// y row t = rms_norm(x row t) * w, rows in parallel.
+void rms_norm_rows(const Backend& be, const float* x, const uint16_t* w, int64_t n, int64_t dim,
+                   float eps, float* y) {
+  be.for_units(n, 3.0 * dim, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) ref::rms_norm(x + t * dim, w, dim, eps, y + t * dim);
+  });
 }
 
 void emit(const char* name, const DebugHook* hook, int id, int64_t pos0, int64_t rows,
@@ -118,18 +137,18 @@ void block_forward(const ModelContext& mc, int id, BlockState& st, const int32_t
   hc_pre_rows(mc, bw.hc_attn, X, n, a.data(), split);
   emit("hc_attn_post", hook, id, pos0, n, hc, split.post.data());
   emit("hc_attn_comb", hook, id, pos0, n, int64_t{hc} * hc, split.comb.data());
-  for (int64_t t = 0; t < n; ++t) ref::rms_norm(&a[t * dim], bw.attn_norm, dim, eps, &xin[t * dim]);
+  rms_norm_rows(*mc.be, a.data(), bw.attn_norm, n, dim, eps, xin.data());
   emit("attn_in", hook, id, pos0, n, dim, xin.data());
   attention_forward(mc, id, st, xin.data(), pos0, n, layout, f.data(), sc, hook);
-  hc_post_rows(mc, X, f.data(), n, split, sc.hc_tmp);
+  hc_post_rows(mc, X, f.data(), n, split);
   emit("h_after_attn", hook, id, pos0, n, flat, X);
 
   // feed-forward sub-layer
   hc_pre_rows(mc, bw.hc_ffn, X, n, a.data(), split);
-  for (int64_t t = 0; t < n; ++t) ref::rms_norm(&a[t * dim], bw.ffn_norm, dim, eps, &xin[t * dim]);
+  rms_norm_rows(*mc.be, a.data(), bw.ffn_norm, n, dim, eps, xin.data());
   emit("ffn_in", hook, id, pos0, n, dim, xin.data());
   moe_forward(mc, id, tokens, xin.data(), pos0, n, f.data(), sc, hook);
-  hc_post_rows(mc, X, f.data(), n, split, sc.hc_tmp);
+  hc_post_rows(mc, X, f.data(), n, split);
   emit("h_after_ffn", hook, id, pos0, n, flat, X);
 }
 

@@ -9,6 +9,25 @@
 #include "model/sublayers.h"
 
 namespace dsv4 {
+namespace {
+
+constexpr int64_t kMoeCols = 512;  // columns per unit of the element-wise parallel loops
+
+// h row i = swiglu(g row i, u row i) (clamped at `limit` when > 0) times weights[i] (none when
+// weights is null), in units of kMoeCols columns of one row.
+void swiglu_rows(const Backend& be, const float* g, const float* u, int64_t rows, int64_t I,
+                 float limit, const float* weights, float* h) {
+  const int64_t per_row = (I + kMoeCols - 1) / kMoeCols;
+  be.for_units(rows * per_row, 12.0 * kMoeCols, [&](int64_t b, int64_t e) {
+    for (int64_t unit = b; unit < e; ++unit) {
+      const int64_t i = unit / per_row, c0 = (unit % per_row) * kMoeCols;
+      const int64_t off = i * I + c0, len = std::min(I - c0, kMoeCols);
+      ref::swiglu(g + off, u + off, len, limit, weights ? weights[i] : -1.0f, h + off);
+    }
+  });
+}
+
+}  // namespace
 
 void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const float* x,
                  int64_t pos0, int64_t n, float* out, ForwardScratch& sc, const DebugHook* hook) {
@@ -29,17 +48,19 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   w.resize(static_cast<size_t>(n * K));
   idx.resize(static_cast<size_t>(n * K));
   be.linear_f32(mw.gate, X, Rows{scores.data(), n, E});
-  for (int64_t t = 0; t < n; ++t) {
-    float* s = &scores[t * E];
-    ref::gate_scores(s, E, cfg.score_func);
-    const int32_t* hash_ids = nullptr;
-    if (hash) {
+  if (hash)
+    for (int64_t t = 0; t < n; ++t) {
       const int64_t tok = tokens[t];
       if (tok < 0 || tok >= cfg.vocab_size) throw_error("token id ", tok, " out of range [0, ", cfg.vocab_size, ")");
-      hash_ids = mw.tid2eid.data() + tok * K;
     }
-    ref::gate_route(s, mw.bias, hash_ids, E, K, cfg.score_func, route_scale, &idx[t * K], &w[t * K]);
-  }
+  be.for_units(n, 30.0 * E, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* s = &scores[t * E];
+      ref::gate_scores(s, E, cfg.score_func);
+      const int32_t* hash_ids = hash ? mw.tid2eid.data() + int64_t{tokens[t]} * K : nullptr;
+      ref::gate_route(s, mw.bias, hash_ids, E, K, cfg.score_func, route_scale, &idx[t * K], &w[t * K]);
+    }
+  });
   if (hook && *hook) {
     std::vector<float> fi, fw, si, sw;  // debug hook only
     fi.resize(static_cast<size_t>(n * K));
@@ -72,20 +93,34 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   auto& eoff = sc.eoff;
   auto& groups = sc.egroups;
   acc.assign(static_cast<size_t>(n * dim), 0.0f);
-  rows.clear();
-  rw.clear();
+  // Rows per expert, ascending token within an expert (a counting sort). A duplicated expert id
+  // in one token's list contributes once, with its first weight (as y[idx] += ... does).
+  auto first_of = [&](int64_t t, int k) {
+    for (int j = 0; j < k; ++j)
+      if (idx[t * K + j] == idx[t * K + k]) return false;
+    return true;
+  };
   eoff.assign(static_cast<size_t>(E + 1), 0);
-  for (int e = 0; e < E; ++e) {
-    eoff[static_cast<size_t>(e)] = static_cast<int64_t>(rows.size());
+  for (int64_t t = 0; t < n; ++t)
+    for (int k = 0; k < K; ++k) {
+      const int32_t e = idx[t * K + k];
+      if (e < 0 || e >= E) throw_error("moe layer ", id, ": routed expert ", e, " out of range [0, ", E, ")");
+      if (first_of(t, k)) ++eoff[static_cast<size_t>(e) + 1];
+    }
+  for (int e = 0; e < E; ++e) eoff[static_cast<size_t>(e) + 1] += eoff[static_cast<size_t>(e)];
+  rows.resize(static_cast<size_t>(eoff[static_cast<size_t>(E)]));
+  rw.resize(rows.size());
+  {
+    auto& fill = sc.efill;
+    fill.assign(eoff.begin(), eoff.end() - 1);
     for (int64_t t = 0; t < n; ++t)
-      for (int k = 0; k < K; ++k)
-        if (idx[t * K + k] == e) {
-          rows.push_back(static_cast<int32_t>(t));
-          rw.push_back(w[t * K + k]);
-          break;  // a duplicated expert id contributes once (as y[idx] += ... does)
-        }
+      for (int k = 0; k < K; ++k) {
+        if (!first_of(t, k)) continue;
+        const size_t at = static_cast<size_t>(fill[static_cast<size_t>(idx[t * K + k])]++);
+        rows[at] = static_cast<int32_t>(t);
+        rw[at] = w[t * K + k];
+      }
   }
-  eoff[static_cast<size_t>(E)] = static_cast<int64_t>(rows.size());
   const int64_t cap = moe_batch_rows(n, K);
   for (int e0 = 0; e0 < E;) {
     // experts [e0, e1) whose rows fit the batch (at least one expert)
@@ -109,8 +144,7 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
         groups.push_back({&ew.w3, X, rr, m, Rows{&ue[off * I], m, I}});
       }
       be.linear_fp4_grouped(groups);
-      for (int64_t i = 0; i < nr; ++i)
-        ref::swiglu(&ge[i * I], &ue[i * I], I, limit, rw[static_cast<size_t>(r0 + i)], &he[i * I]);
+      swiglu_rows(be, ge.data(), ue.data(), nr, I, limit, &rw[static_cast<size_t>(r0)], he.data());
       groups.clear();
       for (int e = e0; e < e1; ++e) {
         const int64_t off = eoff[static_cast<size_t>(e)] - r0;
@@ -120,11 +154,16 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
         groups.push_back({&ew.w2, ConstRows{&he[off * I], m, I}, nullptr, m, Rows{&ye[off * dim], m, dim}});
       }
       be.linear_fp4_grouped(groups);
-      for (int64_t i = 0; i < nr; ++i) {
-        float* a = &acc[rows[static_cast<size_t>(r0 + i)] * dim];
-        const float* y = &ye[i * dim];
-        for (int64_t d = 0; d < dim; ++d) a[d] = a[d] + y[d];
-      }
+      // acc[token] += y in ascending expert order, per block of columns (no two pieces share one)
+      const int64_t nb = (dim + kMoeCols - 1) / kMoeCols;
+      be.for_units(nb, 1.0 * nr * kMoeCols, [&](int64_t b, int64_t e) {
+        const int64_t d0 = b * kMoeCols, d1 = std::min(dim, e * kMoeCols);
+        for (int64_t i = 0; i < nr; ++i) {
+          float* a = &acc[rows[static_cast<size_t>(r0 + i)] * dim];
+          const float* y = &ye[i * dim];
+          for (int64_t d = d0; d < d1; ++d) a[d] = a[d] + y[d];
+        }
+      });
     }
     e0 = e1;
   }
@@ -136,9 +175,12 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   ye.resize(static_cast<size_t>(n * dim));
   be.linear_fp8(mw.shared.w1, X, Rows{ge.data(), n, I});
   be.linear_fp8(mw.shared.w3, X, Rows{ue.data(), n, I});
-  for (int64_t t = 0; t < n; ++t) ref::swiglu(&ge[t * I], &ue[t * I], I, 0.0f, -1.0f, &he[t * I]);
+  swiglu_rows(be, ge.data(), ue.data(), n, I, 0.0f, nullptr, he.data());
   be.linear_fp8(mw.shared.w2, ConstRows{he.data(), n, I}, Rows{ye.data(), n, dim});
-  for (int64_t i = 0; i < n * dim; ++i) out[i] = ref::bf16r(acc[i] + ye[i]);
+  const int64_t nb = (n * dim + kMoeCols - 1) / kMoeCols;
+  be.for_units(nb, 1.0 * kMoeCols, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * kMoeCols; i < std::min(n * dim, e * kMoeCols); ++i) out[i] = ref::bf16r(acc[i] + ye[i]);
+  });
   if (hook && *hook) (*hook)("ffn_out", id, pos0, n, dim, out);
 }
 

@@ -43,7 +43,6 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(hc_post, n * hc);
   res(hc_comb, n * hc * hc);
   res(hc_dots, n * c.hc_mix());
-  res(hc_tmp, flat);
   res(rope_cos, n * c.rope_head_dim / 2);
   res(rope_sin, n * c.rope_head_dim / 2);
   res(qlat, n * c.q_lora_rank);
@@ -78,6 +77,7 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(rw, n * K);
   res(erows, n * K);
   res(eoff, E + 1);
+  res(efill, E);
   res(egroups, 2 * E);
   res(head_dots, n * hc);
   res(head_y, n * dim);

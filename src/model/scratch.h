@@ -14,7 +14,7 @@ namespace dsv4 {
 
 struct ForwardScratch {
   // block level: sub-layer inputs/outputs and the hyper-connection split per row
-  std::vector<float> a, xin, f, hc_pre, hc_post, hc_comb, hc_dots, hc_tmp;
+  std::vector<float> a, xin, f, hc_pre, hc_post, hc_comb, hc_dots;
   // attention
   std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, scores, staging, o, u;
   std::vector<int32_t> sel, lists, topk_work;
@@ -25,10 +25,10 @@ struct ForwardScratch {
   std::vector<float> ca, cg, cz, ccos, csin;
   std::vector<const float*> cvals, cscores;
   // MoE: routed rows grouped by expert (ascending id), processed in batches of at most
-  // moe_batch_rows(n) rows; eoff[e] = first row of expert e in the current batch
+  // moe_batch_rows(n) rows; eoff[e] = first row of expert e (erows), efill its fill cursor
   std::vector<float> gate, gw, acc, ge, ue, he, ye, rw;
   std::vector<int32_t> gidx, erows;
-  std::vector<int64_t> eoff;
+  std::vector<int64_t> eoff, efill;
   std::vector<Backend::Fp4Group> egroups;
   // head and MTP
   std::vector<float> head_dots, head_y, me, mhn, mep, mhp, mx;

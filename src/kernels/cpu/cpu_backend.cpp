@@ -21,6 +21,9 @@ void round_rows_bf16(const dsv4::Rows& y, int64_t cols) {
   }
 }
 
+// Output rows the kernels round to BF16 as each thread finishes its columns.
+cpu::OutRows bf16_out(const dsv4::Rows& y) { return {y.p, y.ld, true}; }
+
 void check_out(const char* op, int64_t xrows, const dsv4::Rows& y) {
   if (y.n != xrows) throw_error(op, ": output has ", y.n, " rows, input ", xrows);
 }
@@ -32,13 +35,11 @@ class CpuBackend final : public Backend {
 
   void linear_fp8(const Fp8Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_fp8", x.n, y);
-    cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
-    round_rows_bf16(y, w.rows);
+    cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, bf16_out(y), pool());
   }
   void linear_fp4(const Fp4Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_fp4", x.n, y);
-    cpu::linear_fp4({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool());
-    round_rows_bf16(y, w.rows);
+    cpu::linear_fp4({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, bf16_out(y), pool());
   }
   void linear_fp4_grouped(std::span<const Backend::Fp4Group> groups) const override {
     thread_local std::vector<cpu::Fp4Group> g;  // no allocation once warmed up
@@ -47,24 +48,20 @@ class CpuBackend final : public Backend {
       if (a.count == 0) continue;
       check_out("linear_fp4_grouped", a.count, a.y);
       g.push_back({{a.w->w, a.w->s, a.w->rows, a.w->cols}, a.x.p, a.x.ld, a.rows, a.count,
-                   {a.y.p, a.y.ld}});
+                   bf16_out(a.y)});
     }
     cpu::linear_fp4_grouped(g, pool());
-    for (const Backend::Fp4Group& a : groups)
-      if (a.count > 0) round_rows_bf16(a.y, a.w->rows);
   }
   // wo_a stays FP8 in memory (half the bytes of the BF16 copy per decoded token).
   bool keeps_wo_a_fp8() const override { return true; }
   void linear_fp8_bf16act(const Fp8Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_fp8_bf16act", x.n, y);
-    cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool(), false);
-    round_rows_bf16(y, w.rows);
+    cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, bf16_out(y), pool(), false);
   }
   void linear_bf16(const Bf16Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_bf16", x.n, y);
-    cpu::linear_bf16({w.w, w.rows, w.cols}, {x.p, x.n, x.ld}, {y.p, y.ld}, pool(),
+    cpu::linear_bf16({w.w, w.rows, w.cols}, {x.p, x.n, x.ld}, bf16_out(y), pool(),
                      Bf16Act::RoundToBf16);
-    round_rows_bf16(y, w.rows);
   }
   void linear_f32(const Bf16Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_f32", x.n, y);
@@ -85,6 +82,15 @@ class CpuBackend final : public Backend {
   bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
     cpu::indexer_scores_fp4(a, keys, key_bytes, pool());  // compact keys scanned in place (indexer_fp4.h)
     return true;
+  }
+  void run_units(int64_t n, double unit_ns, UnitsFn fn, void* ctx) const override {
+    // Waking a spinning worker costs about a microsecond; below ~8 us of work one thread wins.
+    constexpr double kMinParallelNs = 8000.0;
+    if (n >= 2 && pool_.size() > 1 && static_cast<double>(n) * unit_ns >= kMinParallelNs) {
+      pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) { fn(ctx, b, e); }, Schedule::Guided);
+    } else if (n > 0) {
+      fn(ctx, 0, n);
+    }
   }
 
  private:

@@ -150,6 +150,15 @@ struct Act {
 
 int64_t vnni_elems(int64_t m, int64_t kp) { return (m + 15) / 16 * 16 * kp; }
 
+// Output columns [n_lo, n_hi) of rows [0, m) are final: round them when y asks for BF16.
+void finish_cols(const OutRows& y, int64_t m, int64_t n_lo, int64_t n_hi) {
+  if (!y.round_bf16) return;
+  for (int64_t i = 0; i < m; ++i) {
+    float* r = y.data + i * y.ld;
+    for (int64_t j = n_lo; j < n_hi; ++j) r[j] = bf16_bits_to_f32(f32_to_bf16_bits(r[j]));
+  }
+}
+
 // Software prefetch (to L2) of `bytes` from each of `rows` rows of stride ld.
 void prefetch_rows(const uint8_t* p, int64_t ld, int rows, int64_t bytes) {
   for (int r = 0; r < rows; ++r)
@@ -382,6 +391,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
         }
         lo = hi;
       }
+      finish_cols(y, m, b, e);
     }, Schedule::Guided);
     return;
   }
@@ -397,6 +407,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const int64_t grain = tiled(kind) ? kTilePanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, prefetch, b, e, k, m, act, y);
+    finish_cols(y, m, b, e);
   }, Schedule::Guided);
 }
 
@@ -441,6 +452,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       const int64_t units = (g.w.n + unit_rows - 1) / unit_rows, k = g.w.k;
       const int64_t lo = std::max(ub, unit0), hi = std::min(ue, unit0 + units);
       if (lo < hi) {
+        const int64_t n_lo = (lo - unit0) * unit_rows;
+        const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
         if (act.kind == Gemm::Bf16Dot) {
           for (int64_t u = lo; u < hi; ++u) {
             const int64_t n0 = (u - unit0) * kPanelRows;
@@ -456,10 +469,9 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
           auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
             prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kTileChunk / 2);
           };
-          const int64_t n_lo = (lo - unit0) * unit_rows;
-          const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
           run_panels(kern, decode, prefetch, n_lo, n_hi, k, g.count, act, g.y);
         }
+        finish_cols(g.y, g.count, n_lo, n_hi);
       }
       unit0 += units;
     }
@@ -490,6 +502,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
                              y.data + m0 * y.ld + n0, y.ld);
         }
       }
+      finish_cols(y, m, b, e);
     }, Schedule::Guided);
     return;
   }
@@ -516,6 +529,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   const int64_t grain = tiled(kind) ? kTilePanelRows : kPanelRows;
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, copy, prefetch, b, e, kp, m, act, y);
+    finish_cols(y, m, b, e);
   }, Schedule::Guided);
 }
 
@@ -528,8 +542,10 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const int64_t k = w.k, m = x.m, kp = (k + 15) / 16 * 16;
   // Panels of kWidePanelRows weight rows and the activations, zero padded to kp (a copy: these
   // matrices are small, e.g. the [24 x 16384] hyper-connection mixes).
-  // In place when no padding is needed.
-  const bool in_place = k == kp && w.n % kWidePanelRows == 0;
+  // In place when no padding is needed. Decode splits them in 4-row units, so both threads get
+  // an equal share of the 24 rows (8-row units split them 2:1).
+  const int64_t unit_rows = m <= 2 ? kPanelRows : kWidePanelRows;
+  const bool in_place = k == kp && w.n % unit_rows == 0;
   thread_local AlignedVector<float> t_x;
   const float* xa = x.data;
   int64_t lda = x.ld;
@@ -542,12 +558,15 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     xa = buf;
     lda = kp;
   }
-  parallel_for(pool_for_work(pool, double(m) * w.n * k), (w.n + kWidePanelRows - 1) / kWidePanelRows, 1,
+  // Work: a float32 weight read from memory costs about as much as 4 MACs (its 4 bytes), so a
+  // decode GEMV over a 1.5 MiB mix is split too.
+  const double work = double(std::max<int64_t>(m, 4)) * w.n * k;
+  parallel_for(pool_for_work(pool, work), (w.n + unit_rows - 1) / unit_rows, 1,
                [&](int64_t b, int64_t e, int) {
     float* panel = in_place ? nullptr : grow(t_panel_f32, static_cast<size_t>(kWidePanelRows * kp));
     for (int64_t u = b; u < e; ++u) {
-      const int64_t n0 = u * kWidePanelRows;
-      const int nr = static_cast<int>(std::min<int64_t>(kWidePanelRows, w.n - n0));
+      const int64_t n0 = u * unit_rows;
+      const int nr = static_cast<int>(std::min<int64_t>(unit_rows, w.n - n0));
       if (in_place) {
         kern.dot_f32(w.data + n0 * k, k, nr, xa, lda, m, kp, y.data + n0, y.ld);
         continue;

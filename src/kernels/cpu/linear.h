@@ -46,6 +46,9 @@ struct Rows {  // float32 activation rows: row i at data + i * ld
 struct OutRows {  // float32 output rows: row i at data + i * ld
   float* data = nullptr;
   int64_t ld = 0;
+  // Round every output to the nearest BF16 value (ties to even) as the thread that computed it
+  // finishes its share (the reference's bf16 output rounding, without a serial pass after).
+  bool round_bf16 = false;
 };
 
 void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,

@@ -36,16 +36,17 @@ void hc_pre_finish(const float* x, int hc, int64_t dim, const float* dots, const
 }
 
 void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* post,
-             const float* comb, float* y) {
+             const float* comb, int64_t d0, int64_t d1, float* y) {
+  const int64_t w = d1 - d0;
   for (int k = 0; k < hc; ++k) {
-    for (int64_t d = 0; d < dim; ++d) {
+    for (int64_t d = d0; d < d1; ++d) {
       double s = 0.0;
       for (int j = 0; j < hc; ++j) {
         const float prod = comb[j * hc + k] * x[j * dim + d];
         s += prod;
       }
       const float first = post[k] * f[d];
-      y[k * dim + d] = bf16r(first + static_cast<float>(s));
+      y[k * w + (d - d0)] = bf16r(first + static_cast<float>(s));
     }
   }
 }

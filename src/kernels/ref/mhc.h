@@ -17,9 +17,11 @@ struct HcSplit {
 void hc_pre_finish(const float* x /*[hc][dim]*/, int hc, int64_t dim, const float* dots,
                    const float* scale, const float* base, int iters, float norm_eps, float hc_eps,
                    HcSplit split, float* a /*[dim]*/);
-// hc_post: y[k][d] = bf16( f32( f32(post[k]*f[d]) + f32(ideal sum_j f32(comb[j][k]*X[j][d])) ) ).
+// hc_post: y[k][d] = bf16( f32( f32(post[k]*f[d]) + f32(ideal sum_j f32(comb[j][k]*X[j][d])) ) )
+// for the columns d in [d0, d1); y is [hc][d1 - d0] (column d at d - d0). Every column is
+// independent, so the row can be computed in pieces.
 void hc_post(const float* x /*[hc][dim]*/, const float* f /*[dim]*/, int hc, int64_t dim,
-             const float* post, const float* comb, float* y /*[hc][dim]*/);
+             const float* post, const float* comb, int64_t d0, int64_t d1, float* y);
 // hc_head: pre[j] = f32( sigmoid32( f32( f32(mixes[j]*scale[0]) + base[j] ) ) + hc_eps ) (no FMA),
 // a = bf16( ideal sum_j f32(pre[j] * X[j]) ).
 void hc_head_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
