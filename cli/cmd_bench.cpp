@@ -7,10 +7,12 @@
 //   Decode weight traffic = tok/s x active weight bytes per token, counted from the checkpoint's
 //   tensors (routed experts scaled by experts-per-token / experts, one embedding row, no MTP
 //   block; FP8/FP4 as stored), compared with a streaming-read probe: one long probe at the start
-//   (the header line) and one short pass right before every timed repetition, so each test is
-//   judged against the bandwidth the machine had while it ran (the medians of those passes are
-//   the probe_gb_per_s column). The engine maps the weights populated (every page read and
-//   mapped at load), so no test pays for page-cache misses or page faults.
+//   (the header line) and one short pass right before and one right after every timed repetition
+//   (untimed), so each test is judged against the bandwidth the machine had while it ran: the
+//   bandwidth of a shared machine drifts within seconds, and the mean of the two passes brackets
+//   the run (probe_gb_per_s is the median of those means; bw_fraction = weight_gb_per_s /
+//   probe_gb_per_s, so the CSV stays self-consistent). The engine reads every weight page at
+//   load (private memory or populated mapping), so no test pays for page-cache misses or faults.
 //   Prefill rows count every weight once per forward call (chunk of --chunk tokens).
 #include <algorithm>
 #include <chrono>
@@ -94,7 +96,7 @@ struct Row {
   double tok_per_s = 0;
   double weight_gb_per_s = 0;
   double bw_fraction = 0;
-  double probe = 0;       // median of the probe passes run before each repetition (GB/s)
+  double probe = 0;       // median over reps of the mean probe pass before and after (GB/s)
 };
 
 double median(std::vector<double> v) {
@@ -292,10 +294,11 @@ DSV4_COMMAND(bench) {
                   std::vector<double> secs, probes;
                   for (int r = 0; r < o->reps; ++r) {
                     session->rewind(d);
-                    probes.push_back(probe_pass());
+                    const double before = probe_pass();
                     const auto t0 = clock::now();
                     session->prefill(std::span<const int32_t>(toks.data() + d, o->prompt), logits);
                     secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                    probes.push_back(0.5 * (before + probe_pass()));
                   }
                   const double chunks = double((o->prompt + o->chunk - 1) / o->chunk);
                   rows.push_back(summarise("pp" + std::to_string(o->prompt), d, threads, o->prompt,
@@ -309,10 +312,11 @@ DSV4_COMMAND(bench) {
                     } else {
                       session->prefill(std::span<const int32_t>(toks.data(), start), {});
                     }
-                    probes.push_back(probe_pass());
+                    const double before = probe_pass();
                     const auto t0 = clock::now();
                     for (int64_t i = 0; i < o->gen; ++i) session->decode(toks[start + i], logits);
                     secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                    probes.push_back(0.5 * (before + probe_pass()));
                   }
                   rows.push_back(summarise("tg" + std::to_string(o->gen), d, threads, o->gen, secs,
                                            double(o->gen) * wb.per_token, probes));
