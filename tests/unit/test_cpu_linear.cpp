@@ -181,8 +181,10 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
   const auto x = random_rows(rng, tokens, k, 0.5f);
   std::vector<float> xq(tokens * k);
   for (int64_t i = 0; i < tokens; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
-  // 13 rows and 3 rows: one call mixing the panel path and in-register decode at every level
-  const std::vector<std::vector<int32_t>> rows = {{0, 3, 4, 8, 8, 1, 2, 5, 6, 7, 0, 1, 2}, {}, {2, 7, 0}};
+  // 40 rows and 3 rows: one call mixing the panel path (from 32 rows on vdpbf16ps tiles) and
+  // in-register decode at every level
+  std::vector<std::vector<int32_t>> rows = {{}, {}, {2, 7, 0}};
+  for (int i = 0; i < 40; ++i) rows[0].push_back(static_cast<int32_t>((i * 7 + 3) % tokens));
   auto weight = [&](int e, int64_t r, int64_t j) {
     const uint8_t b = packed[e][r * k / 2 + j / 2];
     return double(e2m1_value(j % 2 ? b >> 4 : b & 15)) * e8m0_value(scales[e][r * k / 32 + j / 32]);
@@ -208,7 +210,7 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
     }
     // Enough rows per group for the GEMM paths (FMA / AMX tiles, partial 16-row tiles).
     std::vector<std::vector<int32_t>> many(3);
-    for (int i = 0; i < 37; ++i) many[i % 2 ? 0 : 2].push_back(static_cast<int32_t>((i * 5) % tokens));
+    for (int i = 0; i < 77; ++i) many[i % 2 ? 0 : 2].push_back(static_cast<int32_t>((i * 5) % tokens));
     std::vector<std::vector<float>> y2(3);
     std::vector<Fp4Group> groups2;
     for (int e = 0; e < 3; ++e) {

@@ -155,9 +155,13 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
         sc16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(
             _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, srows[r] + c / 32)), 23));
     }
-    __m512bh av[MR][4];
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
+    // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
+    // from L1 by each product (the sums alone take 4 x MR registers).
+    constexpr int kHeld = MR <= 2 ? MR : 1;
+    __m512bh av[kHeld][4];
+    if constexpr (MR <= 2)
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
     for (int r = 0; r < kPanelRows; ++r) {
       // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
       // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
@@ -169,10 +173,10 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
                      w3 = (__m512bh)wv[3];
       const __m512 sv = _mm512_permutexvar_ps(lane_of[j], sc16[r]);
       for (int i = 0; i < MR; ++i) {
-        __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, av[i][0]);
-        part = _mm512_dpbf16_ps(part, w1, av[i][1]);
-        part = _mm512_dpbf16_ps(part, w2, av[i][2]);
-        part = _mm512_dpbf16_ps(part, w3, av[i][3]);
+        __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
+        part = _mm512_dpbf16_ps(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
+        part = _mm512_dpbf16_ps(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
+        part = _mm512_dpbf16_ps(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
         acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
       }
     }
@@ -194,6 +198,9 @@ DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, i
   }
   int64_t i = 0;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
+  // 4 rows per decode while 4 remain: each decoded weight chunk feeds 4 activation rows.
+  for (; i + 4 <= m; i += 4)
+    fp4_dot_tile<4>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
   for (; i + 2 <= m; i += 2)
     fp4_dot_tile<2>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
   if (i < m) fp4_dot_tile<1>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);

@@ -123,11 +123,13 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
   for (int64_t c = 0; c < k; c += 64) {
-    __m512bh a0[MR], a1[MR];
-    for (int i = 0; i < MR; ++i) {
-      a0[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + c);
-      a1[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32);
-    }
+    // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
+    // from L1 by each product.
+    constexpr int kHeld = MR <= 2 ? MR : 1;
+    __m512bh av[kHeld][2];
+    if constexpr (MR <= 2)
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < 2; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
     for (int r = 0; r < kPanelRows; ++r) {
       // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T1);
@@ -137,8 +139,8 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
       const __m512bh w0 = (__m512bh)_mm512_unpacklo_epi8(lo, hi);
       const __m512bh w1 = (__m512bh)_mm512_unpackhi_epi8(lo, hi);
       for (int i = 0; i < MR; ++i) {
-        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w0, a0[i]);
-        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w1, a1[i]);
+        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
+        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
       }
     }
   }
@@ -154,6 +156,8 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   int64_t i = 0;
   const int64_t ahead = prefetch_ahead(ldw);
+  // 4 rows per decode while 4 remain: each decoded weight chunk feeds 4 activation rows.
+  for (; i + 4 <= m; i += 4) fp8_dot_tile<4>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
 }

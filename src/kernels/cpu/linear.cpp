@@ -85,11 +85,12 @@ constexpr int64_t kFmaMinRows = 8;
 // per-row decode costs grow with the rows, a decoded chunk feeds up to 16 rows at one price).
 constexpr int64_t kAmxMinRows = 3;
 // The vdpbf16ps tiles (where they beat FMA, dispatch.h GemmUnit) take over from in-register
-// decode at this many rows: their 16-lane activation blocks are full from 16 rows on, and
-// in-register decode costs one decode per 2 rows (measured on Zen 4, FP8 4096 x 4096 and FP4
-// 2048 x 4096 x 6 experts: 8 rows 195 / 148 GFLOP/s in registers vs 98 / 108 on tiles, 16 rows
-// 181 vs 217, 64 rows 181 vs 305).
-constexpr int64_t kDpTileMinRows = 12;
+// decode at this many rows. In-register decode feeds 4 activation rows per decoded chunk, so it
+// runs at ~270-300 GFLOP/s from 4 rows on; the tiles need many rows to reach that (measured on
+// Zen 4, 2 threads, GFLOP/s in registers vs tiles: FP8 4096 x 4096 at 16 rows 266 vs 232, 32
+// rows 304 vs 299, 64 rows 303 vs 331; FP4 2048 x 4096 x 6 experts at 12 rows 269 vs 210, 24
+// rows 282 vs 243; 64 rows x 1 expert 299 vs 380).
+constexpr int64_t kDpTileMinRows = 32;
 
 thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
 thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)

@@ -10,9 +10,19 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <cstdint>
+
 #include "kernels/cpu/dispatch.h"
 
 namespace dsv4::cpu::avx512 {
+
+// Activation vector v of row i of a GEMV tile at p (that row's current chunk): the copy held in
+// registers (tiles of up to 2 rows) or a load from L1 (wider tiles: their sums need the registers).
+template <int MR, int H, int V>
+DSV4_AVX512 inline __m512bh held_or_load(const __m512bh (&held)[H][V], const uint16_t* p, int i, int v) {
+  if constexpr (MR <= 2) return held[i][v];
+  else return (__m512bh)_mm512_loadu_si512(p + 32 * v);
+}
 
 // Sum of the 16 lanes (pairwise tree).
 DSV4_AVX512 inline float hsum(__m512 v) {
