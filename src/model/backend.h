@@ -125,7 +125,8 @@ class Backend {
   // f(begin, end) is called on pieces that cover [0, n) once each. `unit_ns` is a rough cost of
   // one unit; the CPU backend splits the range over its threads when the whole is worth waking
   // them, the reference backend makes one call. Each unit's result must not depend on the split
-  // (no shared accumulators), so results are identical either way.
+  // (no shared accumulators), so results are identical either way. f must not throw (it may run
+  // on a worker thread): validate inputs before the call.
   using UnitsFn = void (*)(void* ctx, int64_t begin, int64_t end);
   virtual void run_units(int64_t n, double /*unit_ns*/, UnitsFn fn, void* ctx) const {
     if (n > 0) fn(ctx, 0, n);

@@ -14,13 +14,6 @@
 namespace dsv4::cpu {
 namespace {
 
-void round_rows_bf16(const dsv4::Rows& y, int64_t cols) {
-  for (int64_t i = 0; i < y.n; ++i) {
-    float* r = y.row(i);
-    for (int64_t j = 0; j < cols; ++j) r[j] = bf16_bits_to_f32(f32_to_bf16_bits(r[j]));
-  }
-}
-
 // Output rows the kernels round to BF16 as each thread finishes its columns.
 cpu::OutRows bf16_out(const dsv4::Rows& y) { return {y.p, y.ld, true}; }
 
@@ -77,7 +70,7 @@ class CpuBackend final : public Backend {
   // SIMD butterfly (rowwise.h), then BF16 like the reference's output.
   void hadamard_rows(float* x, int64_t rows, int n) const override {
     cpu::hadamard(x, n, rows, n);
-    round_rows_bf16(dsv4::Rows{x, rows, n}, n);
+    round_to_bf16(x, rows * n);
   }
   bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
     cpu::indexer_scores_fp4(a, keys, key_bytes, pool());  // compact keys scanned in place (indexer_fp4.h)

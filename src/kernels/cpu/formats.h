@@ -29,6 +29,11 @@ inline uint16_t f32_to_bf16_bits(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// v[0, n) rounded in place to the nearest BF16 values (f32_to_bf16_bits).
+inline void round_to_bf16(float* v, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) v[j] = bf16_bits_to_f32(f32_to_bf16_bits(v[j]));
+}
+
 inline float e4m3_value(uint8_t c) {
   const int e = (c >> 3) & 0xF, m = c & 7;
   float mag;

@@ -154,10 +154,7 @@ int64_t vnni_elems(int64_t m, int64_t kp) { return (m + 15) / 16 * 16 * kp; }
 // Output columns [n_lo, n_hi) of rows [0, m) are final: round them when y asks for BF16.
 void finish_cols(const OutRows& y, int64_t m, int64_t n_lo, int64_t n_hi) {
   if (!y.round_bf16) return;
-  for (int64_t i = 0; i < m; ++i) {
-    float* r = y.data + i * y.ld;
-    for (int64_t j = n_lo; j < n_hi; ++j) r[j] = bf16_bits_to_f32(f32_to_bf16_bits(r[j]));
-  }
+  for (int64_t i = 0; i < m; ++i) round_to_bf16(y.data + i * y.ld + n_lo, n_hi - n_lo);
 }
 
 // Software prefetch (to L2) of `bytes` from each of `rows` rows of stride ld.
