@@ -314,12 +314,15 @@ DSV4_AVX2 inline void dot_bf16_tile(const uint16_t* panel, int64_t ldp, int nr, 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// Four panel rows x MR activation rows over panel positions [p0, p1); the 4 x MR vector partial
-// sums live in `part` between K chunks, the horizontal sums happen after the last chunk.
+// Four panel rows (clamped: rows >= nr repeat the last, none past nr is read) x MR activation rows
+// over panel positions [p0, p1); the 4 x MR vector partial sums live in `part` between K chunks,
+// the horizontal sums happen after the last chunk.
 template <int MR>
 DSV4_AVX2 inline void dot_f32_quad(const float* panel, int64_t ldp, int nr, const float* a,
                                    int64_t lda, int64_t p0, int64_t p1, float* part, bool first,
                                    bool last, float* y, int64_t ldy) {
+  const float* rows[4];
+  for (int r = 0; r < 4; ++r) rows[r] = panel + std::min(r, nr - 1) * ldp;
   __m256 acc[4][MR];
   for (int r = 0; r < 4; ++r)
     for (int i = 0; i < MR; ++i)
@@ -328,7 +331,7 @@ DSV4_AVX2 inline void dot_f32_quad(const float* panel, int64_t ldp, int nr, cons
     __m256 av[MR];
     for (int i = 0; i < MR; ++i) av[i] = _mm256_loadu_ps(a + i * lda + p);
     for (int r = 0; r < 4; ++r) {
-      __m256 wv = _mm256_loadu_ps(panel + r * ldp + p);
+      __m256 wv = _mm256_loadu_ps(rows[r] + p);
       asm("" : "+x"(wv));  // one load per weight vector, not one per FMA
       for (int i = 0; i < MR; ++i) acc[r][i] = _mm256_fmadd_ps(wv, av[i], acc[r][i]);
     }

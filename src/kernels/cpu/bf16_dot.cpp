@@ -83,22 +83,25 @@ DSV4_AVX512 inline void dot_bf16_tile(const uint16_t* panel, int64_t ldp, int nr
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// 8 weight rows x MR activation rows over panel positions [p0, p1). The 8 x MR vector partial
-// sums live in `part` between K chunks (loaded and stored once per chunk, off the FMA ports);
-// the horizontal sums into y happen once, after the last chunk.
-template <int MR>
+// NR weight rows (clamped pointers: rows >= nr repeat the last, so no row past nr is read) x MR
+// activation rows over panel positions [p0, p1). The NR x MR vector partial sums live in `part`
+// between K chunks (loaded and stored once per chunk, off the FMA ports); the horizontal sums
+// into y happen once, after the last chunk.
+template <int NR, int MR>
 DSV4_AVX512 inline void dot_f32_panel_tile(const float* panel, int64_t ldp, int nr, const float* a,
                                            int64_t lda, int64_t p0, int64_t p1, float* part,
                                            bool first, bool last, float* y, int64_t ldy) {
-  __m512 acc[kWidePanelRows][MR];
-  for (int r = 0; r < kWidePanelRows; ++r)
+  const float* rows[NR];
+  for (int r = 0; r < NR; ++r) rows[r] = panel + std::min(r, nr - 1) * ldp;
+  __m512 acc[NR][MR];
+  for (int r = 0; r < NR; ++r)
     for (int i = 0; i < MR; ++i)
       acc[r][i] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + 16 * (r * MR + i));
   for (int64_t p = p0; p < p1; p += 16) {
     __m512 av[MR];
     for (int i = 0; i < MR; ++i) av[i] = _mm512_loadu_ps(a + i * lda + p);
-    for (int r = 0; r < kWidePanelRows; ++r) {
-      __m512 wv = _mm512_loadu_ps(panel + r * ldp + p);
+    for (int r = 0; r < NR; ++r) {
+      __m512 wv = _mm512_loadu_ps(rows[r] + p);
       // Keep wv in a register: otherwise GCC folds the load into every FMA that uses it, doubling
       // the loads per FMA.
       asm("" : "+v"(wv));
@@ -109,8 +112,35 @@ DSV4_AVX512 inline void dot_f32_panel_tile(const float* panel, int64_t ldp, int 
     for (int i = 0; i < MR; ++i)
       for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
   } else {
-    for (int r = 0; r < kWidePanelRows; ++r)
+    for (int r = 0; r < NR; ++r)
       for (int i = 0; i < MR; ++i) _mm512_store_ps(part + 16 * (r * MR + i), acc[r][i]);
+  }
+}
+
+// dot_f32 over NR-row tiles of MR = 3, 2, 1 activation rows, K in chunks that keep the panel
+// slice (NR x 2 KiB) in L1 while activation rows stream from L2.
+template <int NR>
+DSV4_AVX512 void dot_f32_rows(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda,
+                              int64_t m, int64_t kp, float* y, int64_t ldy) {
+  constexpr int64_t kChunk = 512;
+  struct alignas(64) Vec { float v[16]; };
+  thread_local std::vector<Vec> t_part;
+  const size_t need = static_cast<size_t>((m + 2) / 3 * 3 * NR);
+  if (t_part.size() < need) t_part.resize(need);
+  float* part = t_part.data()->v;
+  for (int64_t p0 = 0; p0 < kp; p0 += kChunk) {
+    const int64_t p1 = std::min(kp, p0 + kChunk);
+    const bool first = p0 == 0, last = p1 == kp;
+    int64_t i = 0;
+    for (; i + 3 <= m; i += 3)
+      dot_f32_panel_tile<NR, 3>(panel, ldp, nr, a + i * lda, lda, p0, p1, part + 16 * i * NR,
+                                first, last, y + i * ldy, ldy);
+    if (m - i == 2)
+      dot_f32_panel_tile<NR, 2>(panel, ldp, nr, a + i * lda, lda, p0, p1, part + 16 * i * NR,
+                                first, last, y + i * ldy, ldy);
+    if (m - i == 1)
+      dot_f32_panel_tile<NR, 1>(panel, ldp, nr, a + i * lda, lda, p0, p1, part + 16 * i * NR,
+                                first, last, y + i * ldy, ldy);
   }
 }
 
@@ -177,27 +207,12 @@ DSV4_AVX512 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint
 
 DSV4_AVX512 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda,
                          int64_t m, int64_t kp, float* y, int64_t ldy) {
-  // K chunks keep the 8-row panel slice (16 KiB) in L1 while activation rows stream from L2.
-  constexpr int64_t kChunk = 512;
-  struct alignas(64) Vec { float v[16]; };
-  thread_local std::vector<Vec> t_part;
-  const size_t need = static_cast<size_t>((m + 2) / 3 * 3 * kWidePanelRows);
-  if (t_part.size() < need) t_part.resize(need);
-  float* part = t_part.data()->v;
-  for (int64_t p0 = 0; p0 < kp; p0 += kChunk) {
-    const int64_t p1 = std::min(kp, p0 + kChunk);
-    const bool first = p0 == 0, last = p1 == kp;
-    int64_t i = 0;
-    for (; i + 3 <= m; i += 3)
-      dot_f32_panel_tile<3>(panel, ldp, nr, a + i * lda, lda, p0, p1,
-                            part + 16 * i * kWidePanelRows, first, last, y + i * ldy, ldy);
-    if (m - i == 2)
-      dot_f32_panel_tile<2>(panel, ldp, nr, a + i * lda, lda, p0, p1,
-                            part + 16 * i * kWidePanelRows, first, last, y + i * ldy, ldy);
-    if (m - i == 1)
-      dot_f32_panel_tile<1>(panel, ldp, nr, a + i * lda, lda, p0, p1,
-                            part + 16 * i * kWidePanelRows, first, last, y + i * ldy, ldy);
-  }
+  // 4-row units (the decode split of the hc mixes) take 4-row tiles: no wasted FMAs and no read
+  // past the unit's rows when it is the matrix's last.
+  if (nr <= kPanelRows)
+    dot_f32_rows<kPanelRows>(panel, ldp, nr, a, lda, m, kp, y, ldy);
+  else
+    dot_f32_rows<kWidePanelRows>(panel, ldp, nr, a, lda, m, kp, y, ldy);
 }
 
 DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a,

@@ -74,8 +74,8 @@ struct PanelKernels {
   // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p] for r < nr, i < m; kp % 32 == 0.
   void (*dot_bf16)(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,
                    int64_t m, int64_t kp, float* y, int64_t ldy);
-  // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p], float32 panel of kWidePanelRows rows
-  // (rows >= nr zero) and float32 activations (FMA), kp % 16 == 0.
+  // y[i * ldy + r] = sum_{p < kp} panel[r][p] * a[i][p] for r < nr <= kWidePanelRows, float32
+  // panel and activations (FMA), kp % 16 == 0; no panel row >= nr is read.
   void (*dot_f32)(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
                   int64_t kp, float* y, int64_t ldy);
   // Small-M FP4 path: rows [0, nr) (packed row r at w + r * ldw, scales at s + r * lds) decoded in
