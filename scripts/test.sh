@@ -6,7 +6,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh"
 if [ "${SANITIZE:-0}" = 1 ]; then
   export BUILD_DIR="${BUILD_DIR:-$root/build-asan}"
-  BUILD_TYPE=RelWithDebInfo "$root/scripts/build.sh" -DDSV4_SANITIZE=ON
+  # The tests run the CLI and the test binary only; the microbenchmarks are not built here.
+  # Line tables (-g1) are all the sanitizer reports need, and compile ~20% faster than -g.
+  BUILD_TARGETS="dsv4 dsv4_tests" BUILD_TYPE=RelWithDebInfo "$root/scripts/build.sh" \
+    -DDSV4_SANITIZE=ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
 else
   export BUILD_DIR="${BUILD_DIR:-$root/build}"
   "$root/scripts/build.sh"
