@@ -33,14 +33,14 @@ class CpuAttentionDims : public ::testing::TestWithParam<int> {};
 // SIMD level, with its 8-dim PV remainder).
 INSTANTIATE_TEST_SUITE_P(HeadDims, CpuAttentionDims, ::testing::Values(80, 88));
 
-TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
+void expect_sparse_attention_matches_float64(int H, int D) {
   std::mt19937 rng(11);
-  const int H = 5, D = GetParam();
   const int64_t n = 3, split = 7, n2 = 30, L = 40;
   const auto q = bf16_randn(rng, n * H * D, 1.0f);
   const auto k1 = bf16_randn(rng, split * D, 1.0f);
   const auto k2 = bf16_randn(rng, n2 * D, 1.0f);
-  std::vector<float> sink = {0.5f, -1.0f, 2.0f, 0.0f, -3.0f};
+  std::vector<float> sink(H);
+  for (int h = 0; h < H; ++h) sink[h] = std::vector<float>{0.5f, -1.0f, 2.0f, 0.0f, -3.0f}[h % 5] + 0.25f * (h / 5);
   std::vector<int32_t> lists(n * L, -1);
   std::uniform_int_distribution<int> pick(0, split + n2 - 1);
   for (int64_t j = 0; j < L; ++j) lists[j] = (j % 3 == 2) ? -1 : pick(rng);   // row 0: padded
@@ -76,27 +76,39 @@ TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
           s.push_back(d * a.scale);
           ks.push_back(kk);
         }
-        double m = sink[h];
+        // The reference's online softmax (one block: L <= 64): probabilities relative to the
+        // scores' maximum (their BF16 rounding depends on it), the sink joins the denominator last.
+        double m = s.empty() ? sink[h] : s[0];
         for (double v : s) m = std::max(m, v);
-        double l = std::exp(sink[h] - m);
+        double l = 0;
         for (size_t j = 0; j < s.size(); ++j) {
           const double p = std::exp(s[j] - m);
           l += p;
           const double pb = bf16v(static_cast<float>(p));  // the reference's BF16 PV weights
           for (int i = 0; i < D; ++i) acc[i] += pb * ks[j][i];
         }
+        l += std::exp(sink[h] - m);
         for (int i = 0; i < D; ++i) {
           const double ref = acc[i] / l;
           const float got = out[(t * H + h) * D + i];
           // BF16 output: half an ulp (2^-9 relative) plus float32 / exp approximation slack.
           ASSERT_NEAR(got, ref, std::ldexp(std::fabs(ref), -8) + 1e-6)
-              << isa_name(isa) << " t " << t << " h " << h << " d " << i;
+              << isa_name(isa) << " H " << H << " t " << t << " h " << h << " d " << i;
           if (t == 2) {
             ASSERT_EQ(got, 0.0f);
           }
         }
       }
     }
+  }
+}
+
+// H = 5: one unit of 4 + 1 heads; H = 21: at the AVX-512 level a 16-head unit (4 groups sharing
+// the BF16 key copy) and a 5-head one.
+TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
+  for (const int H : {5, 21}) {
+    SCOPED_TRACE(H);
+    expect_sparse_attention_matches_float64(H, GetParam());
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/error.h"
@@ -16,6 +17,8 @@ namespace dsv4::cpu {
 namespace {
 
 constexpr int kHeadGroup = 4;
+// Heads per work unit at the AVX-512 level: its groups of 4 share one BF16 copy of each key block.
+constexpr int kTaskHeads = 16;
 constexpr int kAttnBlock = ref::kAttnBlock;  // list positions per online-softmax block
 constexpr int kMaxHeadDim = 1024;            // bound of the on-stack accumulators
 constexpr int64_t kKeyChunk = 256;
@@ -113,37 +116,66 @@ DSV4_AVX512 inline __m512 bf16_round_ps(__m512 x) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
 }
 
-// Scores of 4 heads (pointers q[4]) against 4 keys (k[4]) over D (multiple of 16).
-DSV4_AVX512 inline void qk_4x4(const float* const* q, const float* const* k, int D, float out[4][4]) {
+// Scores of 4 heads (BF16 rows q[4]) against 4 keys (BF16 rows k[4]) over Dp (multiple of 32):
+// vdpbf16ps multiplies the BF16 values exactly and sums pairs in float32.
+DSV4_AVX512 inline void qk_4x4(const uint16_t* const* q, const uint16_t* const* k, int Dp,
+                               float out[4][4]) {
   __m512 acc[4][4];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
-  for (int d = 0; d < D; d += 16) {
-    __m512 kv[4];
-    for (int j = 0; j < 4; ++j) kv[j] = _mm512_loadu_ps(k[j] + d);
+  for (int d = 0; d < Dp; d += 32) {
+    __m512bh kv[4];
+    for (int j = 0; j < 4; ++j) kv[j] = (__m512bh)_mm512_loadu_si512(k[j] + d);
     for (int h = 0; h < 4; ++h) {
-      const __m512 qv = _mm512_loadu_ps(q[h] + d);
-      for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_fmadd_ps(qv, kv[j], acc[h][j]);
+      const __m512bh qv = (__m512bh)_mm512_loadu_si512(q[h] + d);
+      for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_dpbf16_ps(acc[h][j], qv, kv[j]);
     }
   }
   for (int h = 0; h < 4; ++h)
     for (int j = 0; j < 4; ++j) out[h][j] = hsum(acc[h][j]);
 }
 
+// Row x[0, D) (BF16 values in float32, D % 16 == 0) -> BF16 words out[0, Dp), zero past D.
+DSV4_AVX512 inline void to_bf16_row(const float* x, int D, int Dp, uint16_t* out) {
+  int d = 0;
+  for (; d + 32 <= D; d += 32)
+    _mm512_storeu_si512(out + d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + d + 16),
+                                                              _mm512_loadu_ps(x + d)));
+  if (d < Dp)  // D % 32 == 16: the last 16 values and 16 zeros
+    _mm512_storeu_si512(out + d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_setzero_ps(),
+                                                              _mm512_loadu_ps(x + d)));
+}
+
+// Keys j and j + 1 (BF16 values in float32, D % 16 == 0) -> their BF16 words interleaved:
+// out[2d] = k0[d], out[2d + 1] = k1[d], the pair layout of the PV products.
+DSV4_AVX512 inline void to_bf16_pair(const float* k0, const float* k1, int D, uint16_t* out) {
+  const __m512i zip = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int d = 0; d < D; d += 16) {
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(k1 + d), _mm512_loadu_ps(k0 + d));
+    _mm512_storeu_si512(out + 2 * d, _mm512_permutexvar_epi16(zip, both));
+  }
+}
+
 // One block's weighted sum over `NV` vectors of 16 dims starting at d0, folded into the running
-// accumulators: acc[h] = acc[h] * alpha[h] + sum_j p[h][j] * key_j.
+// accumulators: acc[h] = acc[h] * alpha[h] + sum_j p[h][j] * key_j. The keys come in pairs (pair
+// u at kt + u * ldk, to_bf16_pair layout) and the BF16 weights p (ldp per head, zero past the
+// last key) two at a time: one vdpbf16ps takes both keys' exact products for 16 dims.
 template <int NV>
-DSV4_AVX512 inline void pv_block(const float* const* keys, int nv, const float* p, int ldp, int d0,
-                                 const float* alpha, float* acc, int lda) {
+DSV4_AVX512 inline void pv_block(const uint16_t* kt, int64_t ldk, int pairs, const uint16_t* p,
+                                 int ldp, int d0, const float* alpha, float* acc, int lda) {
   __m512 r[kHeadGroup][NV];
   for (auto& row : r)
     for (auto& v : row) v = _mm512_setzero_ps();
-  for (int j = 0; j < nv; ++j) {
-    __m512 kv[NV];
-    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(keys[j] + d0 + 16 * v);
+  for (int u = 0; u < pairs; ++u) {
+    __m512bh kv[NV];
+    for (int v = 0; v < NV; ++v)
+      kv[v] = (__m512bh)_mm512_loadu_si512(kt + u * ldk + 2 * (d0 + 16 * v));
     for (int h = 0; h < kHeadGroup; ++h) {
-      const __m512 pb = _mm512_set1_ps(p[h * ldp + j]);
-      for (int v = 0; v < NV; ++v) r[h][v] = _mm512_fmadd_ps(pb, kv[v], r[h][v]);
+      int32_t pair;
+      std::memcpy(&pair, p + h * ldp + 2 * u, sizeof pair);
+      const __m512bh pb = (__m512bh)_mm512_set1_epi32(pair);
+      for (int v = 0; v < NV; ++v) r[h][v] = _mm512_dpbf16_ps(r[h][v], pb, kv[v]);
     }
   }
   for (int h = 0; h < kHeadGroup; ++h) {
@@ -156,18 +188,29 @@ DSV4_AVX512 inline void pv_block(const float* const* keys, int nv, const float* 
 
 }  // namespace
 
-// The same online softmax as the scalar twin, 4 heads at a time sharing each key load.
+// The same online softmax as the scalar twin over up to kTaskHeads heads: each block's keys are
+// copied to BF16 once for all of them, as rows (the QK products) and as interleaved pairs (the PV
+// products), both on vdpbf16ps; the heads go through the block 4 at a time sharing each key load.
 DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
-  const int D = a.head_dim;
-  const float* keys[kAttnBlock + 4];
+  const int D = a.head_dim, Dp = (D + 31) / 32 * 32;
+  const int groups = (hn + kHeadGroup - 1) / kHeadGroup;
+  thread_local AlignedVector<uint16_t> t_keys, t_pairs, t_q;
+  thread_local AlignedVector<float> t_acc;
+  uint16_t* kb = grow(t_keys, static_cast<size_t>(kAttnBlock) * Dp);
+  uint16_t* kt = grow(t_pairs, static_cast<size_t>(kAttnBlock) * D);
+  uint16_t* qb = grow(t_q, static_cast<size_t>(kTaskHeads) * Dp);
+  float* acc = grow(t_acc, static_cast<size_t>(kTaskHeads) * kMaxHeadDim);
+  const float* keys[kAttnBlock + 1];
+  const uint16_t* kp[kAttnBlock + 4];
   alignas(64) float s[kHeadGroup * kAttnBlock];
-  alignas(64) float acc[kHeadGroup * kMaxHeadDim];
-  const float* q[kHeadGroup];
-  float* out[kHeadGroup];
-  float m[kHeadGroup], l[kHeadGroup], sink[kHeadGroup];
-  for (int h = 0; h < kHeadGroup; ++h) {
+  alignas(64) uint16_t pw[kHeadGroup * kAttnBlock];  // BF16 PV weights
+  const uint16_t* q[kTaskHeads];
+  float* out[kTaskHeads];
+  float m[kTaskHeads], l[kTaskHeads], sink[kTaskHeads];
+  for (int h = 0; h < groups * kHeadGroup; ++h) {
     const int hh = h0 + std::min(h, hn - 1);
-    q[h] = a.q + (t * a.n_heads + hh) * D;
+    to_bf16_row(a.q + (t * a.n_heads + hh) * D, D, Dp, qb + h * Dp);
+    q[h] = qb + h * Dp;
     out[h] = h < hn ? a.out + (t * a.n_heads + hh) * D : nullptr;
     sink[h] = a.sink[hh];
     m[h] = kNegInf;
@@ -178,41 +221,53 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
     const int nv = gather_block(a, t, b0, keys);
     if (nv == 0) continue;
-    for (int j = nv; j < nv + 4; ++j) keys[j] = keys[0];  // padding for the 4-key tiles
-    for (int j = 0; j < nv; j += 4) {
-      float sc[4][4];
-      qk_4x4(q, keys + j, D, sc);
-      for (int h = 0; h < kHeadGroup; ++h)
-        for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * kAttnBlock + j + jj] = sc[h][jj] * a.scale;
+    const int pairs = (nv + 1) / 2;
+    if (nv % 2) keys[nv] = keys[nv - 1];  // its weight is 0
+    for (int j = 0; j < nv; ++j) {
+      to_bf16_row(keys[j], D, Dp, kb + j * Dp);
+      kp[j] = kb + j * Dp;
     }
-    float alpha[kHeadGroup];
-    for (int h = 0; h < kHeadGroup; ++h) {
-      float* sh = s + h * kAttnBlock;
-      __m512 mv = ninf;
-      for (int j = 0; j < nv; j += 16) {
-        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
+    for (int j = nv; j < nv + 4; ++j) kp[j] = kp[0];  // padding for the 4-key tiles
+    for (int u = 0; u < pairs; ++u) to_bf16_pair(keys[2 * u], keys[2 * u + 1], D, kt + u * 2 * D);
+    for (int g = 0; g < groups; ++g) {
+      const int hg = g * kHeadGroup;
+      for (int j = 0; j < nv; j += 4) {
+        float sc[4][4];
+        qk_4x4(q + hg, kp + j, Dp, sc);
+        for (int h = 0; h < kHeadGroup; ++h)
+          for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * kAttnBlock + j + jj] = sc[h][jj] * a.scale;
       }
-      const float mn = std::max(m[h], hmax(mv));
-      alpha[h] = std::exp(m[h] - mn);
-      __m512 lv = _mm512_setzero_ps();
-      const __m512 mb = _mm512_set1_ps(mn);
-      for (int j = 0; j < nv; j += 16) {
-        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-        const __m512 p = exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb));
-        lv = _mm512_add_ps(lv, p);
-        // BF16 numerator weights (the reference's PV input); the denominator keeps float32.
-        _mm512_mask_storeu_ps(sh + j, mk, bf16_round_ps(p));
+      float alpha[kHeadGroup];
+      for (int h = 0; h < kHeadGroup; ++h) {
+        float* sh = s + h * kAttnBlock;
+        uint16_t* ph = pw + h * kAttnBlock;
+        __m512 mv = ninf;
+        for (int j = 0; j < nv; j += 16) {
+          const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
+          mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
+        }
+        const float mn = std::max(m[hg + h], hmax(mv));
+        alpha[h] = std::exp(m[hg + h] - mn);
+        __m512 lv = _mm512_setzero_ps();
+        const __m512 mb = _mm512_set1_ps(mn);
+        for (int j = 0; j < nv; j += 16) {
+          const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
+          const __m512 p = exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb));
+          lv = _mm512_add_ps(lv, p);
+          // BF16 numerator weights (the reference's PV input); the denominator keeps float32.
+          _mm256_mask_storeu_epi16(ph + j, mk, (__m256i)_mm512_cvtneps_pbh(p));
+        }
+        if (nv % 2) ph[nv] = 0;
+        l[hg + h] = std::fma(l[hg + h], alpha[h], hsum(lv));
+        m[hg + h] = mn;
       }
-      l[h] = std::fma(l[h], alpha[h], hsum(lv));
-      m[h] = mn;
+      float* ag = acc + hg * kMaxHeadDim;
+      int d0 = 0;
+      for (; d0 + 64 <= D; d0 += 64) pv_block<4>(kt, 2 * D, pairs, pw, kAttnBlock, d0, alpha, ag, kMaxHeadDim);
+      for (; d0 < D; d0 += 16) pv_block<1>(kt, 2 * D, pairs, pw, kAttnBlock, d0, alpha, ag, kMaxHeadDim);
     }
-    int d0 = 0;
-    for (; d0 + 64 <= D; d0 += 64) pv_block<4>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim);
-    for (; d0 < D; d0 += 16) pv_block<1>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim);
   }
-  for (int h = 0; h < kHeadGroup; ++h) {
-    if (out[h] == nullptr) continue;
+  for (int h = 0; h < hn; ++h) {
     const __m512 lt = _mm512_set1_ps(l[h] + std::exp(sink[h] - m[h]));
     const float* ah = acc + h * kMaxHeadDim;
     for (int d = 0; d < D; d += 16)
@@ -437,13 +492,14 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
                 ", at most ", kMaxHeadDim, ")");
   const bool simd = isa_at_least(Isa::Avx512Bf16) && a.head_dim % 16 == 0;
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
-  const int64_t groups = (a.n_heads + kHeadGroup - 1) / kHeadGroup;
+  const int unit_heads = simd ? kTaskHeads : kHeadGroup;
+  const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   parallel_for(pool_for_work(pool, work), a.n * groups, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const int64_t t = u / groups;
-      const int h0 = static_cast<int>(u % groups) * kHeadGroup;
-      const int hn = std::min(kHeadGroup, a.n_heads - h0);
+      const int h0 = static_cast<int>(u % groups) * unit_heads;
+      const int hn = std::min(unit_heads, a.n_heads - h0);
       if (simd) {
         avx512::sparse_attention_rows(a, t, h0, hn);
       } else if (simd2) {

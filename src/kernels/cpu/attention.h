@@ -2,7 +2,9 @@
 // structs of the compute seam (model/backend.h). Float32 accumulation, order free; the results
 // are rounded to BF16 where the reference rounds its outputs (attention output, indexer score).
 //   sparse_attention: one KV vector per key shared by all heads (K = V); each gathered key is
-//     loaded once per group of 4 heads. The rounding points follow the reference's online
+//     loaded once per group of 4 heads. At the AVX-512 level a unit of 16 heads copies each block
+//     of keys (and its queries) to BF16 once and takes the QK products on vdpbf16ps (exact
+//     products of the BF16 inputs, float32 sums). The rounding points follow the reference's online
 //     softmax: the list is consumed in blocks of 64 positions with a running maximum, the
 //     probabilities are rounded to BF16 for the weighted sum (not for the denominator), and the
 //     per-head sink logit joins the denominator last. Allocation-free (bounded on-stack scratch,
@@ -33,7 +35,7 @@ namespace avx2 {  // head_dim % 8 == 0 for sparse_attention_rows
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace avx2
-namespace avx512 {  // head_dim % 16 == 0 for sparse_attention_rows
+namespace avx512 {  // head_dim % 16 == 0 and hn <= 16 for sparse_attention_rows
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace avx512
