@@ -121,11 +121,13 @@ BENCHMARK(BM_LinearFp8)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-// Args: N, K, M (rows per expert), experts
+// Args: N, K, M (rows per expert), experts, dram (1 = rotate weight sets through > 1 GiB when
+// M == 1, 0 = one cache-resident set: the decode kernel's compute ceiling)
 void BM_LinearFp4(benchmark::State& st) {
   const int64_t n = st.range(0), k = st.range(1), m = st.range(2), experts = st.range(3);
   const size_t wbytes = n * k / 2, sbytes = n * k / 32, per = wbytes + sbytes;
-  const size_t sets = m == 1 ? std::max<size_t>(1, kRotateBytes / (per * experts)) : 1;
+  const size_t sets =
+      m == 1 && st.range(4) ? std::max<size_t>(1, kRotateBytes / (per * experts)) : 1;
   const size_t total = sets * experts;
   std::vector<std::vector<uint8_t>> w(total, std::vector<uint8_t>(wbytes)), s(total, std::vector<uint8_t>(sbytes));
   for (size_t c = 0; c < total; ++c) {
@@ -153,19 +155,20 @@ void BM_LinearFp4(benchmark::State& st) {
   set_counters(st, double(per * experts), 2.0 * m * n * k * experts);
 }
 BENCHMARK(BM_LinearFp4)
-    ->ArgNames({"N", "K", "M", "experts"})
-    ->Args({2048, 4096, 1, 1})
-    ->Args({4096, 2048, 1, 1})
-    ->Args({2048, 4096, 1, 6})
-    ->Args({2048, 4096, 3, 6})
-    ->Args({2048, 4096, 4, 6})
-    ->Args({2048, 4096, 8, 6})
-    ->Args({2048, 4096, 12, 6})
-    ->Args({2048, 4096, 24, 6})
-    ->Args({2048, 4096, 64, 1})
-    ->Args({2048, 4096, 256, 1})
-    ->Args({2048, 4096, 512, 1})
-    ->Args({2048, 4096, 16, 16})
+    ->ArgNames({"N", "K", "M", "experts", "dram"})
+    ->Args({2048, 4096, 1, 1, 1})
+    ->Args({4096, 2048, 1, 1, 1})
+    ->Args({1024, 2048, 1, 1, 0})
+    ->Args({2048, 4096, 1, 6, 1})
+    ->Args({2048, 4096, 3, 6, 1})
+    ->Args({2048, 4096, 4, 6, 1})
+    ->Args({2048, 4096, 8, 6, 1})
+    ->Args({2048, 4096, 12, 6, 1})
+    ->Args({2048, 4096, 24, 6, 1})
+    ->Args({2048, 4096, 64, 1, 1})
+    ->Args({2048, 4096, 256, 1, 1})
+    ->Args({2048, 4096, 512, 1, 1})
+    ->Args({2048, 4096, 16, 16, 1})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
