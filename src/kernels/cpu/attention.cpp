@@ -204,15 +204,13 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   const uint16_t* kp[kAttnBlock + 4];
   alignas(64) float s[kHeadGroup * kAttnBlock];
   alignas(64) uint16_t pw[kHeadGroup * kAttnBlock];  // BF16 PV weights
+  // Heads past hn (padding of the last group of 4) repeat head hn - 1 and are not written.
   const uint16_t* q[kTaskHeads];
-  float* out[kTaskHeads];
-  float m[kTaskHeads], l[kTaskHeads], sink[kTaskHeads];
+  float m[kTaskHeads], l[kTaskHeads];
   for (int h = 0; h < groups * kHeadGroup; ++h) {
     const int hh = h0 + std::min(h, hn - 1);
     to_bf16_row(a.q + (t * a.n_heads + hh) * D, D, Dp, qb + h * Dp);
     q[h] = qb + h * Dp;
-    out[h] = h < hn ? a.out + (t * a.n_heads + hh) * D : nullptr;
-    sink[h] = a.sink[hh];
     m[h] = kNegInf;
     l[h] = 0.0f;
     std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
@@ -268,10 +266,11 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
     }
   }
   for (int h = 0; h < hn; ++h) {
-    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(sink[h] - m[h]));
+    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(a.sink[h0 + h] - m[h]));
     const float* ah = acc + h * kMaxHeadDim;
+    float* out = a.out + (t * a.n_heads + h0 + h) * D;
     for (int d = 0; d < D; d += 16)
-      _mm512_storeu_ps(out[h] + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
+      _mm512_storeu_ps(out + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
   }
 }
 
