@@ -449,4 +449,50 @@ void BM_PeakMac(benchmark::State& st) {
 }
 BENCHMARK(BM_PeakMac)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The issue rate of the permutes the in-register decoders are built on (16 independent chains):
+// vpermw (FP4 words), vpermi2b (FP8 bytes), vpermps. Compared with BM_PeakMac's FMA rate
+// (instructions = MAC/s / 16) it shows which unit bounds a decode GEMV on the machine at hand
+// (on Intel cores the permutes share port 5 with an FMA pipe; vpermi2b takes two of its cycles).
+template <int Op>
+DSV4_AVX512 float permute_chains(int64_t iters) {
+  __m512i v[16];
+  for (int j = 0; j < 16; ++j) v[j] = _mm512_set1_epi32(j);
+  const __m512i t = _mm512_set1_epi32(0x3F803F80);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : v) {
+      if constexpr (Op == 0) x = _mm512_permutexvar_epi16(x, t);
+      else if constexpr (Op == 1) x = _mm512_permutex2var_epi8(t, x, t);
+      else x = _mm512_castps_si512(_mm512_permutexvar_ps(x, _mm512_castsi512_ps(t)));
+    }
+  __m512i s = _mm512_setzero_si512();
+  for (auto& x : v) s = _mm512_xor_si512(s, x);
+  return static_cast<float>(_mm512_reduce_add_epi32(s));
+}
+
+// Arg: 0 = vpermw, 1 = vpermi2b, 2 = vpermps. Reports instructions/s summed over the threads.
+void BM_PermuteRate(benchmark::State& st) {
+  if (static_cast<int>(detected_isa()) < static_cast<int>(Isa::Avx512Bf16)) {
+    st.SkipWithError("needs AVX-512 (VBMI)");
+    return;
+  }
+  using Fn = float (*)(int64_t);
+  static constexpr Fn kFns[3] = {permute_chains<0>, permute_chains<1>, permute_chains<2>};
+  static constexpr const char* kNames[3] = {"vpermw", "vpermi2b", "vpermps"};
+  const int op = static_cast<int>(st.range(0));
+  const int64_t iters = 1 << 18;
+  std::vector<float> out(pool().size());
+  std::pair<Fn, float*> ctx(kFns[op], out.data());
+  for (auto _ : st) {
+    pool().run([](void* p, int t) {
+      auto* o = static_cast<std::pair<Fn, float*>*>(p);
+      o->second[t] = o->first(iters);
+    }, &ctx);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["instr/s"] = benchmark::Counter(double(iters) * 16 * pool().size() * st.iterations(),
+                                              benchmark::Counter::kIsRate);
+  st.SetLabel(kNames[op]);
+}
+BENCHMARK(BM_PermuteRate)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
