@@ -138,6 +138,28 @@ TEST(CpuPanels, Fp4DecodeIsBitIdenticalToScalar) {
   }
 }
 
+TEST(CpuPanels, WidenBf16IsBitIdenticalToScalar) {
+  std::mt19937 rng(46);
+  // Every 16-bit pattern class: random words (NaNs, infinities, subnormals, signed zeros).
+  std::vector<uint16_t> x(1031);
+  for (auto& v : x) v = static_cast<uint16_t>(rng());
+  x[0] = 0x8000;
+  x[1] = 0x7F80;
+  x[2] = 0x0001;
+  std::vector<float> want(x.size());
+  panel_kernels(Isa::Scalar).widen_bf16(x.data(), static_cast<int64_t>(x.size()), want.data());
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(f32_to_bits(want[i]), uint32_t{x[i]} << 16) << i;
+  for (Isa isa : simd_isas()) {
+    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{17}, int64_t{31}, int64_t{1031}}) {
+      std::vector<float> got(x.size() + 1, -7.0f);
+      panel_kernels(isa).widen_bf16(x.data(), n, got.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(f32_to_bits(got[i]), f32_to_bits(want[i])) << isa_name(isa) << " n " << n << " i " << i;
+      EXPECT_EQ(got[n], -7.0f) << isa_name(isa) << " wrote past n = " << n;
+    }
+  }
+}
+
 TEST(CpuPanels, RowsDotMatchFloat64) {
   std::mt19937 rng(43);
   const int64_t k = 512, ldw = k + 64, lda = k + 32, ldy = kPanelRows;

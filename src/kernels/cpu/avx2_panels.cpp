@@ -386,6 +386,12 @@ DSV4_AVX2 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16
   if (i < m) dot_bf16_tile<1>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy);
 }
 
+DSV4_AVX2 void widen_bf16(const uint16_t* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, bf16x8_to_ps(x + i));
+  for (; i < n; ++i) out[i] = bf16_bits_to_f32(x[i]);
+}
+
 DSV4_AVX2 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda,
                        int64_t m, int64_t kp, float* y, int64_t ldy) {
   // K chunks keep a 4-row panel slice (8 KiB) in L1 while activation rows stream from L2.

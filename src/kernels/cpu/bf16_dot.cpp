@@ -48,6 +48,10 @@ void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t ld
   }
 }
 
+void widen_bf16(const uint16_t* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_bits_to_f32(x[i]);
+}
+
 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda, int64_t m,
                    int64_t k, float* y, int64_t ldy) {
   for (int64_t i = 0; i < m; ++i) {
@@ -202,6 +206,16 @@ DSV4_AVX512 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint
     case 2: dot_bf16_tile<2>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy); break;
     case 1: dot_bf16_tile<1>(panel, ldp, nr, a + i * lda, lda, kp, y + i * ldy, ldy); break;
     default: break;
+  }
+}
+
+DSV4_AVX512 void widen_bf16(const uint16_t* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+  if (i < n) {
+    const __mmask16 mk = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, mk, widen(_mm256_maskz_loadu_epi16(mk, x + i)));
   }
 }
 

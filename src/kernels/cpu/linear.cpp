@@ -25,6 +25,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_bf16 = scalar::dot_bf16,
       .dot_f32 = scalar::dot_f32,
       .fp4_rows_dot = scalar::fp4_rows_dot,
+      .widen_bf16 = scalar::widen_bf16,
       .dot_bf16w_f32 = scalar::dot_bf16w_f32,
       .prepare_act_bf16 = scalar::prepare_act_bf16,
   };
@@ -37,6 +38,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_bf16 = avx2::dot_bf16,
       .dot_f32 = avx2::dot_f32,
       .fp4_rows_dot = avx2::fp4_rows_dot,
+      .widen_bf16 = avx2::widen_bf16,
       .dot_bf16w_f32 = avx2::dot_bf16w_f32,
       .prepare_act_bf16 = avx2::prepare_act_bf16,
   };
@@ -49,6 +51,7 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_bf16 = avx512::dot_bf16,
       .dot_f32 = avx512::dot_f32,
       .fp4_rows_dot = avx512::fp4_rows_dot,
+      .widen_bf16 = avx512::widen_bf16,
       .dot_bf16w_f32 = avx512::dot_bf16w_f32,
       .prepare_act_bf16 = avx512::prepare_act_bf16,
   };
@@ -275,7 +278,7 @@ void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, 
             std::fill(half, half + kPanelRows * ps, uint16_t{0});
           }
         }
-        for (int64_t i = 0; i < kWidePanelRows * ps; ++i) wide[i] = bf16_bits_to_f32(panel[i]);
+        kern.widen_bf16(panel, kWidePanelRows * ps, wide);
         kern.dot_f32(wide, ps, nr, act.f32 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
       } else {
         decode(n0, nr, 0, kp, panel, ps);

@@ -83,6 +83,8 @@ struct PanelKernels {
   // are applied to the per-lane partial sums (each 128-bit lane holds one 32-value block).
   void (*fp4_rows_dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                        const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);
+  // out[i] = the float32 value of BF16 x[i] for i < n (exact): the FMA path's panel widening.
+  void (*widen_bf16)(const uint16_t* x, int64_t n, float* out);
   // BF16 weight rows straight from memory x float32 activations: any k.
   void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                         int64_t m, int64_t k, float* y, int64_t ldy);
@@ -106,6 +108,7 @@ struct PanelKernels {
                 int64_t m, int64_t kp, float* y, int64_t ldy);                                     \
   void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,   \
                int64_t kp, float* y, int64_t ldy);                                                 \
+  void widen_bf16(const uint16_t* x, int64_t n, float* out);                                      \
   void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,         \
                      int64_t m, int64_t k, float* y, int64_t ldy);                                 \
   void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, uint16_t* out,   \
