@@ -414,6 +414,20 @@ DSV4_AVX512 float peak_fma(int64_t iters) {
   return avx512::hsum(s);
 }
 
+// Runs fn(iters) on every pool thread once per benchmark iteration (the peak-rate loops).
+void run_on_pool(benchmark::State& st, float (*fn)(int64_t), int64_t iters) {
+  struct Ctx { float (*fn)(int64_t); int64_t iters; float* out; };
+  std::vector<float> out(pool().size());
+  Ctx ctx{fn, iters, out.data()};
+  for (auto _ : st) {
+    pool().run([](void* p, int t) {
+      auto* c = static_cast<Ctx*>(p);
+      c->out[t] = c->fn(c->iters);
+    }, &ctx);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
 // Arg: 0 = FMA, 1 = vdpbf16ps, 2 = AMX tdpbf16ps. Reports MAC/s summed over the pool's threads.
 void BM_PeakMac(benchmark::State& st) {
   const int op = static_cast<int>(st.range(0));
@@ -433,15 +447,7 @@ void BM_PeakMac(benchmark::State& st) {
   }
   const bool dp = op != 0;
   const int64_t iters = 1 << 20;
-  std::vector<float> out(pool().size());
-  std::pair<bool, float*> ctx(dp, out.data());
-  for (auto _ : st) {
-    pool().run([](void* p, int t) {
-      auto* o = static_cast<std::pair<bool, float*>*>(p);
-      o->second[t] = o->first ? peak_dpbf16(iters) : peak_fma(iters);
-    }, &ctx);
-    benchmark::DoNotOptimize(out.data());
-  }
+  run_on_pool(st, dp ? peak_dpbf16 : peak_fma, iters);
   const double macs = double(iters) * 16 * (dp ? 32 : 16) * pool().size();
   st.counters["MAC/s"] = benchmark::Counter(macs * st.iterations(), benchmark::Counter::kIsRate);
   st.counters["FLOP/s"] = benchmark::Counter(2 * macs * st.iterations(), benchmark::Counter::kIsRate);
@@ -480,15 +486,7 @@ void BM_PermuteRate(benchmark::State& st) {
   static constexpr const char* kNames[3] = {"vpermw", "vpermi2b", "vpermps"};
   const int op = static_cast<int>(st.range(0));
   const int64_t iters = 1 << 18;
-  std::vector<float> out(pool().size());
-  std::pair<Fn, float*> ctx(kFns[op], out.data());
-  for (auto _ : st) {
-    pool().run([](void* p, int t) {
-      auto* o = static_cast<std::pair<Fn, float*>*>(p);
-      o->second[t] = o->first(iters);
-    }, &ctx);
-    benchmark::DoNotOptimize(out.data());
-  }
+  run_on_pool(st, kFns[op], iters);
   st.counters["instr/s"] = benchmark::Counter(double(iters) * 16 * pool().size() * st.iterations(),
                                               benchmark::Counter::kIsRate);
   st.SetLabel(kNames[op]);

@@ -118,7 +118,7 @@ void prepare_row(const PanelKernels& kern, const float* src, int64_t k, PanelOrd
                  bool quant, float* out, int64_t ldo) {
   uint16_t* tmp = grow(t_row_bf16, static_cast<size_t>(ldo));
   kern.prepare_act_bf16(src, k, order, quant, tmp, ldo);
-  for (int64_t p = 0; p < ldo; ++p) out[p] = bf16_bits_to_f32(tmp[p]);
+  kern.widen_bf16(tmp, ldo, out);
 }
 
 struct PrepRows {
