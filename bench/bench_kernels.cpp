@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -454,6 +455,75 @@ void BM_PeakMac(benchmark::State& st) {
   st.SetLabel(dp ? "vdpbf16ps" : "vfmadd231ps");
 }
 BENCHMARK(BM_PeakMac)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Prefill GEMM vs the peak MAC rate of the engine it runs on, interleaved like BM_DecodeVsProbe
+// so both see the same machine state (a shared core's tile or vector unit can deliver a fraction
+// of its rate from one minute to the next): each round times the engine's peak loop
+// (tdpbf16ps with AMX, else vdpbf16ps or FMA as gemm_unit() picks) on every pool thread, then
+// three GEMMs; the best round of each is kept. peak_frac = GEMM MACs / peak MACs.
+// Args: 0 FP8 [4096 x 4096], 1 FP4 [2048 x 4096] (one expert); M activation rows.
+void BM_PrefillVsPeak(benchmark::State& st) {
+  const int kind = static_cast<int>(st.range(0));
+  const int64_t m = st.range(1), n = kind == 0 ? 4096 : 2048, k = 4096;
+  if (!isa_at_least(Isa::Avx512Bf16)) {
+    st.SkipWithError("needs AVX512-BF16 (the peak loops)");
+    return;
+  }
+  const bool amx = active_isa() == Isa::Avx512Amx, dp = gemm_unit() == GemmUnit::Dpbf16;
+  const size_t wbytes = kind == 0 ? n * k : n * k / 2;
+  const size_t sbytes = kind == 0 ? (n / 128) * (k / 128) : n * k / 32;
+  std::vector<uint8_t> w(wbytes), s(sbytes);
+  fill(w, 5, kind == 0);
+  fill_scales(s);
+  const auto x = act_rows(m, k);
+  std::vector<float> y(m * n);
+  std::vector<int32_t> rows(m);
+  for (int64_t i = 0; i < m; ++i) rows[i] = static_cast<int32_t>(i);
+  auto gemm = [&] {
+    if (kind == 0) {
+      linear_fp8({w.data(), s.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool());
+    } else {
+      const Fp4Group g{{w.data(), s.data(), n, k}, x.data(), k, rows.data(), m, {y.data(), n}};
+      linear_fp4_grouped(std::span<const Fp4Group>(&g, 1), &pool());
+    }
+    benchmark::DoNotOptimize(y.data());
+  };
+  // Per-thread MACs of one peak call: 4.3 G (AMX) or 0.27 G, 2-3 ms at the full rates.
+  const int64_t iters = amx ? int64_t{1} << 17 : int64_t{1} << 20;
+  const double peak_call = double(iters) * (amx ? 4.0 * 8192 : 16.0 * (dp ? 32 : 16));
+  struct Ctx { int64_t iters; bool amx, dp; };
+  Ctx ctx{iters, amx, dp};
+  gemm();  // warm: thread-local panels, the activation buffers
+  double best_peak = 0, best_gemm = 0;
+  for (auto _ : st) {
+    auto t0 = std::chrono::steady_clock::now();
+    pool().run([](void* p, int) {
+      const auto* c = static_cast<const Ctx*>(p);
+      if (c->amx) {
+        benchmark::DoNotOptimize(amx::peak_macs(c->iters));
+      } else {
+        benchmark::DoNotOptimize(c->dp ? peak_dpbf16(c->iters) : peak_fma(c->iters));
+      }
+    }, &ctx);
+    double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best_peak = std::max(best_peak, peak_call * pool().size() / sec);
+    t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < 3; ++r) gemm();
+    sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best_gemm = std::max(best_gemm, 3.0 * m * n * k / sec);
+  }
+  st.counters["peak_MAC/s"] = best_peak;
+  st.counters["gemm_MAC/s"] = best_gemm;
+  st.counters["peak_frac"] = best_gemm / best_peak;
+  st.counters["threads"] = pool().size();
+  st.SetLabel(std::string(kind == 0 ? "fp8 4096x4096 " : "fp4 2048x4096 ") +
+              (amx ? "tdpbf16ps" : dp ? "vdpbf16ps" : "vfmadd231ps"));
+}
+BENCHMARK(BM_PrefillVsPeak)
+    ->ArgNames({"kind", "M"})
+    ->ArgsProduct({{0, 1}, {64, 256}})
+    ->Iterations(8)
+    ->Unit(benchmark::kMillisecond);
 
 // The issue rate of the permutes the in-register decoders are built on (16 independent chains):
 // vpermw (FP4 words), vpermi2b (FP8 bytes), vpermps. Compared with BM_PeakMac's FMA rate

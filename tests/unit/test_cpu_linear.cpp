@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -240,27 +241,31 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
 
 TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   std::mt19937 rng(4);
-  const int64_t n = 37, k = 100;  // k % 32 != 0: padded / masked tails
-  std::vector<uint16_t> w(n * k);
-  std::normal_distribution<float> d(0.0f, 0.1f);
-  for (auto& b : w) b = f32_to_bf16_bits(d(rng));
   ThreadPool pool(2);
-  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
-    IsaScope scope(isa);
-    GemmUnitScope unit_scope(unit);
-    SCOPED_TRACE(gemm_unit_name(unit));
-    for (int64_t m : {1, 5, 14, 66}) {
-      const auto x = random_rows(rng, m, k);
-      std::vector<float> y(m * n);
-      linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::Float32);
-      expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
-        return double(bf16_bits_to_f32(w[r * k + j])) * x[i * k + j];
-      }, "bf16 f32 act");
-      linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::RoundToBf16);
-      expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
-        return double(bf16_bits_to_f32(w[r * k + j])) *
-               bf16_bits_to_f32(f32_to_bf16_bits(x[i * k + j]));
-      }, "bf16 bf16 act");
+  // k % 32 != 0: padded / masked tails; k = 300 also ends in a partial K chunk (vdpbf16ps tiles,
+  // 256 values).
+  for (int64_t k : {100, 300}) {
+    const int64_t n = 37;
+    std::vector<uint16_t> w(n * k);
+    std::normal_distribution<float> d(0.0f, 0.1f);
+    for (auto& b : w) b = f32_to_bf16_bits(d(rng));
+    for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
+      IsaScope scope(isa);
+      GemmUnitScope unit_scope(unit);
+      SCOPED_TRACE(std::string(gemm_unit_name(unit)) + " k " + std::to_string(k));
+      for (int64_t m : {1, 5, 14, 66}) {
+        const auto x = random_rows(rng, m, k);
+        std::vector<float> y(m * n);
+        linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::Float32);
+        expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+          return double(bf16_bits_to_f32(w[r * k + j])) * x[i * k + j];
+        }, "bf16 f32 act");
+        linear_bf16({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool, Bf16Act::RoundToBf16);
+        expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+          return double(bf16_bits_to_f32(w[r * k + j])) *
+                 bf16_bits_to_f32(f32_to_bf16_bits(x[i * k + j]));
+        }, "bf16 bf16 act");
+      }
     }
   }
 }
