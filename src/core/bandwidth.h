@@ -1,6 +1,7 @@
 // Streaming-read bandwidth probe: the yardstick for "fraction of memory bandwidth" in benches.
 // Every thread of the pool sums its own contiguous slice of one large buffer (first touched by
-// the same thread, so pages sit near it) with the widest loads the CPU has (AVX-512 / AVX2 /
+// the same thread, so pages sit near it) as 8 interleaved sequential streams, the access pattern
+// of a GEMV over a panel of weight rows, with the widest loads the CPU has (AVX-512 / AVX2 /
 // SSE2), so that a kernel's loads are never wider than the probe's.
 #pragma once
 #include <cstddef>
@@ -16,7 +17,13 @@ struct BandwidthResult {
   double median_gb_per_s = 0;
   size_t bytes = 0;     // buffer size
   int threads = 1;
+  uint64_t checksum = 0;  // sum of every word read, over all passes (mod 2^64)
 };
+
+// The probe's summing loop with a given load width (for tests: each must read every word once).
+enum class ProbeLoads { plain, avx2, avx512 };
+bool probe_loads_supported(ProbeLoads loads);
+uint64_t probe_sum(ProbeLoads loads, const uint64_t* p, size_t n);  // throws if unsupported
 
 // A probe buffer allocated and touched once, measured as often as wanted (benches interleave
 // short probes with the runs they judge, on a machine whose bandwidth drifts).
