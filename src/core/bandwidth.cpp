@@ -112,7 +112,10 @@ ProbeLoads widest_loads() {
 bool probe_loads_supported(ProbeLoads loads) { return cpu_has(loads); }
 
 uint64_t probe_sum(ProbeLoads loads, const uint64_t* p, size_t n) {
-  if (!cpu_has(loads)) throw_error("bandwidth probe: this CPU lacks the loads asked for");
+  if (!cpu_has(loads)) {
+    const char* name = loads == ProbeLoads::avx512 ? "AVX-512" : loads == ProbeLoads::avx2 ? "AVX2" : "plain";
+    throw_error("bandwidth probe: this CPU has no ", name, " loads");
+  }
   return sum_fn(loads)(p, n);
 }
 
