@@ -23,6 +23,7 @@
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/indexer_fp4.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/rowwise.h"
@@ -262,6 +263,41 @@ void BM_IndexerScores(benchmark::State& st) {
 }
 BENCHMARK(BM_IndexerScores)->ArgNames({"n", "keys"})->Args({1, 32768})->Args({4, 32768})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Indexer scoring straight from compact FP4 keys (the model's CSA scan; 68 B per key), Flash
+// shape: 64 heads x 128 dims, FP4-simulated queries (E2M1 values times a power of two, as the
+// model's are). Args: query rows, keys. bytes_per_second counts the key bytes.
+void BM_IndexerScoresFp4(benchmark::State& st) {
+  const int64_t n = st.range(0), nk = st.range(1);
+  const int H = 64, D = 128;
+  const size_t key_bytes = D / 2 + D / 32;
+  std::mt19937 rng(7);
+  std::vector<uint8_t> keys(static_cast<size_t>(nk) * key_bytes);
+  for (size_t i = 0; i < keys.size(); ++i)
+    keys[i] = i % key_bytes < static_cast<size_t>(D / 2) ? static_cast<uint8_t>(rng()) : static_cast<uint8_t>(120 + rng() % 8);
+  std::vector<float> q(n * H * D);
+  for (auto& v : q) v = std::ldexp(float(int(rng() % 13) - 6) * 0.5f, -3);
+  const auto w = act_rows(n, H);
+  std::vector<int64_t> visible(n, nk);
+  std::vector<float> scores(n * nk);
+  IndexerScoreArgs a;
+  a.q = q.data();
+  a.w = w.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.n_keys = nk;
+  a.visible = visible.data();
+  a.scores = scores.data();
+  probe_gb_per_s();
+  for (auto _ : st) {
+    indexer_scores_fp4(a, keys.data(), key_bytes, &pool());
+    benchmark::DoNotOptimize(scores.data());
+  }
+  set_counters(st, double(keys.size()), 2.0 * n * nk * H * D);
+}
+BENCHMARK(BM_IndexerScoresFp4)->ArgNames({"n", "keys"})->Args({1, 8192})->Args({1, 65536})
+    ->Args({4, 8192})->Args({64, 8192})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Row-wise kernels (single thread). Arg: 0 RMSNorm [64 x 4096], 1 softmax [64 x 4096],
 // 2 RoPE [64 rows x 64 heads of 64 rope dims], 3 Hadamard [64 x 64 heads x 128].

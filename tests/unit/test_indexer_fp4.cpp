@@ -117,6 +117,11 @@ TEST(IndexerFp4, Avx512MatchesScalar) {
   cpu::set_gemm_unit(saved);
 }
 
+TEST(IndexerFp4, AmxMatchesScalar) {
+  if (cpu::detected_isa() != cpu::Isa::Avx512Amx) GTEST_SKIP() << "no AMX on this CPU";
+  expect_simd_matches_scalar(cpu::indexer_scores_fp4_amx, "amx");
+}
+
 TEST(IndexerFp4, KeySplitOverThreadsChangesNothing) {
   ThreadPool pool(3);
   for (auto [n, nk, H] : {std::tuple{1L, 4001L, 64}, std::tuple{3L, 2500L, 16}, std::tuple{9L, 700L, 64}}) {

@@ -12,7 +12,9 @@
 
 #include "core/error.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
 #include "quant/quant.h"
 
 namespace dsv4::cpu {
@@ -450,8 +452,110 @@ DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t*
   }
 }
 
+// AMX: the dot products of 16 keys x 16 heads are one tile product per 32 dimensions. The keys
+// are the A operand (16 keys x 32 BF16 per block, decoded with the block scale: exact, the dims
+// of each block de-interleaved as the other versions decode them), the queries of one row the B
+// operand (pairs of de-interleaved dims x 16 heads, the layout scores_by_heads builds for
+// vdpbf16ps), and one accumulator tile per group of 16 heads (up to 4 at a time). The
+// combination is scores_by_heads': per key, bf16 / relu / weight on 16 heads per vector, head
+// groups in order, one horizontal sum.
+DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  check(a, key_bytes);
+  const int H = a.n_heads, D = a.head_dim;
+  if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
+  const int Hp = (H + 15) / 16 * 16, G = Hp / 16, nb = D / kBlock;
+  const Lut& t = lut();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  thread_local std::vector<float> qt, wp;
+  thread_local AlignedVector<uint16_t> qt16, kbuf16;
+  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
+  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int h = 0; h < H; ++h) {
+      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
+      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
+    }
+  // q16[r][d / 2][h][2] = the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact: FP4-simulated).
+  uint16_t* q16 = grow(qt16, static_cast<size_t>(a.n * D * Hp));
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int d = 0; d < D; d += 2)
+      for (int h = 0; h < Hp; ++h) {
+        const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
+        q16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
+        q16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
+      }
+  uint16_t* kb = grow(kbuf16, static_cast<size_t>(16 * D));
+  const __m512 table = _mm512_loadu_ps(t.e2m1.data());
+  const __m512i low4 = _mm512_set1_epi32(0xF);
+  const int64_t ka = D * 2, qa = Hp * 4;  // tile row strides (bytes) of the keys and queries
+  alignas(64) float cbuf[4][256];
+  amx::begin();
+  for (int64_t i0 = 0; i0 < a.n_keys; i0 += 16) {
+    const int nk = static_cast<int>(std::min<int64_t>(16, a.n_keys - i0));
+    for (int j = 0; j < 16; ++j) {  // keys past the end repeat the last one (not stored)
+      const uint8_t* e = keys + static_cast<size_t>(i0 + std::min(j, nk - 1)) * key_bytes;
+      const uint8_t* sc = e + D / 2;
+      for (int b = 0; b < nb; ++b) {
+        const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
+        const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
+        const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s);
+        const __m512 hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
+        _mm512_store_si512(kb + j * D + b * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      }
+    }
+    for (int64_t r = 0; r < a.n; ++r) {
+      float* out = a.scores + r * a.n_keys + i0;
+      const int64_t vis = a.visible[r] - i0;
+      if (vis <= 0) {
+        for (int j = 0; j < nk; ++j) out[j] = ninf;
+        continue;
+      }
+      __m512 total[16];
+      for (auto& v : total) v = _mm512_setzero_ps();
+      for (int g0 = 0; g0 < G; g0 += 4) {
+        const int gn = std::min(4, G - g0);
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int b = 0; b < nb; ++b) {
+          const uint16_t* qb = q16 + (r * D + 32 * b) * Hp + 32 * g0;
+          _tile_loadd(4, kb + 32 * b, ka);
+          _tile_loadd(5, qb, qa);
+          _tile_dpbf16ps(0, 4, 5);
+          if (gn > 1) {
+            _tile_loadd(6, qb + 32, qa);
+            _tile_dpbf16ps(1, 4, 6);
+          }
+          if (gn > 2) {
+            _tile_loadd(7, qb + 64, qa);
+            _tile_dpbf16ps(2, 4, 7);
+          }
+          if (gn > 3) {
+            _tile_loadd(5, qb + 96, qa);
+            _tile_dpbf16ps(3, 4, 5);
+          }
+        }
+        _tile_stored(0, cbuf[0], 64);
+        _tile_stored(1, cbuf[1], 64);
+        _tile_stored(2, cbuf[2], 64);
+        _tile_stored(3, cbuf[3], 64);
+        for (int g = 0; g < gn; ++g) {
+          const __m512 wv = _mm512_loadu_ps(wp.data() + r * Hp + 16 * (g0 + g));
+          for (int j = 0; j < 16; ++j) {
+            const __m512 rel = _mm512_max_ps(bf16r_ps(_mm512_load_ps(cbuf[g] + 16 * j)), _mm512_setzero_ps());
+            total[j] = _mm512_add_ps(total[j], bf16r_ps(_mm512_mul_ps(rel, wv)));
+          }
+        }
+      }
+      for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(avx512::hsum(total[j]));
+    }
+  }
+}
+
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) indexer_scores_fp4_avx512(a, keys, key_bytes);
+  if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Amx)) indexer_scores_fp4_amx(a, keys, key_bytes);
+  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) indexer_scores_fp4_avx512(a, keys, key_bytes);
   else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);
 }
