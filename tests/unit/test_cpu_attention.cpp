@@ -112,6 +112,62 @@ TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
   }
 }
 
+// Long lists (several 64-key online-softmax blocks, -1 holes, a last block of 1-63 keys, odd
+// key counts): the AMX unit equals the AVX-512 one up to float32 summation order.
+TEST(CpuAttention, AmxRowsMatchAvx512OverManyBlocks) {
+  if (detected_isa() != Isa::Avx512Amx) GTEST_SKIP() << "no AMX on this CPU";
+  std::mt19937 rng(13);
+  for (const int D : {80, 128, 512}) {
+    for (const int64_t L : {1, 33, 64, 200, 641}) {
+      const int H = 21, n = 2, nkeys = 700;
+      const auto q = bf16_randn(rng, n * H * D, 1.0f);
+      const auto keys = bf16_randn(rng, nkeys * D, 1.0f);
+      std::vector<float> sink(H, 0.5f);
+      std::vector<int32_t> lists(n * L);
+      std::uniform_int_distribution<int> pick(0, nkeys - 1);
+      for (int64_t j = 0; j < n * L; ++j) lists[j] = (j % 7 == 3) ? -1 : pick(rng);
+      AttentionArgs a;
+      a.q = q.data();
+      a.n = n;
+      a.n_heads = H;
+      a.head_dim = D;
+      a.keys = keys.data();
+      a.split = nkeys;
+      a.lists = lists.data();
+      a.list_len = L;
+      a.sink = sink.data();
+      a.scale = 1.0f / std::sqrt(float(D));
+      std::vector<float> want(n * H * D), got(n * H * D);
+      for (int64_t t = 0; t < n; ++t)
+        for (int h0 = 0; h0 < H; h0 += 16) {
+          a.out = want.data();
+          avx512::sparse_attention_rows(a, t, h0, std::min(16, H - h0));
+          a.out = got.data();
+          avx512::sparse_attention_rows_amx(a, t, h0, std::min(16, H - h0));
+        }
+      // A unit of all 21 heads (a whole and a partial group of 16) gives the same as two units.
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<float> whole(n * H * D);
+        a.out = whole.data();
+        avx512::sparse_attention_rows_amx(a, t, 0, H);
+        for (int64_t i = t * H * D; i < (t + 1) * H * D; ++i)
+          ASSERT_EQ(whole[i], got[i]) << "one 21-head unit, D " << D << " L " << L << " at " << i;
+      }
+      // Results near zero come from cancelling terms: the summation-order slack scales with the
+      // head's largest output, plus a BF16 step of the value itself.
+      for (size_t row = 0; row < want.size() / D; ++row) {
+        float big = 0;
+        for (int d = 0; d < D; ++d) big = std::max(big, std::fabs(want[row * D + d]));
+        for (int d = 0; d < D; ++d) {
+          const size_t i = row * D + d;
+          ASSERT_NEAR(got[i], want[i], std::ldexp(std::fabs(want[i]), -7) + std::ldexp(big, -9) + 1e-6)
+              << "D " << D << " L " << L << " at " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(CpuAttention, IndexerScoresMatchFloat64) {
   std::mt19937 rng(12);
   const int H = 19, D = 128;  // H not a multiple of 16

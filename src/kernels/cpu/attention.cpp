@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
+#include "kernels/cpu/linear_kernels.h"
 #include "kernels/ref/attention.h"
 
 namespace dsv4::cpu {
@@ -19,6 +20,9 @@ namespace {
 constexpr int kHeadGroup = 4;
 // Heads per work unit at the AVX-512 level: its groups of 4 share one BF16 copy of each key block.
 constexpr int kTaskHeads = 16;
+// With AMX: a unit of 32 heads converts each block of keys once for both of its 16-head tile
+// groups, and a decode row (64 heads) still splits over two threads.
+constexpr int kAmxTaskHeads = 32;
 constexpr int kAttnBlock = ref::kAttnBlock;  // list positions per online-softmax block
 constexpr int kMaxHeadDim = 1024;            // bound of the on-stack accumulators
 constexpr int64_t kKeyChunk = 256;
@@ -274,6 +278,161 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   }
 }
 
+// PV tiles of one 32-key step: accumulators tmm0..nt-1 (16 heads x 16 dims each) += the BF16
+// weights in tile A (16 heads x 32 keys) times 16 key pairs x 16 dims of each of nt dim tiles.
+// (A macro: the tile intrinsics take their register numbers as literal tokens.)
+#define DSV4_PV_STEP(A, bt, stride, nt)    \
+  do {                                      \
+    _tile_loadd(6, (bt), (stride));         \
+    _tile_dpbf16ps(0, A, 6);                \
+    if ((nt) > 1) {                         \
+      _tile_loadd(7, (bt) + 32, (stride));  \
+      _tile_dpbf16ps(1, A, 7);              \
+    }                                       \
+    if ((nt) > 2) {                         \
+      _tile_loadd(6, (bt) + 64, (stride));  \
+      _tile_dpbf16ps(2, A, 6);              \
+    }                                       \
+    if ((nt) > 3) {                         \
+      _tile_loadd(7, (bt) + 96, (stride));  \
+      _tile_dpbf16ps(3, A, 7);              \
+    }                                       \
+  } while (0)
+
+// The AVX-512 version's online softmax for one unit of up to kAmxTaskHeads heads with the
+// products on AMX tiles. Each block of 64 keys is converted once for the unit (BF16 rows, their
+// tile-operand layout, interleaved pairs); then per group of 16 heads the scores C[head][key] = Q (16 heads x 32 dims per tile) x the keys
+// in the tile-operand layout (amx::to_vnni of their BF16 rows), 4 key tiles at once; then the
+// weighted sum C[head][dim] = P (16 heads x 32 BF16 weights) x the key pairs (to_bf16_pair
+// layout: 16 pairs x 16 dims per tile), 4 dim tiles at once, folded into the float32
+// accumulators with the block's alpha. Same BF16 inputs and exact products, float32 sums in the
+// tile unit's order.
+DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn) {
+  constexpr int kHeads = kAmxTaskHeads;
+  const int D = a.head_dim, Dp = (D + 31) / 32 * 32;
+  const int groups = (hn + 15) / 16;
+  thread_local AlignedVector<uint16_t> t_keys, t_vnni, t_pairs, t_q;
+  thread_local AlignedVector<float> t_acc;
+  uint16_t* kb = grow(t_keys, static_cast<size_t>(kAttnBlock) * Dp);
+  uint16_t* kv = grow(t_vnni, static_cast<size_t>(kAttnBlock) * Dp);
+  uint16_t* kt = grow(t_pairs, static_cast<size_t>(kAttnBlock) * D);
+  uint16_t* qb = grow(t_q, static_cast<size_t>(kHeads) * Dp);
+  float* acc = grow(t_acc, static_cast<size_t>(kHeads) * kMaxHeadDim);
+  const float* keys[kAttnBlock + 1];
+  alignas(64) float s[16 * kAttnBlock];      // C[head][key] of one group
+  alignas(64) uint16_t pw[16 * kAttnBlock];  // its BF16 PV weights [head][key]
+  alignas(64) float cb[4][256];
+  float m[kHeads], l[kHeads], alpha[16];
+  // Heads past hn repeat head hn - 1 and are not written.
+  for (int h = 0; h < groups * 16; ++h) {
+    const int hh = h0 + std::min(h, hn - 1);
+    to_bf16_row(a.q + (t * a.n_heads + hh) * D, D, Dp, qb + h * Dp);
+    m[h] = kNegInf;
+    l[h] = 0.0f;
+    std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
+  }
+  amx::begin();
+  const __m512 ninf = _mm512_set1_ps(kNegInf), scale = _mm512_set1_ps(a.scale);
+  for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
+    const int nv = gather_block(a, t, b0, keys);
+    if (nv == 0) continue;
+    const int pairs = (nv + 1) / 2, ktiles = (nv + 15) / 16, steps = (nv + 31) / 32;
+    if (nv % 2) keys[nv] = keys[nv - 1];  // its weight is 0
+    for (int j = 0; j < nv; ++j) to_bf16_row(keys[j], D, Dp, kb + j * Dp);
+    amx::to_vnni(kb, Dp, nv, Dp, kv);  // rows past nv zero
+    for (int u = 0; u < pairs; ++u) to_bf16_pair(keys[2 * u], keys[2 * u + 1], D, kt + u * 2 * D);
+    std::fill(kt + pairs * 2 * D, kt + steps * 16 * 2 * D, uint16_t{0});  // whole 32-key steps
+    for (int g = 0; g < groups; ++g) {
+    const uint16_t* qg = qb + 16 * g * Dp;
+    // Scores.
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int d = 0; d < Dp; d += 32) {
+      _tile_loadd(4, qg + d, Dp * 2);
+      _tile_loadd(5, kv + d * 16, 64);
+      _tile_dpbf16ps(0, 4, 5);
+      if (ktiles > 1) {
+        _tile_loadd(6, kv + 16 * Dp + d * 16, 64);
+        _tile_dpbf16ps(1, 4, 6);
+      }
+      if (ktiles > 2) {
+        _tile_loadd(7, kv + 32 * Dp + d * 16, 64);
+        _tile_dpbf16ps(2, 4, 7);
+      }
+      if (ktiles > 3) {
+        _tile_loadd(5, kv + 48 * Dp + d * 16, 64);
+        _tile_dpbf16ps(3, 4, 5);
+      }
+    }
+    _tile_stored(0, s, kAttnBlock * 4);
+    _tile_stored(1, s + 16, kAttnBlock * 4);
+    _tile_stored(2, s + 32, kAttnBlock * 4);
+    _tile_stored(3, s + 48, kAttnBlock * 4);
+    // Online softmax per head (the AVX-512 version's steps).
+    float* mg = m + 16 * g;
+    float* lg = l + 16 * g;
+    for (int h = 0; h < 16; ++h) {
+      float* sh = s + h * kAttnBlock;
+      uint16_t* ph = pw + h * kAttnBlock;
+      __m512 mv = ninf;
+      for (int j = 0; j < nv; j += 16) {
+        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
+        const __m512 sv = _mm512_mul_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), scale);
+        _mm512_storeu_ps(sh + j, sv);
+        mv = _mm512_max_ps(mv, _mm512_mask_mov_ps(ninf, mk, sv));
+      }
+      const float mn = std::max(mg[h], hmax(mv));
+      alpha[h] = std::exp(mg[h] - mn);
+      __m512 lv = _mm512_setzero_ps();
+      const __m512 mb = _mm512_set1_ps(mn);
+      for (int j = 0; j < steps * 32; j += 16) {
+        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : nv > j ? __mmask16((1u << (nv - j)) - 1) : __mmask16(0);
+        const __m512 p = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb)));
+        lv = _mm512_add_ps(lv, p);
+        // BF16 numerator weights (zero past the last key); the denominator keeps float32.
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph + j), (__m256i)_mm512_cvtneps_pbh(p));
+      }
+      lg[h] = std::fma(lg[h], alpha[h], hsum(lv));
+      mg[h] = mn;
+    }
+    // Weighted sum, 4 dim tiles at a time.
+    _tile_loadd(4, pw, kAttnBlock * 2);
+    if (steps > 1) _tile_loadd(5, pw + 32, kAttnBlock * 2);
+    const int64_t kstride = 4 * D;  // bytes from one key pair to the next
+    for (int d0 = 0; d0 < D; d0 += 64) {
+      const int nt = std::min(4, (D - d0) / 16);
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      DSV4_PV_STEP(4, kt + 2 * d0, kstride, nt);
+      if (steps > 1) DSV4_PV_STEP(5, kt + 16 * 2 * D + 2 * d0, kstride, nt);
+      _tile_stored(0, cb[0], 64);
+      _tile_stored(1, cb[1], 64);
+      _tile_stored(2, cb[2], 64);
+      _tile_stored(3, cb[3], 64);
+      for (int h = 0; h < 16; ++h) {
+        const __m512 al = _mm512_set1_ps(alpha[h]);
+        float* ah = acc + (16 * g + h) * kMaxHeadDim + d0;
+        for (int i = 0; i < nt; ++i)
+          _mm512_storeu_ps(ah + 16 * i, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(ah + 16 * i), al),
+                                                      _mm512_load_ps(cb[i] + 16 * h)));
+      }
+    }
+    }
+  }
+  for (int h = 0; h < hn; ++h) {
+    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(a.sink[h0 + h] - m[h]));
+    const float* ah = acc + h * kMaxHeadDim;
+    float* out = a.out + (t * a.n_heads + h0 + h) * D;
+    for (int d = 0; d < D; d += 16)
+      _mm512_storeu_ps(out + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
+  }
+}
+#undef DSV4_PV_STEP
+
 DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1) {
   const int H = a.n_heads, D = a.head_dim;
   const int Hp = (H + 15) / 16 * 16;
@@ -491,7 +650,8 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
                 ", at most ", kMaxHeadDim, ")");
   const bool simd = isa_at_least(Isa::Avx512Bf16) && a.head_dim % 16 == 0;
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
-  const int unit_heads = simd ? kTaskHeads : kHeadGroup;
+  const bool amx = isa_at_least(Isa::Avx512Amx);
+  const int unit_heads = simd ? (amx ? kAmxTaskHeads : kTaskHeads) : kHeadGroup;
   const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   parallel_for(pool_for_work(pool, work), a.n * groups, 1, [&](int64_t b, int64_t e, int) {
@@ -499,7 +659,9 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
       const int64_t t = u / groups;
       const int h0 = static_cast<int>(u % groups) * unit_heads;
       const int hn = std::min(unit_heads, a.n_heads - h0);
-      if (simd) {
+      if (simd && amx) {
+        avx512::sparse_attention_rows_amx(a, t, h0, hn);
+      } else if (simd) {
         avx512::sparse_attention_rows(a, t, h0, hn);
       } else if (simd2) {
         avx2::sparse_attention_rows(a, t, h0, hn);

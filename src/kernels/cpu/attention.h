@@ -37,6 +37,8 @@ void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64
 }  // namespace avx2
 namespace avx512 {  // head_dim % 16 == 0 and hn <= 16 for sparse_attention_rows
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
+// The same on AMX tiles, hn <= 32 (only when detected_isa() == Isa::Avx512Amx).
+void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace avx512
 
