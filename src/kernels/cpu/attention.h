@@ -7,8 +7,9 @@
 //     products of the BF16 inputs, float32 sums). The rounding points follow the reference's online
 //     softmax: the list is consumed in blocks of 64 positions with a running maximum, the
 //     probabilities are rounded to BF16 for the weighted sum (not for the denominator), and the
-//     per-head sink logit joins the denominator last. Allocation-free (bounded on-stack scratch,
-//     head_dim <= 1024).
+//     per-head sink logit joins the denominator last. With AMX, units of 32 heads convert each
+//     block once and take both the QK and the PV products on tiles (16 heads x 16 keys / dims per
+//     tile product). Allocation-free (bounded scratch, head_dim <= 1024).
 //   indexer_scores: score[t][i] = bf16(sum_h bf16(relu(bf16(q[t][h] . k[i])) * w[t][h])) for
 //     i < visible[t] (-inf beyond), computed as a broadcast of key elements against the query
 //     transposed to [head_dim][heads] so 16 heads share one FMA.

@@ -6,6 +6,7 @@
 // The scalar function is the reference twin kept forever; the AVX-512 and AVX2 versions decode
 // each key once (nibble -> float through a permute, times the block scale) and score it against
 // every query row and head of the call (many rows: keys decoded 16 / 8 at a time into a tile).
+// With AMX the dot products are tile products (16 keys x 16 heads per 32 dimensions).
 #pragma once
 #include <cstddef>
 #include <cstdint>
