@@ -190,6 +190,33 @@ DSV4_AVX512 inline void pv_block(const uint16_t* kt, int64_t ldk, int pairs, con
   }
 }
 
+// One head's step of the online softmax over a block of nv >= 1 scores sh: the running maximum
+// *m and sum *l move to the block, the returned alpha = exp(m_old - m_new) rescales the
+// accumulator, and the BF16 probabilities (the reference's PV weights; the denominator keeps
+// float32) go to ph[0, width), zero from nv on (width: a multiple of 16, >= nv).
+DSV4_AVX512 inline float softmax_block(const float* sh, int nv, int width, float* m, float* l,
+                                       uint16_t* ph) {
+  const __m512 ninf = _mm512_set1_ps(kNegInf);
+  __m512 mv = ninf;
+  for (int j = 0; j < nv; j += 16) {
+    const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
+    mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
+  }
+  const float mn = std::max(*m, hmax(mv));
+  const float alpha = std::exp(*m - mn);
+  __m512 lv = _mm512_setzero_ps();
+  const __m512 mb = _mm512_set1_ps(mn);
+  for (int j = 0; j < width; j += 16) {
+    const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : nv > j ? __mmask16((1u << (nv - j)) - 1) : __mmask16(0);
+    const __m512 p = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb)));
+    lv = _mm512_add_ps(lv, p);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph + j), (__m256i)_mm512_cvtneps_pbh(p));
+  }
+  *l = std::fma(*l, alpha, hsum(lv));
+  *m = mn;
+  return alpha;
+}
+
 }  // namespace
 
 // The same online softmax as the scalar twin over up to kTaskHeads heads: each block's keys are
@@ -219,7 +246,6 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
     l[h] = 0.0f;
     std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
   }
-  const __m512 ninf = _mm512_set1_ps(kNegInf);
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
     const int nv = gather_block(a, t, b0, keys);
     if (nv == 0) continue;
@@ -240,29 +266,9 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
           for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * kAttnBlock + j + jj] = sc[h][jj] * a.scale;
       }
       float alpha[kHeadGroup];
-      for (int h = 0; h < kHeadGroup; ++h) {
-        float* sh = s + h * kAttnBlock;
-        uint16_t* ph = pw + h * kAttnBlock;
-        __m512 mv = ninf;
-        for (int j = 0; j < nv; j += 16) {
-          const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-          mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
-        }
-        const float mn = std::max(m[hg + h], hmax(mv));
-        alpha[h] = std::exp(m[hg + h] - mn);
-        __m512 lv = _mm512_setzero_ps();
-        const __m512 mb = _mm512_set1_ps(mn);
-        for (int j = 0; j < nv; j += 16) {
-          const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-          const __m512 p = exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb));
-          lv = _mm512_add_ps(lv, p);
-          // BF16 numerator weights (the reference's PV input); the denominator keeps float32.
-          _mm256_mask_storeu_epi16(ph + j, mk, (__m256i)_mm512_cvtneps_pbh(p));
-        }
-        if (nv % 2) ph[nv] = 0;
-        l[hg + h] = std::fma(l[hg + h], alpha[h], hsum(lv));
-        m[hg + h] = mn;
-      }
+      for (int h = 0; h < kHeadGroup; ++h)
+        alpha[h] = softmax_block(s + h * kAttnBlock, nv, (nv + 15) / 16 * 16, m + hg + h, l + hg + h,
+                                 pw + h * kAttnBlock);
       float* ag = acc + hg * kMaxHeadDim;
       int d0 = 0;
       for (; d0 + 64 <= D; d0 += 64) pv_block<4>(kt, 2 * D, pairs, pw, kAttnBlock, d0, alpha, ag, kMaxHeadDim);
@@ -332,7 +338,7 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
     std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
   }
   amx::begin();
-  const __m512 ninf = _mm512_set1_ps(kNegInf), scale = _mm512_set1_ps(a.scale);
+  const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
     const int nv = gather_block(a, t, b0, keys);
     if (nv == 0) continue;
@@ -370,32 +376,11 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
     _tile_stored(1, s + 16, kAttnBlock * 4);
     _tile_stored(2, s + 32, kAttnBlock * 4);
     _tile_stored(3, s + 48, kAttnBlock * 4);
-    // Online softmax per head (the AVX-512 version's steps).
-    float* mg = m + 16 * g;
-    float* lg = l + 16 * g;
+    // Online softmax per head; the weights are zero up to whole 32-key steps.
     for (int h = 0; h < 16; ++h) {
       float* sh = s + h * kAttnBlock;
-      uint16_t* ph = pw + h * kAttnBlock;
-      __m512 mv = ninf;
-      for (int j = 0; j < nv; j += 16) {
-        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-        const __m512 sv = _mm512_mul_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), scale);
-        _mm512_storeu_ps(sh + j, sv);
-        mv = _mm512_max_ps(mv, _mm512_mask_mov_ps(ninf, mk, sv));
-      }
-      const float mn = std::max(mg[h], hmax(mv));
-      alpha[h] = std::exp(mg[h] - mn);
-      __m512 lv = _mm512_setzero_ps();
-      const __m512 mb = _mm512_set1_ps(mn);
-      for (int j = 0; j < steps * 32; j += 16) {
-        const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : nv > j ? __mmask16((1u << (nv - j)) - 1) : __mmask16(0);
-        const __m512 p = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb)));
-        lv = _mm512_add_ps(lv, p);
-        // BF16 numerator weights (zero past the last key); the denominator keeps float32.
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph + j), (__m256i)_mm512_cvtneps_pbh(p));
-      }
-      lg[h] = std::fma(lg[h], alpha[h], hsum(lv));
-      mg[h] = mn;
+      for (int j = 0; j < ktiles * 16; j += 16) _mm512_store_ps(sh + j, _mm512_mul_ps(_mm512_load_ps(sh + j), scale));
+      alpha[h] = softmax_block(sh, nv, steps * 32, m + 16 * g + h, l + 16 * g + h, pw + h * kAttnBlock);
     }
     // Weighted sum, 4 dim tiles at a time.
     _tile_loadd(4, pw, kAttnBlock * 2);
