@@ -17,7 +17,8 @@ enum class Isa {
   Avx2,
   // AVX-512 F/BW/VL/DQ + VBMI (byte permutes for the FP8/FP4 decode) + BF16 (vdpbf16ps).
   Avx512Bf16,
-  // The above plus AMX-TILE/AMX-BF16 (tdpbf16ps tiles) for the prefill GEMMs.
+  // The above plus AMX-TILE/AMX-BF16 (tdpbf16ps tiles) for the prefill GEMMs, the sparse
+  // attention and the lightning-indexer scan.
   Avx512Amx,
 };
 
