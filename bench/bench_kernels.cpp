@@ -237,6 +237,21 @@ void BM_SparseAttention(benchmark::State& st) {
 BENCHMARK(BM_SparseAttention)->ArgNames({"n", "keys"})->Args({1, 640})->Args({16, 640})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// Indexer arguments over n query rows of H heads x D dims and nk keys (the keys left to the caller).
+IndexerScoreArgs indexer_args(const float* q, const float* w, int64_t n, int H, int D, int64_t nk,
+                              const int64_t* visible, float* scores) {
+  IndexerScoreArgs a;
+  a.q = q;
+  a.w = w;
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.n_keys = nk;
+  a.visible = visible;
+  a.scores = scores;
+  return a;
+}
+
 // Indexer scoring, Flash shape: 64 heads x 128 dims. Args: query rows, keys.
 void BM_IndexerScores(benchmark::State& st) {
   const int64_t n = st.range(0), nk = st.range(1);
@@ -244,16 +259,8 @@ void BM_IndexerScores(benchmark::State& st) {
   const auto q = act_rows(n * H, D), w = act_rows(n, H), keys = act_rows(nk, D);
   std::vector<int64_t> visible(n, nk);
   std::vector<float> scores(n * nk);
-  IndexerScoreArgs a;
-  a.q = q.data();
-  a.w = w.data();
-  a.n = n;
-  a.n_heads = H;
-  a.head_dim = D;
+  IndexerScoreArgs a = indexer_args(q.data(), w.data(), n, H, D, nk, visible.data(), scores.data());
   a.keys = keys.data();
-  a.n_keys = nk;
-  a.visible = visible.data();
-  a.scores = scores.data();
   probe_gb_per_s();
   for (auto _ : st) {
     indexer_scores(a, &pool());
@@ -280,15 +287,7 @@ void BM_IndexerScoresFp4(benchmark::State& st) {
   const auto w = act_rows(n, H);
   std::vector<int64_t> visible(n, nk);
   std::vector<float> scores(n * nk);
-  IndexerScoreArgs a;
-  a.q = q.data();
-  a.w = w.data();
-  a.n = n;
-  a.n_heads = H;
-  a.head_dim = D;
-  a.n_keys = nk;
-  a.visible = visible.data();
-  a.scores = scores.data();
+  const IndexerScoreArgs a = indexer_args(q.data(), w.data(), n, H, D, nk, visible.data(), scores.data());
   probe_gb_per_s();
   for (auto _ : st) {
     indexer_scores_fp4(a, keys.data(), key_bytes, &pool());

@@ -27,6 +27,25 @@ std::vector<float> bf16_randn(std::mt19937& rng, size_t n, float sd) {
   return v;
 }
 
+// Query rows q [n][H][D] against the key table k1 (its rows first) then k2, lists [n][L].
+AttentionArgs attention_args(const std::vector<float>& q, int64_t n, int H, int D, const std::vector<float>& k1,
+                             const float* k2, const std::vector<int32_t>& lists, int64_t L,
+                             const std::vector<float>& sink) {
+  AttentionArgs a;
+  a.q = q.data();
+  a.n = n;
+  a.n_heads = H;
+  a.head_dim = D;
+  a.keys = k1.data();
+  a.split = static_cast<int64_t>(k1.size()) / D;
+  a.keys2 = k2;
+  a.lists = lists.data();
+  a.list_len = L;
+  a.sink = sink.data();
+  a.scale = 1.0f / std::sqrt(float(D));
+  return a;
+}
+
 class CpuAttentionDims : public ::testing::TestWithParam<int> {};
 
 // D = 80: D % 64 != 0 (both AVX-512 PV chunk widths); D = 88: D % 16 != 0 (the AVX2 path at every
@@ -46,18 +65,7 @@ void expect_sparse_attention_matches_float64(int H, int D) {
   for (int64_t j = 0; j < L; ++j) lists[j] = (j % 3 == 2) ? -1 : pick(rng);   // row 0: padded
   for (int64_t j = 0; j < 37; ++j) lists[L + j] = pick(rng);                   // row 1: tail -1
   // row 2: no keys at all -> zero output
-  AttentionArgs a;
-  a.q = q.data();
-  a.n = n;
-  a.n_heads = H;
-  a.head_dim = D;
-  a.keys = k1.data();
-  a.split = split;
-  a.keys2 = k2.data();
-  a.lists = lists.data();
-  a.list_len = L;
-  a.sink = sink.data();
-  a.scale = 1.0f / std::sqrt(float(D));
+  AttentionArgs a = attention_args(q, n, H, D, k1, k2.data(), lists, L, sink);
   ThreadPool pool(2);
   for (Isa isa : isas_to_test()) {
     IsaScope scope(isa);
@@ -126,17 +134,7 @@ TEST(CpuAttention, AmxRowsMatchAvx512OverManyBlocks) {
       std::vector<int32_t> lists(n * L);
       std::uniform_int_distribution<int> pick(0, nkeys - 1);
       for (int64_t j = 0; j < n * L; ++j) lists[j] = (j % 7 == 3) ? -1 : pick(rng);
-      AttentionArgs a;
-      a.q = q.data();
-      a.n = n;
-      a.n_heads = H;
-      a.head_dim = D;
-      a.keys = keys.data();
-      a.split = nkeys;
-      a.lists = lists.data();
-      a.list_len = L;
-      a.sink = sink.data();
-      a.scale = 1.0f / std::sqrt(float(D));
+      AttentionArgs a = attention_args(q, n, H, D, keys, nullptr, lists, L, sink);
       std::vector<float> want(n * H * D), got(n * H * D);
       for (int64_t t = 0; t < n; ++t)
         for (int h0 = 0; h0 < H; h0 += 16) {

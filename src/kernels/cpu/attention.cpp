@@ -217,6 +217,20 @@ DSV4_AVX512 inline float softmax_block(const float* sh, int nv, int width, float
   return alpha;
 }
 
+// The outputs of heads h0 + [0, hn) of row t: accumulator / (sum + exp(sink - max)), BF16
+// (accumulator rows kMaxHeadDim apart).
+DSV4_AVX512 inline void write_heads(const AttentionArgs& a, int64_t t, int h0, int hn, const float* m,
+                                    const float* l, const float* acc) {
+  const int D = a.head_dim;
+  for (int h = 0; h < hn; ++h) {
+    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(a.sink[h0 + h] - m[h]));
+    const float* ah = acc + h * kMaxHeadDim;
+    float* out = a.out + (t * a.n_heads + h0 + h) * D;
+    for (int d = 0; d < D; d += 16)
+      _mm512_storeu_ps(out + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
+  }
+}
+
 }  // namespace
 
 // The same online softmax as the scalar twin over up to kTaskHeads heads: each block's keys are
@@ -275,13 +289,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
       for (; d0 < D; d0 += 16) pv_block<1>(kt, 2 * D, pairs, pw, kAttnBlock, d0, alpha, ag, kMaxHeadDim);
     }
   }
-  for (int h = 0; h < hn; ++h) {
-    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(a.sink[h0 + h] - m[h]));
-    const float* ah = acc + h * kMaxHeadDim;
-    float* out = a.out + (t * a.n_heads + h0 + h) * D;
-    for (int d = 0; d < D; d += 16)
-      _mm512_storeu_ps(out + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
-  }
+  write_heads(a, t, h0, hn, m, l, acc);
 }
 
 // PV tiles of one 32-key step: accumulators tmm0..nt-1 (16 heads x 16 dims each) += the BF16
@@ -408,13 +416,7 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
     }
     }
   }
-  for (int h = 0; h < hn; ++h) {
-    const __m512 lt = _mm512_set1_ps(l[h] + std::exp(a.sink[h0 + h] - m[h]));
-    const float* ah = acc + h * kMaxHeadDim;
-    float* out = a.out + (t * a.n_heads + h0 + h) * D;
-    for (int d = 0; d < D; d += 16)
-      _mm512_storeu_ps(out + d, bf16_round_ps(_mm512_div_ps(_mm512_loadu_ps(ah + d), lt)));
-  }
+  write_heads(a, t, h0, hn, m, l, acc);
 }
 #undef DSV4_PV_STEP
 

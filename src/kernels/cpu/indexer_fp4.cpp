@@ -202,6 +202,41 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
   }
 }
 
+// The queries of every row as the by-heads kernels read them: qt[r][d][h] (dims de-interleaved
+// as the keys decode, Hp heads, the extra ones zero), wp[r][h] the padded head weights, and when
+// q16 is given q16[r][d / 2][h][2] the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact: the
+// queries are FP4-simulated).
+void transpose_queries(const IndexerScoreArgs& a, int Hp, std::vector<float>& qt, std::vector<float>& wp,
+                       AlignedVector<uint16_t>* q16) {
+  const int H = a.n_heads, D = a.head_dim;
+  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
+  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int h = 0; h < H; ++h) {
+      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
+      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
+    }
+  if (q16 == nullptr) return;
+  uint16_t* o16 = grow(*q16, static_cast<size_t>(a.n * D * Hp));
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int d = 0; d < D; d += 2)
+      for (int h = 0; h < Hp; ++h) {
+        const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
+        o16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
+        o16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
+      }
+}
+
+// 32-dim block b of key e (scale byte sc[b]) decoded with its scale: lo = the 16 even dims (low
+// nibbles), hi = the 16 odd dims. table: t.e2m1 as a vector.
+DSV4_AVX512 inline void decode_key_block(const Lut& t, const uint8_t* e, const uint8_t* sc, int b,
+                                         __m512 table, __m512* lo, __m512* hi) {
+  const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
+  const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
+  *lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(0xF)), table), s);
+  *hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
+}
+
 // Few query rows (decode), at most 128 heads: the queries of each row are transposed once per
 // call to dim-major [D][Hp] (Hp = heads rounded up to 16, the extra heads zero; dims in the
 // de-interleaved order of the decoded keys), and KB keys advance together: per dimension one
@@ -215,33 +250,15 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
 // one instruction takes a pair of dimensions (queries [D / 2][Hp][2], each key's pair broadcast).
 template <int HV, int KB, bool kDp>
 DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  const int H = a.n_heads, D = a.head_dim, nb = D / kBlock, Hp = HV * 16;
+  const int D = a.head_dim, nb = D / kBlock, Hp = HV * 16;
   const Lut& t = lut();
   const float ninf = -std::numeric_limits<float>::infinity();
   thread_local std::vector<float> qt, wp, kbuf;
-  thread_local std::vector<uint16_t> qt16, kbuf16;
-  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
-  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
+  thread_local AlignedVector<uint16_t> qt16, kbuf16;
+  transpose_queries(a, Hp, qt, wp, kDp ? &qt16 : nullptr);
   kbuf.resize(static_cast<size_t>(KB * D));
-  for (int64_t r = 0; r < a.n; ++r)
-    for (int h = 0; h < H; ++h) {
-      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
-      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
-    }
-  if constexpr (kDp) {
-    // qt16[r][d / 2][h][2] = the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact).
-    qt16.resize(static_cast<size_t>(a.n * D * Hp));
-    kbuf16.resize(static_cast<size_t>(KB * D));
-    for (int64_t r = 0; r < a.n; ++r)
-      for (int d = 0; d < D; d += 2)
-        for (int h = 0; h < Hp; ++h) {
-          const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
-          qt16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
-          qt16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
-        }
-  }
+  if constexpr (kDp) grow(kbuf16, static_cast<size_t>(KB * D));
   const __m512 table = _mm512_loadu_ps(t.e2m1.data());
-  const __m512i low4 = _mm512_set1_epi32(0xF);
   for (int64_t i0 = 0; i0 < a.n_keys; i0 += KB) {
     const int nk = static_cast<int>(std::min<int64_t>(KB, a.n_keys - i0));
     for (int j = 0; j < KB; ++j) {  // keys past the end repeat the last one (not stored)
@@ -249,10 +266,8 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
       const uint8_t* sc = e + D / 2;
       float* kd = kbuf.data() + j * D;
       for (int b = 0; b < nb; ++b) {
-        const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
-        const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
-        const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s);
-        const __m512 hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
+        __m512 lo, hi;
+        decode_key_block(t, e, sc, b, table, &lo, &hi);
         if constexpr (kDp) {
           _mm512_storeu_si512(kbuf16.data() + j * D + b * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         } else {
@@ -468,25 +483,10 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
   const float ninf = -std::numeric_limits<float>::infinity();
   thread_local std::vector<float> qt, wp;
   thread_local AlignedVector<uint16_t> qt16, kbuf16;
-  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
-  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
-  for (int64_t r = 0; r < a.n; ++r)
-    for (int h = 0; h < H; ++h) {
-      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
-      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
-    }
-  // q16[r][d / 2][h][2] = the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact: FP4-simulated).
-  uint16_t* q16 = grow(qt16, static_cast<size_t>(a.n * D * Hp));
-  for (int64_t r = 0; r < a.n; ++r)
-    for (int d = 0; d < D; d += 2)
-      for (int h = 0; h < Hp; ++h) {
-        const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
-        q16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
-        q16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
-      }
+  transpose_queries(a, Hp, qt, wp, &qt16);
+  const uint16_t* q16 = qt16.data();
   uint16_t* kb = grow(kbuf16, static_cast<size_t>(16 * D));
   const __m512 table = _mm512_loadu_ps(t.e2m1.data());
-  const __m512i low4 = _mm512_set1_epi32(0xF);
   const int64_t ka = D * 2, qa = Hp * 4;  // tile row strides (bytes) of the keys and queries
   alignas(64) float cbuf[4][256];
   amx::begin();
@@ -496,10 +496,8 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
       const uint8_t* e = keys + static_cast<size_t>(i0 + std::min(j, nk - 1)) * key_bytes;
       const uint8_t* sc = e + D / 2;
       for (int b = 0; b < nb; ++b) {
-        const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + b * 16)));
-        const __m512 s = _mm512_set1_ps(t.e8m0[sc[b]]);
-        const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(bytes, low4), table), s);
-        const __m512 hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
+        __m512 lo, hi;
+        decode_key_block(t, e, sc, b, table, &lo, &hi);
         _mm512_store_si512(kb + j * D + b * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
       }
     }
