@@ -252,8 +252,8 @@ DSV4_COMMAND(bench) {
                            cpu::active_isa() == cpu::Isa::Avx512Amx ? "amx"
                            : cpu::active_isa() == cpu::Isa::Avx512Bf16
                                ? cpu::gemm_unit_name(cpu::gemm_unit())
-                           : cpu::active_isa() == cpu::Isa::Avx2 ? "fma"
-                                                                  : "scalar",
+                           : cpu::active_isa() != cpu::Isa::Scalar ? "fma"
+                                                                   : "scalar",
                            weight_memory_name(engine->info().weight_memory), load_s,
                            threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);

@@ -55,7 +55,7 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
     ASSERT_GE(f.size(), 11u) << lines[i + 1];
     EXPECT_GT(std::stod(f[9]), 0.0);                                        // probe GB/s
     EXPECT_NEAR(std::stod(f[7]), std::stod(f[6]) / std::stod(f[9]), 2e-3 * std::stod(f[7]) + 1e-4);
-    EXPECT_TRUE(f[10] == "scalar" || f[10] == "avx2" || f[10] == "avx512-bf16" || f[10] == "avx512-amx")
+    EXPECT_TRUE(f[10] == "scalar" || f[10] == "avx2" || f[10] == "avx512" || f[10] == "avx512-bf16" || f[10] == "avx512-amx")
         << f[10];
   }
   std::ifstream f(svg);

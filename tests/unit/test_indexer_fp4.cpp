@@ -108,18 +108,30 @@ void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
 }
 
 TEST(IndexerFp4, Avx512MatchesScalar) {
-  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
   const cpu::GemmUnit saved = cpu::gemm_unit();
   for (cpu::GemmUnit unit : {cpu::GemmUnit::Fma, cpu::GemmUnit::Dpbf16}) {  // FMA / vdpbf16ps decode
     cpu::set_gemm_unit(unit);
-    expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx512, cpu::gemm_unit_name(unit));
+    expect_simd_matches_scalar(cpu::avx512::indexer_scores_fp4, cpu::gemm_unit_name(unit));
+  }
+  cpu::set_gemm_unit(saved);
+}
+
+// The AVX-512 level without BF16 instructions (the same source, emulated pair products); the
+// GEMM unit asked for must not matter (it has no vdpbf16ps).
+TEST(IndexerFp4, Avx512FmaMatchesScalar) {
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const cpu::GemmUnit saved = cpu::gemm_unit();
+  for (cpu::GemmUnit unit : {cpu::GemmUnit::Fma, cpu::GemmUnit::Dpbf16}) {
+    cpu::set_gemm_unit(unit);
+    expect_simd_matches_scalar(cpu::avx512fma::indexer_scores_fp4, "avx512 (no BF16)");
   }
   cpu::set_gemm_unit(saved);
 }
 
 TEST(IndexerFp4, AmxMatchesScalar) {
   if (cpu::detected_isa() != cpu::Isa::Avx512Amx) GTEST_SKIP() << "no AMX on this CPU";
-  expect_simd_matches_scalar(cpu::indexer_scores_fp4_amx, "amx");
+  expect_simd_matches_scalar(cpu::avx512::indexer_scores_fp4_amx, "amx");
 }
 
 TEST(IndexerFp4, KeySplitOverThreadsChangesNothing) {

@@ -22,6 +22,7 @@
 
 namespace dsv4::cpu {
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace scalar {
 
 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, uint16_t* out,
@@ -46,8 +47,9 @@ void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, u
 }
 
 }  // namespace scalar
+#endif  // !DSV4_AVX512_FMA_PASS
 
-namespace avx512 {
+namespace DSV4_AVX512_NS {
 namespace {
 
 // act_quant_dequant of one full 128-value block (8 vectors), in registers.
@@ -76,7 +78,7 @@ DSV4_AVX512 inline void quant_block(__m512* v) {
   }
 }
 
-DSV4_AVX512 inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+DSV4_AVX512 inline __m512i to_bf16(__m512 lo, __m512 hi) { return cvt2_bf16(hi, lo); }
 
 // Vector of the panel-order indices: for output vector `o` of a period, element e takes element
 // idx[e] of the two (Fp8) or of one pair of the four (Fp4) naturally ordered BF16 vectors.
@@ -142,8 +144,9 @@ DSV4_AVX512 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, b
   for (int64_t p = k; p < ldo; ++p) out[p] = 0;
 }
 
-}  // namespace avx512
+}  // namespace DSV4_AVX512_NS
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace avx2 {
 namespace {
 
@@ -217,5 +220,6 @@ DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, boo
 }
 
 }  // namespace avx2
+#endif  // !DSV4_AVX512_FMA_PASS
 
 }  // namespace dsv4::cpu

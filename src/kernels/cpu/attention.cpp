@@ -44,6 +44,7 @@ int gather_block(const AttentionArgs& a, int64_t t, int64_t b0, const float** ke
 
 }  // namespace
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace scalar {
 
 // The reference's online softmax (kernels/ref/attention.cpp): the list is consumed in blocks of
@@ -110,13 +111,14 @@ void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64
 }
 
 }  // namespace scalar
+#endif  // !DSV4_AVX512_FMA_PASS
 
-namespace avx512 {
+namespace DSV4_AVX512_NS {
 namespace {
 
 // Round each lane to BF16 (RNE) and back.
 DSV4_AVX512 inline __m512 bf16_round_ps(__m512 x) {
-  const __m256i b = (__m256i)_mm512_cvtneps_pbh(x);
+  const __m256i b = cvt_bf16(x);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
 }
 
@@ -132,7 +134,7 @@ DSV4_AVX512 inline void qk_4x4(const uint16_t* const* q, const uint16_t* const* 
     for (int j = 0; j < 4; ++j) kv[j] = (__m512bh)_mm512_loadu_si512(k[j] + d);
     for (int h = 0; h < 4; ++h) {
       const __m512bh qv = (__m512bh)_mm512_loadu_si512(q[h] + d);
-      for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_dpbf16_ps(acc[h][j], qv, kv[j]);
+      for (int j = 0; j < 4; ++j) acc[h][j] = dpbf16(acc[h][j], qv, kv[j]);
     }
   }
   for (int h = 0; h < 4; ++h)
@@ -143,10 +145,10 @@ DSV4_AVX512 inline void qk_4x4(const uint16_t* const* q, const uint16_t* const* 
 DSV4_AVX512 inline void to_bf16_row(const float* x, int D, int Dp, uint16_t* out) {
   int d = 0;
   for (; d + 32 <= D; d += 32)
-    _mm512_storeu_si512(out + d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + d + 16),
+    _mm512_storeu_si512(out + d, cvt2_bf16(_mm512_loadu_ps(x + d + 16),
                                                               _mm512_loadu_ps(x + d)));
   if (d < Dp)  // D % 32 == 16: the last 16 values and 16 zeros
-    _mm512_storeu_si512(out + d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_setzero_ps(),
+    _mm512_storeu_si512(out + d, cvt2_bf16(_mm512_setzero_ps(),
                                                               _mm512_loadu_ps(x + d)));
 }
 
@@ -156,7 +158,7 @@ DSV4_AVX512 inline void to_bf16_pair(const float* k0, const float* k1, int D, ui
   const __m512i zip = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                        23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int d = 0; d < D; d += 16) {
-    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(k1 + d), _mm512_loadu_ps(k0 + d));
+    const __m512i both = cvt2_bf16(_mm512_loadu_ps(k1 + d), _mm512_loadu_ps(k0 + d));
     _mm512_storeu_si512(out + 2 * d, _mm512_permutexvar_epi16(zip, both));
   }
 }
@@ -179,7 +181,7 @@ DSV4_AVX512 inline void pv_block(const uint16_t* kt, int64_t ldk, int pairs, con
       int32_t pair;
       std::memcpy(&pair, p + h * ldp + 2 * u, sizeof pair);
       const __m512bh pb = (__m512bh)_mm512_set1_epi32(pair);
-      for (int v = 0; v < NV; ++v) r[h][v] = _mm512_dpbf16_ps(r[h][v], pb, kv[v]);
+      for (int v = 0; v < NV; ++v) r[h][v] = dpbf16(r[h][v], pb, kv[v]);
     }
   }
   for (int h = 0; h < kHeadGroup; ++h) {
@@ -210,7 +212,7 @@ DSV4_AVX512 inline float softmax_block(const float* sh, int nv, int width, float
     const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : nv > j ? __mmask16((1u << (nv - j)) - 1) : __mmask16(0);
     const __m512 p = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb)));
     lv = _mm512_add_ps(lv, p);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph + j), (__m256i)_mm512_cvtneps_pbh(p));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph + j), cvt_bf16(p));
   }
   *l = std::fma(*l, alpha, hsum(lv));
   *m = mn;
@@ -292,6 +294,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   write_heads(a, t, h0, hn, m, l, acc);
 }
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // AMX (a BF16-level extension): in the first pass only
 // PV tiles of one 32-key step: accumulators tmm0..nt-1 (16 heads x 16 dims each) += the BF16
 // weights in tile A (16 heads x 32 keys) times 16 key pairs x 16 dims of each of nt dim tiles.
 // (A macro: the tile intrinsics take their register numbers as literal tokens.)
@@ -419,6 +422,7 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
   write_heads(a, t, h0, hn, m, l, acc);
 }
 #undef DSV4_PV_STEP
+#endif  // !DSV4_AVX512_FMA_PASS
 
 DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1) {
   const int H = a.n_heads, D = a.head_dim;
@@ -467,8 +471,9 @@ DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64
   for (i = std::max(i0, vis); i < i1; ++i) out[i] = kNegInf;
 }
 
-}  // namespace avx512
+}  // namespace DSV4_AVX512_NS
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace avx2 {
 namespace {
 
@@ -635,7 +640,8 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   if (a.n_heads <= 0 || a.head_dim <= 0 || a.head_dim > kMaxHeadDim || !a.q || !a.out || !a.sink || (a.list_len > 0 && !a.lists))
     throw_error("sparse_attention: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim,
                 ", at most ", kMaxHeadDim, ")");
-  const bool simd = isa_at_least(Isa::Avx512Bf16) && a.head_dim % 16 == 0;
+  const bool simd = isa_at_least(Isa::Avx512) && a.head_dim % 16 == 0;
+  const bool bf16 = isa_at_least(Isa::Avx512Bf16);
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
   const bool amx = isa_at_least(Isa::Avx512Amx);
   const int unit_heads = simd ? (amx ? kAmxTaskHeads : kTaskHeads) : kHeadGroup;
@@ -648,8 +654,10 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
       const int hn = std::min(unit_heads, a.n_heads - h0);
       if (simd && amx) {
         avx512::sparse_attention_rows_amx(a, t, h0, hn);
-      } else if (simd) {
+      } else if (simd && bf16) {
         avx512::sparse_attention_rows(a, t, h0, hn);
+      } else if (simd) {
+        avx512fma::sparse_attention_rows(a, t, h0, hn);
       } else if (simd2) {
         avx2::sparse_attention_rows(a, t, h0, hn);
       } else {
@@ -663,15 +671,18 @@ void indexer_scores(const IndexerScoreArgs& a, ThreadPool* pool) {
   if (a.n <= 0 || a.n_keys <= 0) return;
   if (a.n_heads <= 0 || a.head_dim <= 0 || a.head_dim > kMaxHeadDim || !a.q || !a.w || !a.keys || !a.visible || !a.scores)
     throw_error("indexer_scores: bad arguments (heads ", a.n_heads, ", head_dim ", a.head_dim, ")");
-  const bool simd = isa_at_least(Isa::Avx512Bf16), simd2 = isa_at_least(Isa::Avx2);
+  const bool simd = isa_at_least(Isa::Avx512), bf16 = isa_at_least(Isa::Avx512Bf16);
+  const bool simd2 = isa_at_least(Isa::Avx2);
   const int64_t chunks = (a.n_keys + kKeyChunk - 1) / kKeyChunk;
   const double work = double(a.n) * a.n_keys * a.n_heads * a.head_dim;
   parallel_for(pool_for_work(pool, work), a.n * chunks, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const int64_t t = u / chunks, i0 = (u % chunks) * kKeyChunk;
       const int64_t i1 = std::min(a.n_keys, i0 + kKeyChunk);
-      if (simd) {
+      if (simd && bf16) {
         avx512::indexer_scores_rows(a, t, i0, i1);
+      } else if (simd) {
+        avx512fma::indexer_scores_rows(a, t, i0, i1);
       } else if (simd2) {
         avx2::indexer_scores_rows(a, t, i0, i1);
       } else {
@@ -681,4 +692,5 @@ void indexer_scores(const IndexerScoreArgs& a, ThreadPool* pool) {
   });
 }
 
+#endif  // !DSV4_AVX512_FMA_PASS
 }  // namespace dsv4::cpu

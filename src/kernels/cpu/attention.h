@@ -42,5 +42,9 @@ void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
 void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace avx512
+namespace avx512fma {  // the same without BF16 (dispatch.h), detected_isa() >= Isa::Avx512
+void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
+void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
+}  // namespace avx512fma
 
 }  // namespace dsv4::cpu

@@ -18,6 +18,7 @@
 
 namespace dsv4::cpu {
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace scalar {
 
 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,
@@ -64,8 +65,9 @@ void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64
 }
 
 }  // namespace scalar
+#endif  // !DSV4_AVX512_FMA_PASS
 
-namespace avx512 {
+namespace DSV4_AVX512_NS {
 namespace {
 
 template <int MR>
@@ -80,7 +82,7 @@ DSV4_AVX512 inline void dot_bf16_tile(const uint16_t* panel, int64_t ldp, int nr
     for (int i = 0; i < MR; ++i) av[i] = (__m512bh)_mm512_loadu_si512(a + i * lda + p);
     for (int r = 0; r < kPanelRows; ++r) {
       const __m512bh wv = (__m512bh)_mm512_loadu_si512(panel + r * ldp + p);
-      for (int i = 0; i < MR; ++i) acc[r][i] = _mm512_dpbf16_ps(acc[r][i], wv, av[i]);
+      for (int i = 0; i < MR; ++i) acc[r][i] = dpbf16(acc[r][i], wv, av[i]);
     }
   }
   for (int i = 0; i < MR; ++i)
@@ -244,5 +246,5 @@ DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const flo
   }
 }
 
-}  // namespace avx512
+}  // namespace DSV4_AVX512_NS
 }  // namespace dsv4::cpu

@@ -34,11 +34,12 @@ Isa detect_hardware() {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                     __builtin_cpu_supports("f16c");
   if (!avx2) return Isa::Scalar;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bf16"))
-    return amx_usable() ? Isa::Avx512Amx : Isa::Avx512Bf16;
-  return Isa::Avx2;
+  if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vbmi")))
+    return Isa::Avx2;
+  if (!__builtin_cpu_supports("avx512bf16")) return Isa::Avx512;
+  return amx_usable() ? Isa::Avx512Amx : Isa::Avx512Bf16;
 #else
   return Isa::Scalar;
 #endif
@@ -49,7 +50,8 @@ Isa detect() {
   if (const char* env = std::getenv("DSV4_ISA"); env != nullptr && *env != '\0') {
     Isa cap;
     if (!parse_isa(env, &cap))
-      throw_error("DSV4_ISA=", env, ": unknown level (expected scalar, avx2, avx512 or amx)");
+      throw_error("DSV4_ISA=", env,
+                  ": unknown level (expected scalar, avx2, avx512, avx512-bf16 or amx)");
     if (static_cast<int>(cap) < static_cast<int>(isa)) isa = cap;
   }
   return isa;
@@ -117,6 +119,7 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
     case Isa::Avx512Bf16: return "avx512-bf16";
     case Isa::Avx512Amx: return "avx512-amx";
   }
@@ -126,7 +129,7 @@ const char* isa_name(Isa isa) {
 bool parse_isa(const char* name, Isa* out) {
   struct Entry { const char* name; Isa isa; };
   static constexpr Entry kNames[] = {
-      {"scalar", Isa::Scalar},       {"avx2", Isa::Avx2},          {"avx512", Isa::Avx512Bf16},
+      {"scalar", Isa::Scalar},          {"avx2", Isa::Avx2},       {"avx512", Isa::Avx512},
       {"avx512-bf16", Isa::Avx512Bf16}, {"amx", Isa::Avx512Amx}, {"avx512-amx", Isa::Avx512Amx},
   };
   for (const Entry& e : kNames)

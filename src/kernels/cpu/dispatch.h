@@ -5,8 +5,8 @@
 //
 // The levels are ordered: each includes the ones below it. A kernel family uses the highest level
 // it has an entry for that is <= active_isa(). The environment variable DSV4_ISA
-// (scalar | avx2 | avx512 | amx) caps the level for a whole process (CI runs the tests forced to
-// every level the machine supports); set_isa() does the same from code (tests, benches).
+// (scalar | avx2 | avx512 | avx512-bf16 | amx) caps the level for a whole process (CI runs the
+// tests forced to every level the machine supports); set_isa() does the same from code.
 #pragma once
 
 namespace dsv4::cpu {
@@ -15,7 +15,12 @@ enum class Isa {
   Scalar,
   // AVX2 + FMA + F16C (Haswell and later, Zen): 8-lane float32 kernels.
   Avx2,
-  // AVX-512 F/BW/VL/DQ + VBMI (byte permutes for the FP8/FP4 decode) + BF16 (vdpbf16ps).
+  // AVX-512 F/BW/VL/DQ + VBMI (byte permutes for the FP8/FP4 decode), no BF16 (Ice Lake, Tiger
+  // Lake, Rocket Lake): the AVX-512 kernels compiled a second time (namespace avx512fma), each
+  // BF16 pair product as two float32 FMAs on the exactly widened halves (simd_avx512.h).
+  Avx512,
+  // The above + BF16 (vdpbf16ps, vcvtne2ps2bf16): the AVX-512 kernels as written (namespace
+  // avx512; Zen 4/5, Cooper Lake, Sapphire Rapids and later).
   Avx512Bf16,
   // The above plus AMX-TILE/AMX-BF16 (tdpbf16ps tiles) for the prefill GEMMs, the sparse
   // attention and the lightning-indexer scan.
@@ -26,7 +31,8 @@ Isa detected_isa();           // best level this CPU (and OS) supports, capped b
 Isa active_isa();             // level the dispatch uses: detected, unless lowered by set_isa
 void set_isa(Isa isa);        // benches/tests: force a level (clamped to detected_isa())
 const char* isa_name(Isa isa);
-// Parses "scalar" | "avx2" | "avx512" | "amx" (also the isa_name forms); false if unknown.
+// Parses "scalar" | "avx2" | "avx512" | "avx512-bf16" | "amx" (also "avx512-amx"); false if
+// unknown.
 bool parse_isa(const char* name, Isa* out);
 
 // How the prefill GEMMs multiply decoded BF16 weight panels where there are no AMX tiles:
@@ -35,7 +41,8 @@ bool parse_isa(const char* name, Isa* out);
 // does twice the MACs; AMD Zen 4/5 run both at the same instruction rate, so vdpbf16ps (two MACs
 // per lane) does twice the MACs. Chosen from the CPU vendor, deterministic per machine;
 // DSV4_GEMM=fma|dpbf16 overrides it for a process, set_gemm_unit() from code (tests, benches).
-// Only the AVX-512 BF16 level has both; below it FMA, with AMX the tiles.
+// Only the AVX-512 BF16 level has both; below it FMA (also at the plain AVX-512 level, which has
+// no vdpbf16ps), with AMX the tiles.
 enum class GemmUnit { Fma, Dpbf16 };
 GemmUnit gemm_unit();
 void set_gemm_unit(GemmUnit unit);
@@ -45,9 +52,21 @@ inline bool isa_at_least(Isa level) {
   return static_cast<int>(active_isa()) >= static_cast<int>(level);
 }
 
-// The AVX-512 target string used by every AVX-512 kernel function.
+// The AVX-512 target strings. DSV4_AVX512F: the plain AVX-512 level (no BF16 instructions).
+// DSV4_AVX512: every function of the AVX-512 kernel sources, in namespace DSV4_AVX512_NS. Those
+// sources are compiled twice: as written (BF16 level, namespace avx512) and once more from the
+// wrappers in src/kernels/cpu/avx512fma/, which define DSV4_AVX512_FMA_PASS first: then the
+// target leaves out BF16, the namespace is avx512fma, and simd_avx512.h's BF16 helpers (dpbf16,
+// cvt2_bf16, cvt_bf16) are float32 emulations. Each source skips its other tiers in that pass.
+#define DSV4_AVX512F __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,fma")))
+#if defined(DSV4_AVX512_FMA_PASS)
+#define DSV4_AVX512 DSV4_AVX512F
+#define DSV4_AVX512_NS avx512fma
+#else
 #define DSV4_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bf16,fma")))
+#define DSV4_AVX512_NS avx512
+#endif
 // The AVX2 tier: AVX2 + FMA + F16C (vcvtph2ps decodes E4M3 through half precision).
 #define DSV4_AVX2 __attribute__((target("avx2,fma,f16c")))
 // AMX tile kernels (also AVX-512 for the surrounding data movement).

@@ -33,6 +33,7 @@ const E2m1Bf16Tables& e2m1_tables() {
 
 }  // namespace
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace scalar {
 
 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k,
@@ -71,8 +72,9 @@ void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, 
 }
 
 }  // namespace scalar
+#endif  // !DSV4_AVX512_FMA_PASS
 
-namespace avx512 {
+namespace DSV4_AVX512_NS {
 namespace {
 
 // The BF16 values (unscaled) of the 128 codes in b: v[q] word j = code of K 4j + q.
@@ -173,10 +175,10 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
                      w3 = (__m512bh)wv[3];
       const __m512 sv = _mm512_permutexvar_ps(lane_of[j], sc16[r]);
       for (int i = 0; i < MR; ++i) {
-        __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
-        part = _mm512_dpbf16_ps(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
-        part = _mm512_dpbf16_ps(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
-        part = _mm512_dpbf16_ps(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
+        __m512 part = dpbf16(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
+        part = dpbf16(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
+        part = dpbf16(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
+        part = dpbf16(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
         acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
       }
     }
@@ -206,5 +208,5 @@ DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, i
   if (i < m) fp4_dot_tile<1>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
 }
 
-}  // namespace avx512
+}  // namespace DSV4_AVX512_NS
 }  // namespace dsv4::cpu

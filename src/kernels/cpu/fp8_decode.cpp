@@ -31,6 +31,7 @@ const E4m3Bf16Tables& e4m3_tables() {
 
 }  // namespace
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 tiers: in the first pass only
 namespace scalar {
 
 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
@@ -68,8 +69,9 @@ void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* 
 }
 
 }  // namespace scalar
+#endif  // !DSV4_AVX512_FMA_PASS
 
-namespace avx512 {
+namespace DSV4_AVX512_NS {
 
 DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr,
                             int64_t k, uint16_t* panel, int64_t ldp) {
@@ -139,8 +141,8 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
       const __m512bh w0 = (__m512bh)_mm512_unpacklo_epi8(lo, hi);
       const __m512bh w1 = (__m512bh)_mm512_unpackhi_epi8(lo, hi);
       for (int i = 0; i < MR; ++i) {
-        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
-        acc[r][i] = _mm512_dpbf16_ps(acc[r][i], w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
+        acc[r][i] = dpbf16(acc[r][i], w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
+        acc[r][i] = dpbf16(acc[r][i], w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
       }
     }
   }
@@ -183,5 +185,5 @@ DSV4_AVX512 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k
   }
 }
 
-}  // namespace avx512
+}  // namespace DSV4_AVX512_NS
 }  // namespace dsv4::cpu

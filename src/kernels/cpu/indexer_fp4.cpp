@@ -64,6 +64,7 @@ inline void deinterleave_dims(const float* q, int D, float* o, int64_t stride) {
 
 }  // namespace
 
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 / AMX tiers and the dispatch: first pass only
 void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
   const int H = a.n_heads, D = a.head_dim;
@@ -95,6 +96,9 @@ void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, s
     }
   }
 }
+#endif  // !DSV4_AVX512_FMA_PASS
+
+namespace DSV4_AVX512_NS {
 
 namespace {
 
@@ -175,7 +179,7 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
             std::memcpy(&pair, q + d, 4);
             const __m512bh qb = (__m512bh)_mm512_set1_epi32(pair);
             for (int tt = 0; tt < kTiles; ++tt)
-              acc[tt] = _mm512_dpbf16_ps(acc[tt], (__m512bh)_mm512_loadu_si512(tiles16.data() + tt * D * 16 + d * 16), qb);
+              acc[tt] = dpbf16(acc[tt], (__m512bh)_mm512_loadu_si512(tiles16.data() + tt * D * 16 + d * 16), qb);
           }
         } else {
           const float* q = a.q + (r * H + h) * D;
@@ -269,7 +273,7 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
         __m512 lo, hi;
         decode_key_block(t, e, sc, b, table, &lo, &hi);
         if constexpr (kDp) {
-          _mm512_storeu_si512(kbuf16.data() + j * D + b * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+          _mm512_storeu_si512(kbuf16.data() + j * D + b * 32, cvt2_bf16(hi, lo));
         } else {
           _mm512_storeu_ps(kd + b * 32, lo);
           _mm512_storeu_ps(kd + b * 32 + 16, hi);
@@ -295,7 +299,7 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
             int32_t pair;
             std::memcpy(&pair, kbuf16.data() + j * D + d, 4);
             const __m512bh kv = (__m512bh)_mm512_set1_epi32(pair);
-            for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_dpbf16_ps(acc[j][v], qv[v], kv);
+            for (int v = 0; v < HV; ++v) acc[j][v] = dpbf16(acc[j][v], qv[v], kv);
           }
         }
       } else {
@@ -319,7 +323,7 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
           const __m512 rel = _mm512_max_ps(bf16r_ps(acc[j][v]), _mm512_setzero_ps());
           total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_loadu_ps(wp.data() + r * Hp + 16 * v))));
         }
-        out[j] = bf16r(avx512::hsum(total));
+        out[j] = bf16r(hsum(total));
       }
     }
   }
@@ -327,11 +331,11 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
 
 }  // namespace
 
-DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+DSV4_AVX512 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
-  const bool dp = gemm_unit() == GemmUnit::Dpbf16;
+  const bool dp = kNativeBf16 && gemm_unit() == GemmUnit::Dpbf16;
   // Decode (few rows, up to 128 heads): every head at once per key. Prefill, or more heads:
   // 16 keys per vector.
   if (a.n < 8 && H <= 16)
@@ -343,6 +347,9 @@ DSV4_AVX512 void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint
   return dp ? scores_tiled<true>(a, keys, key_bytes) : scores_tiled<false>(a, keys, key_bytes);
 }
 
+}  // namespace DSV4_AVX512_NS
+
+#if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 / AMX tiers and the dispatch: first pass only
 namespace {
 
 // E2M1 nibbles (one per int32 lane, < 16) -> float: the magnitude from an 8-entry permute, the
@@ -467,6 +474,7 @@ DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t*
   }
 }
 
+namespace avx512 {
 // AMX: the dot products of 16 keys x 16 heads are one tile product per 32 dimensions. The keys
 // are the A operand (16 keys x 32 BF16 per block, decoded with the block scale: exact, the dims
 // of each block de-interleaved as the other versions decode them), the queries of one row the B
@@ -498,7 +506,7 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
       for (int b = 0; b < nb; ++b) {
         __m512 lo, hi;
         decode_key_block(t, e, sc, b, table, &lo, &hi);
-        _mm512_store_si512(kb + j * D + b * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_store_si512(kb + j * D + b * 32, cvt2_bf16(hi, lo));
       }
     }
     for (int64_t r = 0; r < a.n; ++r) {
@@ -546,14 +554,17 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
           }
         }
       }
-      for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(avx512::hsum(total[j]));
+      for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(hsum(total[j]));
     }
   }
 }
 
+}  // namespace avx512
+
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Amx)) indexer_scores_fp4_amx(a, keys, key_bytes);
-  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) indexer_scores_fp4_avx512(a, keys, key_bytes);
+  if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Amx)) avx512::indexer_scores_fp4_amx(a, keys, key_bytes);
+  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(a, keys, key_bytes);
+  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512)) avx512fma::indexer_scores_fp4(a, keys, key_bytes);
   else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);
 }
@@ -589,5 +600,6 @@ void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t k
         std::copy(out.begin() + r * len, out.begin() + (r + 1) * len, a.scores + r * a.n_keys + k0);
   });
 }
+#endif  // !DSV4_AVX512_FMA_PASS
 
 }  // namespace dsv4::cpu

@@ -18,9 +18,14 @@ namespace dsv4::cpu {
 
 void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
-void indexer_scores_fp4_avx512(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
+namespace avx512 {  // detected_isa() >= Isa::Avx512Bf16
+void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // AMX tiles for the dot products (only when detected_isa() == Isa::Avx512Amx).
 void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
+}  // namespace avx512
+namespace avx512fma {  // detected_isa() >= Isa::Avx512
+void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
+}  // namespace avx512fma
 // Best available (head_dim must be a multiple of 32 for the SIMD path; otherwise scalar).
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // The same with the keys split over `pool` (every score depends on one query row and one key,

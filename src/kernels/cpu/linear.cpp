@@ -55,7 +55,21 @@ const PanelKernels& panel_kernels(Isa isa) {
       .dot_bf16w_f32 = avx512::dot_bf16w_f32,
       .prepare_act_bf16 = avx512::prepare_act_bf16,
   };
+  static const PanelKernels kAvx512Fma{
+      .fp4_order = PanelOrder::Fp4Words,
+      .decode_fp8 = avx512fma::decode_fp8,
+      .fp8_rows_dot = avx512fma::fp8_rows_dot,
+      .scale_act_bf16 = avx512fma::scale_act_bf16,
+      .decode_fp4 = avx512fma::decode_fp4,
+      .dot_bf16 = avx512fma::dot_bf16,
+      .dot_f32 = avx512fma::dot_f32,
+      .fp4_rows_dot = avx512fma::fp4_rows_dot,
+      .widen_bf16 = avx512fma::widen_bf16,
+      .dot_bf16w_f32 = avx512fma::dot_bf16w_f32,
+      .prepare_act_bf16 = avx512fma::prepare_act_bf16,
+  };
   if (static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16)) return kAvx512;
+  if (isa == Isa::Avx512) return kAvx512Fma;
   return static_cast<int>(isa) >= static_cast<int>(Isa::Avx2) ? kAvx2 : kScalar;
 }
 

@@ -123,6 +123,9 @@ DSV4_PANEL_KERNEL_DECLS
 namespace avx512 {  // callable only when detected_isa() >= Isa::Avx512Bf16
 DSV4_PANEL_KERNEL_DECLS
 }
+namespace avx512fma {  // the same sources without BF16 (dispatch.h): detected_isa() >= Isa::Avx512
+DSV4_PANEL_KERNEL_DECLS
+}
 #undef DSV4_PANEL_KERNEL_DECLS
 
 // The tile prefill path: a weight panel of up to kTilePanelRows rows is decoded into a BF16

@@ -72,12 +72,12 @@ void hadamard(float* x, int64_t ld, int64_t rows, int64_t n) {
 
 namespace avx512 {
 namespace {
-DSV4_AVX512 inline __mmask16 tail_mask(int64_t left) {
+DSV4_AVX512F inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
 }
 }  // namespace
 
-DSV4_AVX512 void rms_norm(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* w,
+DSV4_AVX512F void rms_norm(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* w,
                           float eps, float* y, int64_t ldy) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
@@ -103,7 +103,7 @@ DSV4_AVX512 void rms_norm(const float* x, int64_t ldx, int64_t rows, int64_t n, 
   }
 }
 
-DSV4_AVX512 void softmax(float* x, int64_t ld, int64_t rows, int64_t n) {
+DSV4_AVX512F void softmax(float* x, int64_t ld, int64_t rows, int64_t n) {
   const __m512 ninf = _mm512_set1_ps(-INFINITY);
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * ld;
@@ -126,7 +126,7 @@ DSV4_AVX512 void softmax(float* x, int64_t ld, int64_t rows, int64_t n) {
   }
 }
 
-DSV4_AVX512 void rope(float* x, int64_t ld, int64_t rows, int64_t off, int64_t npairs,
+DSV4_AVX512F void rope(float* x, int64_t ld, int64_t rows, int64_t off, int64_t npairs,
                       const float* cos, const float* sin, int64_t ldcs, bool inverse) {
   // 8 pairs per vector: cos/sin duplicated to (c, c), x swapped within pairs to (b, a); then
   // out = x * c + swap(x) * (-s, s).
@@ -150,7 +150,7 @@ DSV4_AVX512 void rope(float* x, int64_t ld, int64_t rows, int64_t off, int64_t n
   }
 }
 
-DSV4_AVX512 void hadamard(float* x, int64_t ld, int64_t rows, int64_t n) {
+DSV4_AVX512F void hadamard(float* x, int64_t ld, int64_t rows, int64_t n) {
   if (n < 16) {
     scalar::hadamard(x, ld, rows, n);
     return;
@@ -301,7 +301,7 @@ DSV4_AVX2 void hadamard(float* x, int64_t ld, int64_t rows, int64_t n) {
 }  // namespace avx2
 
 namespace {
-bool simd() { return isa_at_least(Isa::Avx512Bf16); }
+bool simd() { return isa_at_least(Isa::Avx512); }
 bool simd2() { return isa_at_least(Isa::Avx2); }
 }  // namespace
 

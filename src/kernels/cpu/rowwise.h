@@ -36,7 +36,7 @@ DSV4_ROWWISE_DECLS
 namespace avx2 {  // only when detected_isa() >= Isa::Avx2
 DSV4_ROWWISE_DECLS
 }
-namespace avx512 {  // only when detected_isa() >= Isa::Avx512Bf16
+namespace avx512 {  // only when detected_isa() >= Isa::Avx512 (no BF16 instructions)
 DSV4_ROWWISE_DECLS
 }
 #undef DSV4_ROWWISE_DECLS

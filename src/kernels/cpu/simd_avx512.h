@@ -1,5 +1,6 @@
 // Internal AVX-512 helpers shared by the kernel files (each function carries DSV4_AVX512, so
-// including this header never requires AVX-512 at compile time).
+// including this header never requires AVX-512 at compile time), in namespace DSV4_AVX512_NS:
+// once per pass of the AVX-512 sources (dispatch.h), with the BF16 instructions or without.
 #pragma once
 // GCC 12 reports its own self-initialised _mm512_undefined_*() inside the intrinsic headers as
 // "may be used uninitialized" when the intrinsics are used through target attributes (a false
@@ -14,7 +15,48 @@
 
 #include "kernels/cpu/dispatch.h"
 
-namespace dsv4::cpu::avx512 {
+namespace dsv4::cpu::DSV4_AVX512_NS {
+
+// The BF16 operations of the kernels. BF16 pass: the AVX512-BF16 instructions. FMA pass: the same
+// results from AVX-512 F. A BF16 pair in a 32-bit lane widens exactly to two floats (high word
+// masked, low word shifted up); vdpbf16ps adds the high pair's product, then the low pair's (the
+// products of BF16 values are exact in float32), i.e. two FMAs in that order. The conversions
+// round to nearest even in integer lanes, subnormal inputs to signed zero and NaN to a quiet NaN,
+// as vcvtne2ps2bf16 does. So both passes give equal results (barring subnormal products, which
+// vdpbf16ps flushes).
+#if defined(DSV4_AVX512_FMA_PASS)
+inline constexpr bool kNativeBf16 = false;
+DSV4_AVX512 inline __m512 dpbf16(__m512 acc, __m512bh a, __m512bh b) {
+  const __m512i ai = (__m512i)a, bi = (__m512i)b;
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(ai, high)),
+                        _mm512_castsi512_ps(_mm512_and_si512(bi, high)), acc);
+  return _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(ai, 16)),
+                         _mm512_castsi512_ps(_mm512_slli_epi32(bi, 16)), acc);
+}
+// The 16 BF16 bits of x's lanes, in the low halves of the 32-bit lanes.
+DSV4_AVX512 inline __m512i bf16_bits_epi32(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+  const __mmask16 nan = _mm512_cmpgt_epi32_mask(mag, _mm512_set1_epi32(0x7F800000));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+  const __mmask16 sub = _mm512_cmplt_epi32_mask(mag, _mm512_set1_epi32(0x00800000));
+  r = _mm512_mask_mov_epi32(r, sub, _mm512_and_si512(u, _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+  return _mm512_srli_epi32(r, 16);
+}
+DSV4_AVX512 inline __m256i cvt_bf16(__m512 x) { return _mm512_cvtepi32_epi16(bf16_bits_epi32(x)); }
+// 32 BF16 values: lo's 16 lanes, then hi's.
+DSV4_AVX512 inline __m512i cvt2_bf16(__m512 hi, __m512 lo) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(cvt_bf16(lo)), cvt_bf16(hi), 1);
+}
+#else
+inline constexpr bool kNativeBf16 = true;
+DSV4_AVX512 inline __m512 dpbf16(__m512 acc, __m512bh a, __m512bh b) { return _mm512_dpbf16_ps(acc, a, b); }
+DSV4_AVX512 inline __m256i cvt_bf16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
+DSV4_AVX512 inline __m512i cvt2_bf16(__m512 hi, __m512 lo) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+#endif
 
 // Activation vector v of row i of a GEMV tile at p (that row's current chunk): the copy held in
 // registers (tiles of up to 2 rows) or a load from L1 (wider tiles: their sums need the registers).
@@ -106,4 +148,4 @@ DSV4_AVX512 inline void transpose16x16_32(const void* src, int64_t src_stride, v
   }
 }
 
-}  // namespace dsv4::cpu::avx512
+}  // namespace dsv4::cpu::DSV4_AVX512_NS
