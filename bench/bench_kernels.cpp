@@ -439,7 +439,7 @@ DSV4_AVX512 float peak_dpbf16(int64_t iters) {
   for (auto& v : acc) s = _mm512_add_ps(s, v);
   return avx512::hsum(s);
 }
-DSV4_AVX512 float peak_fma(int64_t iters) {
+DSV4_AVX512F float peak_fma(int64_t iters) {
   __m512 acc[16];
   for (auto& a : acc) a = _mm512_setzero_ps();
   const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(1e-3f);
@@ -467,9 +467,9 @@ void run_on_pool(benchmark::State& st, float (*fn)(int64_t), int64_t iters) {
 // Arg: 0 = FMA, 1 = vdpbf16ps, 2 = AMX tdpbf16ps. Reports MAC/s summed over the pool's threads.
 void BM_PeakMac(benchmark::State& st) {
   const int op = static_cast<int>(st.range(0));
-  const Isa need = op == 2 ? Isa::Avx512Amx : Isa::Avx512Bf16;
+  const Isa need = op == 2 ? Isa::Avx512Amx : op == 1 ? Isa::Avx512Bf16 : Isa::Avx512;
   if (static_cast<int>(detected_isa()) < static_cast<int>(need)) {
-    st.SkipWithError(op == 2 ? "needs AMX-BF16" : "needs AVX512-BF16");
+    st.SkipWithError(op == 2 ? "needs AMX-BF16" : op == 1 ? "needs AVX512-BF16" : "needs AVX-512");
     return;
   }
   if (op == 2) {
@@ -500,11 +500,13 @@ BENCHMARK(BM_PeakMac)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealT
 void BM_PrefillVsPeak(benchmark::State& st) {
   const int kind = static_cast<int>(st.range(0));
   const int64_t m = st.range(1), n = kind == 0 ? 4096 : 2048, k = 4096;
-  if (!isa_at_least(Isa::Avx512Bf16)) {
-    st.SkipWithError("needs AVX512-BF16 (the peak loops)");
+  if (!isa_at_least(Isa::Avx512)) {
+    st.SkipWithError("needs AVX-512 (the peak loops)");
     return;
   }
-  const bool amx = active_isa() == Isa::Avx512Amx, dp = gemm_unit() == GemmUnit::Dpbf16;
+  // The engine the GEMMs run on: AMX, vdpbf16ps tiles (BF16 level and unit), else FMA panels.
+  const bool amx = active_isa() == Isa::Avx512Amx;
+  const bool dp = active_isa() == Isa::Avx512Bf16 && gemm_unit() == GemmUnit::Dpbf16;
   const size_t wbytes = kind == 0 ? n * k : n * k / 2;
   const size_t sbytes = kind == 0 ? (n / 128) * (k / 128) : n * k / 32;
   std::vector<uint8_t> w(wbytes), s(sbytes);
@@ -566,7 +568,7 @@ BENCHMARK(BM_PrefillVsPeak)
 // (instructions = MAC/s / 16) it shows which unit bounds a decode GEMV on the machine at hand
 // (on Intel cores the permutes share port 5 with an FMA pipe; vpermi2b takes two of its cycles).
 template <int Op>
-DSV4_AVX512 float permute_chains(int64_t iters) {
+DSV4_AVX512F float permute_chains(int64_t iters) {
   __m512i v[16];
   for (int j = 0; j < 16; ++j) v[j] = _mm512_set1_epi32(j);
   const __m512i t = _mm512_set1_epi32(0x3F803F80);
@@ -583,7 +585,7 @@ DSV4_AVX512 float permute_chains(int64_t iters) {
 
 // Arg: 0 = vpermw, 1 = vpermi2b, 2 = vpermps. Reports instructions/s summed over the threads.
 void BM_PermuteRate(benchmark::State& st) {
-  if (static_cast<int>(detected_isa()) < static_cast<int>(Isa::Avx512Bf16)) {
+  if (static_cast<int>(detected_isa()) < static_cast<int>(Isa::Avx512)) {
     st.SkipWithError("needs AVX-512 (VBMI)");
     return;
   }

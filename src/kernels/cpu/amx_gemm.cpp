@@ -47,7 +47,7 @@ DSV4_AMX void configure() { _tile_loadconfig(&kConfig); }
 
 // Copies the valid part of an accumulator tile (weight rows n0 + [0, nr), activation rows
 // m0 + [0, mr)) into y, transposed (whole tiles in registers, partial ones element by element).
-DSV4_AVX512 inline void store_tile(const float* c, int nr, int64_t mr, float* y, int64_t ldy) {
+DSV4_AVX512F inline void store_tile(const float* c, int nr, int64_t mr, float* y, int64_t ldy) {
   if (nr == 16 && mr == 16) {
     avx512::transpose16x16_32(c, 64, y, ldy * 4);
     return;
@@ -132,7 +132,7 @@ DSV4_AMX void chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* 
   }
 }
 
-DSV4_AVX512 void store(const TileAcc& acc, int nr, int64_t m, float* y, int64_t ldy) {
+DSV4_AVX512F void store(const TileAcc& acc, int nr, int64_t m, float* y, int64_t ldy) {
   const int nr0 = std::min(nr, 16), nr1 = nr - nr0;
   for (int64_t m0 = 0; m0 < m; m0 += 32) {
     const float (*c)[256] = acc.c[m0 / 32];
@@ -166,7 +166,7 @@ DSV4_AMX double peak_macs(int64_t iters) {
   return double(iters) * 4 * 16 * 16 * 32 + c[0];
 }
 
-DSV4_AVX512 void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out) {
+DSV4_AVX512F void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out) {
   const int64_t pairs = kp / 2;
   for (int64_t t = 0; t * 16 < m; ++t) {
     uint32_t* dst = reinterpret_cast<uint32_t*>(out + t * 16 * kp);

@@ -108,6 +108,11 @@ constexpr int64_t kAmxMinRows = 3;
 // rows 304 vs 299, 64 rows 303 vs 331; FP4 2048 x 4096 x 6 experts at 12 rows 269 vs 210, 24
 // rows 282 vs 243; 64 rows x 1 expert 299 vs 380).
 constexpr int64_t kDpTileMinRows = 32;
+// The float32 FMA tiles (Intel without AMX, and the plain AVX-512 level) take over from the
+// FMA panels at this many rows (2-core Ice Lake, GFLOP/s panels vs tiles: FP8 4096 x 4096 at 8
+// rows 66 vs 40, 32 rows 110 vs 133, 128 rows 108 vs 168, 512 rows 113 vs 155; FP4 2048 x 4096
+// x 6 experts at 24 rows 122 vs 105, 1 expert at 64 rows 129 vs 156, 256 rows 118 vs 178).
+constexpr int64_t kFmaTileMinRows = 32;
 
 thread_local AlignedVector<uint16_t> t_act;      // prepared BF16 activations (the calling thread)
 thread_local AlignedVector<float> t_act_f32;     // prepared float32 activations (FMA path)
@@ -116,6 +121,7 @@ thread_local AlignedVector<float> t_panel_f32;   // its float32 widening (FMA pa
 thread_local AlignedVector<uint16_t> t_row_bf16; // one prepared activation row per thread
 thread_local AlignedVector<uint16_t> t_act_vnni; // tile-operand activations (calling thread)
 thread_local AlignedVector<uint16_t> t_act_stage;  // BF16 rows they are built from
+thread_local AlignedVector<float> t_act_blocks;  // float32 tile-operand activations (FMA tiles)
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -142,26 +148,29 @@ struct PrepRows {
 };
 
 // How the panels of a GEMM are multiplied; below the row threshold of the level the weights are
-// decoded in registers per row block instead (Bf16Dot for BF16 weights). Amx and DpTiles share
-// the chunked tile path (to_vnni activations, TileAcc sums).
-enum class Gemm { Bf16Dot, Fma, Amx, DpTiles };
+// decoded in registers per row block instead (Bf16Dot for BF16 weights). Amx, DpTiles and
+// FmaTiles share the chunked tile path (to_vnni / to_f32_blocks activations, TileAcc sums).
+enum class Gemm { Bf16Dot, Fma, Amx, DpTiles, FmaTiles };
 
-bool tiled(Gemm kind) { return kind == Gemm::Amx || kind == Gemm::DpTiles; }
+bool tiled(Gemm kind) { return kind == Gemm::Amx || kind == Gemm::DpTiles || kind == Gemm::FmaTiles; }
 
 // rows: activation rows per weight (for grouped experts: the average over the busy groups).
 Gemm gemm_kind(int64_t rows) {
   if (active_isa() == Isa::Avx512Amx) return rows >= kAmxMinRows ? Gemm::Amx : Gemm::Bf16Dot;
   if (active_isa() == Isa::Avx512Bf16 && gemm_unit() == GemmUnit::Dpbf16)
     return rows >= kDpTileMinRows ? Gemm::DpTiles : Gemm::Bf16Dot;
+  if (isa_at_least(Isa::Avx512) && rows >= kFmaTileMinRows) return Gemm::FmaTiles;
   return rows >= kFmaMinRows ? Gemm::Fma : Gemm::Bf16Dot;
 }
 
-// Prepared activations of one weight's rows: BF16 (stride ld), float32 (Fma, stride ld) or the
-// AMX tile-operand layout (amx::to_vnni, ceil(m / 16) blocks of 16 * kp values).
+// Prepared activations of one weight's rows: BF16 (stride ld), float32 (Fma, stride ld), the
+// AMX tile-operand layout (amx::to_vnni, ceil(m / 16) blocks of 16 * kp values) or its float32
+// counterpart (FmaTiles: avx512::to_f32_blocks, as many floats).
 struct Act {
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
   const uint16_t* vnni = nullptr;
+  const float* blocks = nullptr;
   int64_t ld = 0;
   Gemm kind = Gemm::Bf16Dot;
 };
@@ -208,13 +217,15 @@ void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in
 //     once. Per-chunk accumulator stores stalled the tile pipeline (a quarter of the kernel's
 //     time at 128 rows). No software prefetch: spreading the next panel's prefetches between
 //     the pairs measured the same, end to end and in the kernel benchmarks.
-template <class Decode, class Prefetch>
-void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_t n_hi, int64_t kp,
-                      int64_t m, const Act& act, const OutRows& y) {
+template <class Decode, class Prefetch, class Widen>
+void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64_t n_lo,
+                      int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
   const bool use_amx = act.kind == Gemm::Amx;
   const int64_t kc = use_amx ? kp : kTileChunk;
   const int64_t ps = kc + 32;  // skewed stride of the panel buffer
   uint16_t* panel = grow(t_panel, static_cast<size_t>(kTilePanelRows * ps));
+  const bool use_fma = act.kind == Gemm::FmaTiles;
+  float* wide = use_fma ? grow(t_panel_f32, static_cast<size_t>(kTilePanelRows * ps)) : nullptr;
   thread_local TileAcc acc;
   if (use_amx) amx::begin();
   // Panel rows [0, nr) of K values [k0, k0 + len), zero rows up to the next multiple of 16.
@@ -256,7 +267,12 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, int64_t n_lo, int64_
           prefetch(n0 + kTilePanelRows, rows_at(n0 + kTilePanelRows), k0 + 2 * kTileChunk - kp);
         }
         decode_panel(n0, nr, k0, len);
-        avx512::tile_chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        if (use_fma) {
+          widen(panel, (nr + 15) / 16 * 16 * ps, wide);
+          avx512::tile_chunk_f32(wide, ps, nr, act.blocks + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        } else {
+          avx512::tile_chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        }
       }
       amx::store(acc, nr, mt, y.data + m0 * y.ld + n0, y.ld);
     }
@@ -269,7 +285,7 @@ template <class Decode, class Prefetch>
 void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, int64_t n_lo,
                 int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
   if (tiled(act.kind)) {
-    run_panels_tiled(decode, prefetch, n_lo, n_hi, kp, m, act, y);
+    run_panels_tiled(decode, prefetch, kern.widen_bf16, n_lo, n_hi, kp, m, act, y);
     return;
   }
   const bool fma = act.kind == Gemm::Fma;
@@ -307,10 +323,10 @@ void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, 
 // built from (the largest group's). Used first to size the calling thread's buffers, then as the
 // cursor that hands each group its slice.
 struct ActSpace {
-  int64_t bf16 = 0, f32 = 0, vnni = 0, stage = 0;
+  int64_t bf16 = 0, f32 = 0, vnni = 0, blocks = 0, stage = 0;
   void add(Gemm kind, int64_t m, int64_t kp) {
     if (tiled(kind)) {
-      vnni += vnni_elems(m, kp);
+      (kind == Gemm::FmaTiles ? blocks : vnni) += vnni_elems(m, kp);
       stage = std::max(stage, m * skewed(kp));
     } else if (kind == Gemm::Fma) {
       f32 += m * skewed(kp);
@@ -322,6 +338,7 @@ struct ActSpace {
     grow(t_act, static_cast<size_t>(bf16));
     grow(t_act_f32, static_cast<size_t>(f32));
     grow(t_act_vnni, static_cast<size_t>(vnni));
+    grow(t_act_blocks, static_cast<size_t>(blocks));
     grow(t_act_stage, static_cast<size_t>(stage));
   }
 };
@@ -337,13 +354,20 @@ Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int6
   if (tiled(kind)) {
     uint16_t* rows = t_act_stage.data();
     prepare_rows(kern, pool, in, m, k, order, quant, rows, a.ld);
-    uint16_t* vnni = t_act_vnni.data() + at->vnni;
+    const bool f32 = kind == Gemm::FmaTiles;
+    uint16_t* vnni = f32 ? nullptr : t_act_vnni.data() + at->vnni;
+    float* blocks = f32 ? t_act_blocks.data() + at->blocks : nullptr;
     // Blocks of 16 rows to the tile layout, split over the threads (a serial pass cost 4-11% of
     // an AMX GEMM at 512 rows).
     parallel_for(pool_for_work(pool, 2.0 * m * kp), (m + 15) / 16, 1, [&](int64_t b, int64_t e, int) {
-      amx::to_vnni(rows + b * 16 * a.ld, a.ld, std::min(m, e * 16) - b * 16, kp, vnni + b * 16 * kp);
+      const int64_t rows_here = std::min(m, e * 16) - b * 16;
+      if (f32)
+        avx512::to_f32_blocks(rows + b * 16 * a.ld, a.ld, rows_here, kp, blocks + b * 16 * kp);
+      else
+        amx::to_vnni(rows + b * 16 * a.ld, a.ld, rows_here, kp, vnni + b * 16 * kp);
     }, Schedule::Guided);
     a.vnni = vnni;
+    a.blocks = blocks;
   } else if (kind == Gemm::Fma) {
     float* buf = t_act_f32.data() + at->f32;
     prepare_rows(kern, pool, in, m, k, order, quant, buf, a.ld);

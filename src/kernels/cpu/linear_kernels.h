@@ -133,9 +133,11 @@ DSV4_PANEL_KERNEL_DECLS
 // (AMX: L2-resident, one accumulation per activation tile pair), and multiplied with up to
 // kTilePassRows activation rows (in the to_vnni layout), whose float32 sums stay in a TileAcc
 // between chunks.
-// Two engines run the chunk product: AMX tiles (amx::chunk, amx_gemm.cpp; only when
-// detected_isa() == Isa::Avx512Amx) and vdpbf16ps register blocks (avx512::tile_chunk,
-// dpbf16_tiles.cpp; AVX-512 BF16). The layouts (to_vnni, TileAcc, store) are shared.
+// Three engines run the chunk product: AMX tiles (amx::chunk, amx_gemm.cpp; only when
+// detected_isa() == Isa::Avx512Amx), vdpbf16ps register blocks (avx512::tile_chunk,
+// dpbf16_tiles.cpp; AVX-512 BF16) and float32 FMA register blocks (avx512::tile_chunk_f32,
+// fma_tiles.cpp; the chunk widened to float32, activations in the to_f32_blocks layout). TileAcc
+// and store are shared.
 inline constexpr int kTilePanelRows = 32;       // two 16-row A tiles
 inline constexpr int64_t kTileChunk = 256;      // K values per decoded chunk (16 KiB of panel)
 inline constexpr int64_t kTilePassRows = 128;   // activation rows per pass (8 B tiles)
@@ -149,9 +151,17 @@ namespace avx512 {
 // calls, and panel rows up to the next multiple of 8 must be readable).
 void tile_chunk(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act, int64_t m,
                 int64_t kp, int64_t k0, int64_t k1, TileAcc* acc);
+// The float32 FMA engine (fma_tiles.cpp; AVX-512 F only, detected_isa() >= Isa::Avx512): the
+// same contract with a float32 panel (the chunk's K values [0, k1 - k0) of each row, rows up to
+// the next multiple of 8 readable) and activations in the to_f32_blocks layout.
+void tile_chunk_f32(const float* panel, int64_t ldp, int nr, const float* act, int64_t m,
+                    int64_t kp, int64_t k0, int64_t k1, TileAcc* acc);
+// Activation rows [0, m) (BF16, stride lda, kp % 16 == 0 values each) to ceil(m / 16) blocks of
+// kp x 16 float32 (block b, K index k, lane i = row 16 b + i; rows >= m zero).
+void to_f32_blocks(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, float* out);
 }  // namespace avx512
 namespace amx {
-// (to_vnni and store need AVX-512: detected_isa() >= Isa::Avx512Bf16.)
+// (to_vnni and store need AVX-512 F only: detected_isa() >= Isa::Avx512.)
 // Activation rows [0, m) (BF16, stride lda, kp % 32 == 0 values each) to the tile operand layout:
 // ceil(m / 16) blocks of kp / 2 rows x 16 pairs (32 BF16), rows >= m zero.
 void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out);

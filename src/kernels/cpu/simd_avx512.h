@@ -66,8 +66,11 @@ DSV4_AVX512 inline __m512bh held_or_load(const __m512bh (&held)[H][V], const uin
   else return (__m512bh)_mm512_loadu_si512(p + 32 * v);
 }
 
+// The helpers below use AVX-512 F/BW/DQ only (DSV4_AVX512F): callable from both passes and from
+// the plain-AVX-512 functions of the first pass.
+
 // Sum of the 16 lanes (pairwise tree).
-DSV4_AVX512 inline float hsum(__m512 v) {
+DSV4_AVX512F inline float hsum(__m512 v) {
   const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   b = _mm_add_ps(b, _mm_movehl_ps(b, b));
@@ -75,7 +78,7 @@ DSV4_AVX512 inline float hsum(__m512 v) {
   return _mm_cvtss_f32(b);
 }
 
-DSV4_AVX512 inline float hmax(__m512 v) {
+DSV4_AVX512F inline float hmax(__m512 v) {
   const __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   b = _mm_max_ps(b, _mm_movehl_ps(b, b));
@@ -86,7 +89,7 @@ DSV4_AVX512 inline float hmax(__m512 v) {
 // exp(x) for float32 lanes: x = n ln2 + r (Cody-Waite split), |r| <= ln2/2, degree-6 polynomial,
 // 2^n by exponent construction; relative error about 2 ulp over the normal range, 0 below -87.3,
 // +inf above 88.7.
-DSV4_AVX512 inline __m512 exp_ps(__m512 x) {
+DSV4_AVX512F inline __m512 exp_ps(__m512 x) {
   const __m512 hi = _mm512_set1_ps(88.7228391f), lo = _mm512_set1_ps(-87.33654f);
   const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
   const __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
@@ -117,7 +120,7 @@ DSV4_AVX512 inline __m512 exp_ps(__m512 x) {
 // 16 x 16 block of 32-bit values transposed: destination row c (at dst + c * dst_stride bytes)
 // receives column c of the source rows (row r at src + r * src_stride bytes). Three shuffle
 // stages (32-bit and 64-bit unpacks within 128-bit lanes, then lane shuffles), 64 shuffles in all.
-DSV4_AVX512 inline void transpose16x16_32(const void* src, int64_t src_stride, void* dst,
+DSV4_AVX512F inline void transpose16x16_32(const void* src, int64_t src_stride, void* dst,
                                           int64_t dst_stride) {
   const char* s = static_cast<const char*>(src);
   char* d = static_cast<char*>(dst);
