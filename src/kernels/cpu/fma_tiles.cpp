@@ -25,18 +25,13 @@
 namespace dsv4::cpu::avx512 {
 namespace {
 
-// The 16 sums of weight row n (< 32) and activation block b (16 rows) of the current pass.
-inline float* acc_row(TileAcc* acc, int n, int64_t b) {
-  return acc->c[b / 2][(n / 16) * 2 + b % 2] + (n % 16) * 16;
-}
-
 template <int kRows, int kBlocks>
 DSV4_AVX512F void block(const float* panel, int64_t ldp, int n0, const float* act, int64_t kp,
                         int64_t b0, int64_t k0, int64_t k1, TileAcc* acc) {
   __m512 c[kRows][kBlocks];
   for (int w = 0; w < kRows; ++w)
     for (int b = 0; b < kBlocks; ++b)
-      c[w][b] = k0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(acc_row(acc, n0 + w, b0 + b));
+      c[w][b] = k0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(tile_acc_row(acc, n0 + w, b0 + b));
   const float* a = act + b0 * 16 * kp;
   const float* rows = panel + n0 * ldp - k0;  // indexed by absolute K
   for (int64_t kk = k0; kk < k1; ++kk) {
@@ -48,7 +43,7 @@ DSV4_AVX512F void block(const float* panel, int64_t ldp, int n0, const float* ac
     }
   }
   for (int w = 0; w < kRows; ++w)
-    for (int b = 0; b < kBlocks; ++b) _mm512_store_ps(acc_row(acc, n0 + w, b0 + b), c[w][b]);
+    for (int b = 0; b < kBlocks; ++b) _mm512_store_ps(tile_acc_row(acc, n0 + w, b0 + b), c[w][b]);
 }
 
 template <int kRows>

@@ -15,63 +15,26 @@
 
 namespace dsv4::cpu {
 
+// The kernel table of one tier namespace.
+#define DSV4_PANEL_TABLE(ns, order)                                                      \
+  PanelKernels {                                                                         \
+    .fp4_order = order, .decode_fp8 = ns::decode_fp8, .fp8_rows_dot = ns::fp8_rows_dot, \
+    .scale_act_bf16 = ns::scale_act_bf16, .decode_fp4 = ns::decode_fp4,                 \
+    .dot_bf16 = ns::dot_bf16, .dot_f32 = ns::dot_f32, .fp4_rows_dot = ns::fp4_rows_dot, \
+    .widen_bf16 = ns::widen_bf16, .dot_bf16w_f32 = ns::dot_bf16w_f32,                   \
+    .prepare_act_bf16 = ns::prepare_act_bf16,                                            \
+  }
+
 const PanelKernels& panel_kernels(Isa isa) {
-  static const PanelKernels kScalar{
-      .fp4_order = PanelOrder::Fp4,
-      .decode_fp8 = scalar::decode_fp8,
-      .fp8_rows_dot = scalar::fp8_rows_dot,
-      .scale_act_bf16 = scalar::scale_act_bf16,
-      .decode_fp4 = scalar::decode_fp4,
-      .dot_bf16 = scalar::dot_bf16,
-      .dot_f32 = scalar::dot_f32,
-      .fp4_rows_dot = scalar::fp4_rows_dot,
-      .widen_bf16 = scalar::widen_bf16,
-      .dot_bf16w_f32 = scalar::dot_bf16w_f32,
-      .prepare_act_bf16 = scalar::prepare_act_bf16,
-  };
-  static const PanelKernels kAvx2{
-      .fp4_order = PanelOrder::Fp4,
-      .decode_fp8 = avx2::decode_fp8,
-      .fp8_rows_dot = avx2::fp8_rows_dot,
-      .scale_act_bf16 = avx2::scale_act_bf16,
-      .decode_fp4 = avx2::decode_fp4,
-      .dot_bf16 = avx2::dot_bf16,
-      .dot_f32 = avx2::dot_f32,
-      .fp4_rows_dot = avx2::fp4_rows_dot,
-      .widen_bf16 = avx2::widen_bf16,
-      .dot_bf16w_f32 = avx2::dot_bf16w_f32,
-      .prepare_act_bf16 = avx2::prepare_act_bf16,
-  };
-  static const PanelKernels kAvx512{
-      .fp4_order = PanelOrder::Fp4Words,
-      .decode_fp8 = avx512::decode_fp8,
-      .fp8_rows_dot = avx512::fp8_rows_dot,
-      .scale_act_bf16 = avx512::scale_act_bf16,
-      .decode_fp4 = avx512::decode_fp4,
-      .dot_bf16 = avx512::dot_bf16,
-      .dot_f32 = avx512::dot_f32,
-      .fp4_rows_dot = avx512::fp4_rows_dot,
-      .widen_bf16 = avx512::widen_bf16,
-      .dot_bf16w_f32 = avx512::dot_bf16w_f32,
-      .prepare_act_bf16 = avx512::prepare_act_bf16,
-  };
-  static const PanelKernels kAvx512Fma{
-      .fp4_order = PanelOrder::Fp4Words,
-      .decode_fp8 = avx512fma::decode_fp8,
-      .fp8_rows_dot = avx512fma::fp8_rows_dot,
-      .scale_act_bf16 = avx512fma::scale_act_bf16,
-      .decode_fp4 = avx512fma::decode_fp4,
-      .dot_bf16 = avx512fma::dot_bf16,
-      .dot_f32 = avx512fma::dot_f32,
-      .fp4_rows_dot = avx512fma::fp4_rows_dot,
-      .widen_bf16 = avx512fma::widen_bf16,
-      .dot_bf16w_f32 = avx512fma::dot_bf16w_f32,
-      .prepare_act_bf16 = avx512fma::prepare_act_bf16,
-  };
+  static const PanelKernels kScalar = DSV4_PANEL_TABLE(scalar, PanelOrder::Fp4);
+  static const PanelKernels kAvx2 = DSV4_PANEL_TABLE(avx2, PanelOrder::Fp4);
+  static const PanelKernels kAvx512 = DSV4_PANEL_TABLE(avx512, PanelOrder::Fp4Words);
+  static const PanelKernels kAvx512Fma = DSV4_PANEL_TABLE(avx512fma, PanelOrder::Fp4Words);
   if (static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16)) return kAvx512;
   if (isa == Isa::Avx512) return kAvx512Fma;
   return static_cast<int>(isa) >= static_cast<int>(Isa::Avx2) ? kAvx2 : kScalar;
 }
+#undef DSV4_PANEL_TABLE
 
 void act_quant_dequant(const float* x, int64_t k, float* out) {
   for (int64_t b = 0; b < k; b += 128) {

@@ -146,6 +146,11 @@ inline constexpr int64_t kTilePassRows = 128;   // activation rows per pass (8 B
 struct TileAcc {
   alignas(64) float c[kTilePassRows / 32][4][256];
 };
+// The 16 sums of weight row n (< 32) and activation block b (16 rows) of a pass, as the register
+// engines (vdpbf16ps, FMA) keep them: lane i = activation row 16 b + i.
+inline float* tile_acc_row(TileAcc* acc, int n, int64_t b) {
+  return acc->c[b / 2][(n / 16) * 2 + b % 2] + (n % 16) * 16;
+}
 namespace avx512 {
 // The vdpbf16ps engine of amx::chunk (same contract; no state is kept in registers between
 // calls, and panel rows up to the next multiple of 8 must be readable).
