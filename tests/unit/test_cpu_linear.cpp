@@ -124,7 +124,8 @@ TEST(CpuLinear, PrepareActBitIdenticalToScalar) {
   const PanelKernels& ref = panel_kernels(Isa::Scalar);
   for (Isa isa : isas_to_test()) {
     const PanelKernels& kern = panel_kernels(isa);
-    for (PanelOrder order : {PanelOrder::Natural, PanelOrder::Fp8, PanelOrder::Fp4, PanelOrder::Fp4Words})
+    for (PanelOrder order : {PanelOrder::Natural, PanelOrder::Fp8, PanelOrder::Fp4, PanelOrder::Fp4Words,
+                              PanelOrder::Fp8Dwords})
       for (bool quant : {false, true}) {
         std::vector<uint16_t> a(ldo, 0xFFFF), b(ldo, 0xEEEE);
         ref.prepare_act_bf16(x.data(), k, order, quant, a.data(), ldo);

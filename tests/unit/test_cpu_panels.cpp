@@ -203,6 +203,66 @@ TEST(CpuPanels, RowsDotMatchFloat64) {
   }
 }
 
+// The FMA decode GEMV (fp8_fma_gemv.cpp) and its scalar twin against float64, on codes of every
+// kind: uniformly random bytes (a zero or subnormal code, e = 0, in nearly every 64-byte chunk:
+// the per-lane fix-up path), codes with no e = 0 (the shift decode alone), and rows of zeros and
+// subnormals only (both signs). K = 576 is not a multiple of 128.
+TEST(CpuPanels, Fp8FmaGemvMatchesFloat64) {
+  std::mt19937 rng(47);
+  const int64_t k = 576, ldw = k + 64, lda = k + 16, ldy = kPanelRows;
+  std::vector<uint8_t> mixed = random_bytes(rng, kPanelRows * ldw, true);
+  std::vector<uint8_t> normal = mixed, low = mixed;
+  for (auto& b : normal)
+    if ((b & 0x78) == 0) b |= 0x08;
+  std::uniform_int_distribution<int> dl(0, 15);
+  for (auto& b : low) b = static_cast<uint8_t>((dl(rng) & 7) | (dl(rng) & 8) << 4);  // e = 0, both signs
+  std::vector<float> a(9 * lda);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (auto& v : a) v = bf16_bits_to_f32(f32_to_bf16_bits(d(rng)));
+  using Kernel = void (*)(const uint8_t*, int64_t, int, const float*, int64_t, int64_t, int64_t, float*, int64_t);
+  std::vector<std::pair<Kernel, std::string>> kernels{{scalar::fp8_rows_dot_f32, "scalar"}};
+  if (detected_isa() >= Isa::Avx512) kernels.push_back({avx512::fp8_rows_dot_f32, "avx512"});
+  for (const auto& [kernel, name] : kernels) {
+    for (const auto* w : {&mixed, &normal, &low}) {
+      for (int64_t m = 1; m <= 9; ++m) {
+        for (int nr = 1; nr <= kPanelRows; ++nr) {
+          std::vector<float> y(m * ldy, -7.0f);
+          kernel(w->data(), ldw, nr, a.data(), lda, m, k, y.data(), ldy);
+          expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
+            double e = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              const int64_t kk = panel_position_to_k(PanelOrder::Fp8Dwords, p);
+              const double t = 256.0 * e4m3_value((*w)[r * ldw + kk]) * a[i * lda + p];
+              e += t;
+              *mag += std::fabs(t);
+            }
+            return e;
+          }, "fp8_rows_dot_f32 " + name);
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuPanels, ScaleActF32IsBitIdenticalToScalar) {
+  if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "needs AVX-512";
+  std::mt19937 rng(48);
+  const int64_t k = 1024;
+  std::vector<float> a(k);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (auto& v : a) v = d(rng);
+  std::vector<uint8_t> scales = random_scales(rng, k / 128, 0, 254);
+  scales[0] = 0;    // 2^-127: results below the normal range
+  scales[1] = 254;  // 2^127
+  std::vector<float> want(k), got(k);
+  scalar::scale_act_f32(a.data(), scales.data(), k, want.data());
+  avx512::scale_act_f32(a.data(), scales.data(), k, got.data());
+  for (int64_t p = 0; p < k; ++p) {
+    ASSERT_EQ(f32_to_bits(got[p]), f32_to_bits(want[p])) << p;
+    ASSERT_EQ(want[p], a[p] * std::ldexp(1.0f, scales[p / 128] - 135)) << p;
+  }
+}
+
 TEST(CpuPanels, DotKernelsMatchFloat64) {
   std::mt19937 rng(44);
   const int64_t kp = 1056;  // > one 512 K chunk of dot_f32, not a multiple of it

@@ -84,11 +84,15 @@ DSV4_AVX512 inline __m512i to_bf16(__m512 lo, __m512 hi) { return cvt2_bf16(hi, 
 // idx[e] of the two (Fp8) or of one pair of the four (Fp4) naturally ordered BF16 vectors.
 struct PermTables {
   alignas(64) uint16_t fp8[2][32];
+  alignas(64) uint16_t fp8dw[2][32];
   alignas(64) uint16_t fp4[4][32];
   alignas(64) uint16_t fp4w[4][32];
   PermTables() {
     for (int h = 0; h < 2; ++h)
-      for (int e = 0; e < 32; ++e) fp8[h][e] = static_cast<uint16_t>(panel_position_to_k(PanelOrder::Fp8, 32 * h + e));
+      for (int e = 0; e < 32; ++e) {
+        fp8[h][e] = static_cast<uint16_t>(panel_position_to_k(PanelOrder::Fp8, 32 * h + e));
+        fp8dw[h][e] = static_cast<uint16_t>(panel_position_to_k(PanelOrder::Fp8Dwords, 32 * h + e));
+      }
     for (int v = 0; v < 4; ++v)
       for (int e = 0; e < 32; ++e) {
         const int64_t kk = panel_position_to_k(PanelOrder::Fp4, 32 * v + e);  // in [0, 128)
@@ -123,11 +127,14 @@ DSV4_AVX512 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, b
         for (int i = 0; i < 4; ++i) _mm512_storeu_si512(o + 32 * i, w[i]);
         break;
       case PanelOrder::Fp8:
+      case PanelOrder::Fp8Dwords: {
+        const auto& idx = order == PanelOrder::Fp8 ? t.fp8 : t.fp8dw;
         for (int c = 0; c < 2; ++c)
           for (int h = 0; h < 2; ++h)
             _mm512_storeu_si512(o + 64 * c + 32 * h,
-                                _mm512_permutex2var_epi16(w[2 * c], _mm512_load_si512(t.fp8[h]), w[2 * c + 1]));
+                                _mm512_permutex2var_epi16(w[2 * c], _mm512_load_si512(idx[h]), w[2 * c + 1]));
         break;
+      }
       case PanelOrder::Fp4:
       case PanelOrder::Fp4Words:
         // Both orders take elements [0, 16) of every output vector from K < 64, the pair
@@ -182,7 +189,8 @@ DSV4_AVX2 inline void store8(uint16_t* out, __m256 v) {
 
 DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant,
                                 uint16_t* out, int64_t ldo) {
-  if (k % 128 != 0 || order == PanelOrder::Fp4Words) {  // ragged K / the AVX-512 FP4 order
+  if (k % 128 != 0 || order == PanelOrder::Fp4Words || order == PanelOrder::Fp8Dwords) {
+    // ragged K / the orders of the AVX-512 kernels
     scalar::prepare_act_bf16(x, k, order, quant, out, ldo);
     return;
   }
@@ -201,6 +209,7 @@ DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, boo
             for (int h = 0; h < 2; ++h) store8(o + 64 * c + 32 * h + 8 * l, v[8 * c + 2 * l + h]);
         break;
       case PanelOrder::Fp4Words:  // handed to the scalar twin above
+      case PanelOrder::Fp8Dwords:
         break;
       case PanelOrder::Fp4:  // k = 32l + 16u + 2j + e  ->  32(u + 2e) + 8l + j
         for (int l = 0; l < 4; ++l)

@@ -85,6 +85,7 @@ thread_local AlignedVector<uint16_t> t_row_bf16; // one prepared activation row 
 thread_local AlignedVector<uint16_t> t_act_vnni; // tile-operand activations (calling thread)
 thread_local AlignedVector<uint16_t> t_act_stage;  // BF16 rows they are built from
 thread_local AlignedVector<float> t_act_blocks;  // float32 tile-operand activations (FMA tiles)
+thread_local AlignedVector<float> t_act_scaled;  // FMA decode GEMV: activations x block scale (any thread)
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -116,6 +117,36 @@ struct PrepRows {
 enum class Gemm { Bf16Dot, Fma, Amx, DpTiles, FmaTiles };
 
 bool tiled(Gemm kind) { return kind == Gemm::Amx || kind == Gemm::DpTiles || kind == Gemm::FmaTiles; }
+
+// The FP8 decode GEMV (Gemm::Bf16Dot) decodes into float32 and multiplies on FMA
+// (avx512::fp8_rows_dot_f32) where FMA is the faster unit, GemmUnit::Fma (Intel: there
+// vdpbf16ps issues once per ~2.1 cycles and stalls the shuffle port the table decode needs; at
+// the plain AVX-512 level it is emulated by FMAs). DSV4_GEMM=dpbf16 selects the table decode
+// (fp8_rows_dot) for comparison.
+bool use_fma_gemv() { return isa_at_least(Isa::Avx512) && gemm_unit() == GemmUnit::Fma; }
+
+// Whether these FP8 weights suit the FMA decode GEMV: its table-free decode takes a slower path
+// for 64-byte chunks holding a zero or subnormal code (e = 0), about 1% of the chunks of
+// block-quantised weights but nearly every chunk of uniformly random bytes (the slow path costs
+// about 4x per chunk). 32 chunks spread over the matrix are tested; from 4 hits (12.5%) on the
+// other kernel runs. Deterministic: the choice depends on the weights alone.
+bool fma_gemv_suits(const uint8_t* codes, int64_t n, int64_t k) {
+  const int64_t chunks = n * (k / 64);
+  constexpr uint64_t kE = 0x7878787878787878ull, kOne = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  int hits = 0;
+  for (int s = 0; s < 32; ++s) {
+    const uint8_t* c = codes + (chunks * (2 * s + 1) / 64) * 64;
+    bool low = false;
+    for (int b = 0; b < 64; b += 8) {
+      uint64_t v;
+      std::memcpy(&v, c + b, 8);
+      const uint64_t e = v & kE;  // a byte of e is zero iff its code has e = 0
+      low |= ((e - kOne) & ~e & kHigh) != 0;
+    }
+    hits += low;
+  }
+  return hits < 4;
+}
 
 // rows: activation rows per weight (for grouped experts: the average over the busy groups).
 Gemm gemm_kind(int64_t rows) {
@@ -376,20 +407,27 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const int64_t k = w.k, m = x.m, kblocks = k / 128;
   const Gemm kind = gemm_kind(m);
   if (kind == Gemm::Bf16Dot) {
-    // Small M: weights decoded in registers straight into vdpbf16ps; the activations carry the
-    // weight scales of the current 128-row block (rescaled once per block and thread).
+    // Small M: weights decoded in registers straight into vdpbf16ps (BF16 activations) or into
+    // float32 FMA (use_fma_gemv); the activations carry the weight scales of the current 128-row
+    // block (rescaled once per block and thread).
+    const bool fma = use_fma_gemv() && fma_gemv_suits(w.codes, w.n, k);
     const int64_t ld = skewed(k);
     float* act = grow(t_act_f32, static_cast<size_t>(m * ld));
-    prepare_rows(kern, pool, {x.data, x.ld, nullptr}, m, k, PanelOrder::Fp8, quantize_act, act, ld);
+    prepare_rows(kern, pool, {x.data, x.ld, nullptr}, m, k, fma ? PanelOrder::Fp8Dwords : PanelOrder::Fp8,
+                 quantize_act, act, ld);
     parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
-      uint16_t* scaled = grow(t_act, static_cast<size_t>(m * ld));
+      uint16_t* scaled = fma ? nullptr : grow(t_act, static_cast<size_t>(m * ld));
+      float* scaled_f32 = fma ? grow(t_act_scaled, static_cast<size_t>(m * ld)) : nullptr;
       for (int64_t lo = b; lo < e;) {
         const int64_t nb = lo / 128, hi = std::min(e, (nb + 1) * 128);
-        for (int64_t i = 0; i < m; ++i)
-          kern.scale_act_bf16(act + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
+        for (int64_t i = 0; i < m; ++i) {
+          if (fma) avx512::scale_act_f32(act + i * ld, w.scales + nb * kblocks, k, scaled_f32 + i * ld);
+          else kern.scale_act_bf16(act + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
+        }
         for (int64_t n0 = lo; n0 < hi; n0 += kPanelRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, hi - n0));
-          kern.fp8_rows_dot(w.codes + n0 * k, k, nr, scaled, ld, m, k, y.data + n0, y.ld);
+          if (fma) avx512::fp8_rows_dot_f32(w.codes + n0 * k, k, nr, scaled_f32, ld, m, k, y.data + n0, y.ld);
+          else kern.fp8_rows_dot(w.codes + n0 * k, k, nr, scaled, ld, m, k, y.data + n0, y.ld);
         }
         lo = hi;
       }

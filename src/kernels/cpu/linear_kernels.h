@@ -28,8 +28,9 @@ inline constexpr uint8_t kMinFastScale = 10, kMaxFastScale = 246;
 inline constexpr int kWidePanelRows = 8;
 
 // Fp4: the byte-table decoders (AVX2, scalar); Fp4Words: the AVX-512 word-table decoder, which
-// looks up each nibble of a 16-bit word in place (PanelKernels::fp4_order says which).
-enum class PanelOrder { Natural, Fp8, Fp4, Fp4Words };
+// looks up each nibble of a 16-bit word in place (PanelKernels::fp4_order says which);
+// Fp8Dwords: the FMA decode GEMV (fp8_rows_dot_f32), byte q of each dword in vector q.
+enum class PanelOrder { Natural, Fp8, Fp4, Fp4Words, Fp8Dwords };
 
 // The K index that panel position p holds. The SIMD decoders interleave bytes within 128-bit
 // lanes (vpunpck{l,h}bw), which permutes K; activations are laid out the same way once per row.
@@ -48,6 +49,10 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
     case PanelOrder::Fp4Words: {  // per 128: vector q (nibble of the word), word j (4 values each)
       const int64_t c = p / 128, q = (p % 128) / 32, j = p % 32;
       return 128 * c + 4 * j + q;
+    }
+    case PanelOrder::Fp8Dwords: {  // per 64: vector q (byte of the dword), dword j (4 codes each)
+      const int64_t c = p / 64, q = (p % 64) / 16, j = p % 16;
+      return 64 * c + 4 * j + q;
     }
   }
   return p;
@@ -117,6 +122,22 @@ struct PanelKernels {
 namespace scalar {
 DSV4_PANEL_KERNEL_DECLS
 }
+// The FMA decode GEMV (fp8_fma_gemv.cpp), used where FMA is the faster multiply (use_fma_gemv in
+// linear.cpp): y[i * ldy + r] = sum_{p < k} 256 * e4m3(code of K(p)) * a[i * lda + p] for r < nr
+// <= kPanelRows, i < m, activations in PanelOrder::Fp8Dwords carrying the weight block's scale
+// and 2^-8 (scale_act_f32), k % 64 == 0. Rows >= nr are not read.
+// scale_act_f32: out[p] = a[p] * e8m0(scales[p / 128]) * 2^-8 for p < k (k % 128 == 0).
+#define DSV4_FMA_GEMV_DECLS                                                                    \
+  void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const float* a, int64_t lda,   \
+                        int64_t m, int64_t k, float* y, int64_t ldy);                          \
+  void scale_act_f32(const float* a, const uint8_t* scales, int64_t k, float* out);
+namespace scalar {
+DSV4_FMA_GEMV_DECLS
+}
+namespace avx512 {  // AVX-512 F only: callable when detected_isa() >= Isa::Avx512
+DSV4_FMA_GEMV_DECLS
+}
+#undef DSV4_FMA_GEMV_DECLS
 namespace avx2 {  // callable only when detected_isa() >= Isa::Avx2 (avx2_panels.cpp)
 DSV4_PANEL_KERNEL_DECLS
 }
