@@ -243,7 +243,7 @@ DSV4_COMMAND(bench) {
               auto probe_pass = [&] { return probe.run(1).gb_per_s; };
               std::FILE* info = o->csv ? stderr : stdout;
               std::fprintf(info,
-                           "model %s (%s numerics, %s backend, isa %s, gemm %s, weights %s): loaded in %.2f s; %d "
+                           "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, weights %s): loaded in %.2f s; %d "
                            "threads; read bandwidth %.2f GB/s (best of 5, median %.2f); active "
                            "weights %.3f GB/token, all weights %.3f GB\n",
                            o->model.c_str(), o->numerics.c_str(),
@@ -254,6 +254,11 @@ DSV4_COMMAND(bench) {
                                ? cpu::gemm_unit_name(cpu::gemm_unit())
                            : cpu::active_isa() != cpu::Isa::Scalar ? "fma"
                                                                    : "scalar",
+                           // The decode GEMVs' multiply: FMA (AVX2; AVX-512 with the fma unit,
+                           // FP8 decoded by shifts) or vdpbf16ps (AVX-512 with the dpbf16 unit).
+                           !cpu::isa_at_least(cpu::Isa::Avx512)
+                               ? (cpu::active_isa() != cpu::Isa::Scalar ? "fma" : "scalar")
+                               : cpu::gemm_unit_name(cpu::gemm_unit()),
                            weight_memory_name(engine->info().weight_memory), load_s,
                            threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);
