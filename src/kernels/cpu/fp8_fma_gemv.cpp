@@ -76,12 +76,13 @@ struct Fp8DwordDecoder {
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_srai_epi16(top, 4), mask, bias, 0xEA));
   }
 
-  // The 4 float32 vectors (x 256) of one 64-byte chunk: v[q] lane j = code 4 j + q.
+  // The 4 float32 vectors (x 256) of one 64-byte chunk, v[q] lane j = code 4 j + q, exact for
+  // the codes with e >= 1 (has_low: whether the chunk holds others; fix_low patches them).
   DSV4_AVX512F void decode(__m512i x, __m512* v) const {
     v[3] = finish(x);
     for (int q = 0; q < 3; ++q) v[q] = finish(_mm512_shuffle_epi8(x, to_top[q]));
-    if (__builtin_expect(_mm512_testn_epi8_mask(x, e_bits) != 0, 0)) fix_low(x, v);
   }
+  DSV4_AVX512F bool has_low(__m512i x) const { return _mm512_testn_epi8_mask(x, e_bits) != 0; }
 
   // Lanes whose code has e = 0: m / 2 with the lane's sign.
   DSV4_AVX512F void fix_low(__m512i x, __m512* v) const {
@@ -108,7 +109,9 @@ template <int MR>
 DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const float* a, int64_t lda,
                                       int64_t k, float* y, int64_t ldy, int64_t ahead) {
   const Fp8DwordDecoder& d = decoder();
-  constexpr int kAcc = MR == 1 ? 2 : 1;  // one row: two sums per weight row (shorter FMA chains)
+  // One activation row: a sum per decoded vector (no chain within a chunk, and each FMA can
+  // accumulate in place); more rows: one sum per weight and activation row.
+  constexpr int kAcc = MR == 1 ? 4 : 1;
   __m512 acc[kPanelRows][MR][kAcc];
   for (auto& r : acc)
     for (auto& i : r)
@@ -117,22 +120,37 @@ DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const 
     __m512 av[4];
     if constexpr (MR == 1)
       for (int q = 0; q < 4; ++q) av[q] = _mm512_loadu_ps(a + c + 16 * q);
+#pragma GCC unroll 4
     for (int r = 0; r < kPanelRows; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T1);
+      const __m512i x = _mm512_loadu_si512(rows[r] + c);
+      auto products = [&](const __m512* v) DSV4_AVX512F {
+        for (int i = 0; i < MR; ++i)
+          for (int q = 0; q < 4; ++q) {
+            const __m512 xa = MR == 1 ? av[q] : _mm512_loadu_ps(a + i * lda + c + 16 * q);
+            __m512& s = acc[r][i][q % kAcc];
+            s = _mm512_fmadd_ps(v[q], xa, s);
+          }
+      };
+      // Each branch decodes and multiplies on its own: with one decode before the branch, GCC
+      // kept a copy of the four vectors for the patch and moved them between registers on
+      // every chunk.
       __m512 wv[4];
-      d.decode(_mm512_loadu_si512(rows[r] + c), wv);
-      for (int i = 0; i < MR; ++i)
-        for (int q = 0; q < 4; ++q) {
-          const __m512 x = MR == 1 ? av[q] : _mm512_loadu_ps(a + i * lda + c + 16 * q);
-          __m512& s = acc[r][i][q % kAcc];
-          s = _mm512_fmadd_ps(wv[q], x, s);
-        }
+      if (__builtin_expect(d.has_low(x), 0)) {
+        d.decode(x, wv);
+        d.fix_low(x, wv);
+        products(wv);
+      } else {
+        d.decode(x, wv);
+        products(wv);
+      }
     }
   }
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < nr; ++r) {
       __m512 s = acc[r][i][0];
-      if constexpr (kAcc == 2) s = _mm512_add_ps(s, acc[r][i][1]);
+      if constexpr (kAcc == 4)
+        s = _mm512_add_ps(_mm512_add_ps(s, acc[r][i][1]), _mm512_add_ps(acc[r][i][2], acc[r][i][3]));
       y[i * ldy + r] = hsum(s);
     }
 }
