@@ -34,6 +34,7 @@
 #include "format/safetensors.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/linear.h"
 #include "runtime/engine_impl.h"
 
 namespace {
@@ -254,11 +255,7 @@ DSV4_COMMAND(bench) {
                                ? cpu::gemm_unit_name(cpu::gemm_unit())
                            : cpu::active_isa() != cpu::Isa::Scalar ? "fma"
                                                                    : "scalar",
-                           // The decode GEMVs' multiply: FMA (AVX2; AVX-512 with the fma unit,
-                           // FP8 decoded by shifts) or vdpbf16ps (AVX-512 with the dpbf16 unit).
-                           !cpu::isa_at_least(cpu::Isa::Avx512)
-                               ? (cpu::active_isa() != cpu::Isa::Scalar ? "fma" : "scalar")
-                               : cpu::gemm_unit_name(cpu::gemm_unit()),
+                           cpu::fp8_gemv_multiply_name(),
                            weight_memory_name(engine->info().weight_memory), load_s,
                            threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);

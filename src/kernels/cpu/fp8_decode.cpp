@@ -51,21 +51,45 @@ void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, in
   }
 }
 
-void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda, int64_t m,
-                  int64_t k, float* y, int64_t ldy) {
+namespace {
+
+inline float act_value(uint16_t bf16) { return bf16_bits_to_f32(bf16); }
+inline float act_value(float f) { return f; }
+
+// The twin of both in-register FP8 kernels: y[i][r] = sum_p factor * e4m3(code of K(p)) * a[i][p]
+// with K(p) of `order` (the table kernel: Fp8, factor 1, BF16 activations; the FMA kernel:
+// Fp8Dwords, factor 256, float32 activations carrying 2^-8).
+template <class A>
+void fp8_rows_dot_twin(const uint8_t* w, int64_t ldw, int nr, PanelOrder order, float factor,
+                       const A* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
   for (int64_t i = 0; i < m; ++i) {
     for (int r = 0; r < nr; ++r) {
       float acc = 0.0f;
       for (int64_t p = 0; p < k; ++p)
-        acc += e4m3_value(w[r * ldw + panel_position_to_k(PanelOrder::Fp8, p)]) *
-               bf16_bits_to_f32(a[i * lda + p]);
+        acc += factor * e4m3_value(w[r * ldw + panel_position_to_k(order, p)]) * act_value(a[i * lda + p]);
       y[i * ldy + r] = acc;
     }
   }
 }
 
+}  // namespace
+
+void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda, int64_t m,
+                  int64_t k, float* y, int64_t ldy) {
+  fp8_rows_dot_twin(w, ldw, nr, PanelOrder::Fp8, 1.0f, a, lda, m, k, y, ldy);
+}
+
+void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const float* a, int64_t lda, int64_t m,
+                      int64_t k, float* y, int64_t ldy) {
+  fp8_rows_dot_twin(w, ldw, nr, PanelOrder::Fp8Dwords, 256.0f, a, lda, m, k, y, ldy);
+}
+
 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out) {
   for (int64_t p = 0; p < k; ++p) out[p] = f32_to_bf16_bits(a[p] * e8m0_value(scales[p / 128]));
+}
+
+void scale_act_f32(const float* a, const uint8_t* scales, int64_t k, float* out) {
+  for (int64_t p = 0; p < k; ++p) out[p] = a[p] * (e8m0_value(scales[p / 128]) * 0.00390625f);
 }
 
 }  // namespace scalar

@@ -1,5 +1,6 @@
-// The FP8 decode GEMV on float32 FMA (linear_kernels.h, fp8_rows_dot_f32): for cores where FMA
-// is the cheapest multiply. On the Intel server cores measured (Sapphire Rapids and later),
+// The FP8 decode GEMV on float32 FMA (linear_kernels.h, fp8_rows_dot_f32; its scalar twin and
+// scale_act_f32's are in fp8_decode.cpp beside the table kernel's): for cores where FMA is the
+// cheapest multiply. On the Intel server cores measured (Sapphire Rapids and later),
 // vdpbf16ps issues about once per 2.1 cycles and stalls the shuffle port that the vpermi2b table
 // decode needs, while FMA issues twice per cycle; without BF16 (Ice Lake) it is emulated by FMAs.
 //
@@ -29,27 +30,6 @@
 #include "kernels/cpu/linear_kernels.h"
 
 namespace dsv4::cpu {
-
-namespace scalar {
-
-void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const float* a, int64_t lda, int64_t m,
-                      int64_t k, float* y, int64_t ldy) {
-  for (int64_t i = 0; i < m; ++i) {
-    for (int r = 0; r < nr; ++r) {
-      float acc = 0.0f;
-      for (int64_t p = 0; p < k; ++p)
-        acc += 256.0f * e4m3_value(w[r * ldw + panel_position_to_k(PanelOrder::Fp8Dwords, p)]) *
-               a[i * lda + p];
-      y[i * ldy + r] = acc;
-    }
-  }
-}
-
-void scale_act_f32(const float* a, const uint8_t* scales, int64_t k, float* out) {
-  for (int64_t p = 0; p < k; ++p) out[p] = a[p] * (e8m0_value(scales[p / 128]) * 0.00390625f);
-}
-
-}  // namespace scalar
 
 namespace avx512 {
 namespace {

@@ -627,4 +627,9 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   }, Schedule::Guided);
 }
 
+const char* fp8_gemv_multiply_name() {
+  if (!isa_at_least(Isa::Avx512)) return isa_at_least(Isa::Avx2) ? "fma" : "scalar";
+  return use_fma_gemv() ? "fma" : "dpbf16";
+}
+
 }  // namespace dsv4::cpu

@@ -53,6 +53,11 @@ struct OutRows {  // float32 output rows: row i at data + i * ld
 
 void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                 bool quantize_act = true);
+// The multiply the one-row FP8 decode GEMV runs on at the active level and GEMM unit: "fma"
+// (AVX2; AVX-512 with the fma unit, FP8 decoded by shifts), "dpbf16" (AVX-512 with the dpbf16
+// unit; emulated by FMA at the plain AVX-512 level) or "scalar". Weights full of zero/subnormal
+// codes take the dpbf16 kernel even with the fma unit (linear.cpp, fma_gemv_suits).
+const char* fp8_gemv_multiply_name();
 
 void linear_fp4(const Fp4Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                 bool quantize_act = true);
