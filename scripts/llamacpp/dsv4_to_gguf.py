@@ -12,8 +12,10 @@ the file a llama.cpp user would have:
   - routed experts (FP4 E2M1, one E8M0 scale per 32) -> stacked MXFP4, bit-for-bit repacked;
   - 2-D BF16 tensors stay BF16, 1-D tensors and F32 tensors become F32;
   - the hash-routing table becomes I32; the MTP layers are left out (llama.cpp does not run them).
-A checkpoint without tokenizer.json (e.g. from `dsv4 synth`) gets a byte-level BPE vocabulary
-of config.vocab_size tokens: 2 control tokens, 256 byte tokens, then merges of byte pairs.
+The vocabulary comes from tokenizer.json (DeepSeek's byte-level BPE, pre-tokenizer
+"deepseek-v3" in llama.cpp's terms); a checkpoint without one (e.g. `dsv4 synth --preset
+flash-width`) gets a byte-level BPE vocabulary of config.vocab_size tokens: 2 control tokens,
+256 byte tokens, then merges of byte pairs.
 """
 
 import argparse
@@ -154,6 +156,28 @@ def byte_vocab(n_vocab):
     return tokens[:n_vocab], types, merges
 
 
+def hf_bpe_vocab(tok, n_vocab):
+    """tokenizer.json (byte-level BPE, as DeepSeek ships it) -> GGUF token list, types, merges.
+    Ids without a token up to config.vocab_size become unused padding entries."""
+    model = tok.get("model", {})
+    if model.get("type") != "BPE":
+        raise ValueError(f"tokenizer.json: model type {model.get('type')!r}, expected BPE")
+    tokens = [None] * n_vocab
+    types = [5] * n_vocab  # UNUSED until filled
+    for text, i in model["vocab"].items():
+        if i >= n_vocab:
+            raise ValueError(f"tokenizer.json: token id {i} >= vocab_size {n_vocab}")
+        tokens[i], types[i] = text, 1  # NORMAL
+    for added in tok.get("added_tokens", []):
+        i = added["id"]
+        if i >= n_vocab:
+            raise ValueError(f"tokenizer.json: added token id {i} >= vocab_size {n_vocab}")
+        tokens[i], types[i] = added["content"], 3 if added.get("special") else 4  # CONTROL / USER_DEFINED
+    tokens = [t if t is not None else f"[PAD{i}]" for i, t in enumerate(tokens)]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    return tokens, types, merges
+
+
 def main():
     args = parse_args()
     sys.path.insert(0, str(args.gguf_py))
@@ -209,17 +233,18 @@ def main():
     w.add_hash_layer_count(cfg["num_hash_layers"])
     w.add_embedding_length_out(cfg["hidden_size"] * cfg["hc_mult"])
 
-    if (args.model / "tokenizer.json").exists():
-        sys.exit("error: checkpoints with tokenizer.json: use llama.cpp's convert_hf_to_gguf.py "
-                 "(this writer only builds the byte vocabulary for synthetic checkpoints)")
-    tokens, types, merges = byte_vocab(cfg["vocab_size"])
+    tok_path = args.model / "tokenizer.json"
+    if tok_path.exists():
+        tokens, types, merges = hf_bpe_vocab(json.loads(tok_path.read_text()), cfg["vocab_size"])
+    else:
+        tokens, types, merges = byte_vocab(cfg["vocab_size"])
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("deepseek-v3")
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
-    w.add_bos_token_id(0)
-    w.add_eos_token_id(1)
+    w.add_bos_token_id(cfg.get("bos_token_id", 0))
+    w.add_eos_token_id(cfg.get("eos_token_id", 1))
     w.add_add_bos_token(True)
 
     root = {"embed.weight": T.TOKEN_EMBD, "norm.weight": T.OUTPUT_NORM, "head.weight": T.OUTPUT,

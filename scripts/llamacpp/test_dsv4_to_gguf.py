@@ -98,6 +98,18 @@ class Vocab(unittest.TestCase):
             self.assertIn(b, known)
             self.assertIn(a + b, known)
 
+    def test_tokenizer_json(self):
+        tok = {"model": {"type": "BPE", "vocab": {"a": 3, "b": 4, "ab": 5}, "merges": ["a b"]},
+               "added_tokens": [{"id": 0, "content": "<s>", "special": True},
+                                {"id": 1, "content": "</s>", "special": True},
+                                {"id": 6, "content": "<tool>", "special": False}]}
+        tokens, types, merges = conv.hf_bpe_vocab(tok, 8)
+        self.assertEqual(tokens, ["<s>", "</s>", "[PAD2]", "a", "b", "ab", "<tool>", "[PAD7]"])
+        self.assertEqual(types, [3, 3, 5, 1, 1, 1, 4, 5])
+        self.assertEqual(merges, ["a b"])
+        with self.assertRaisesRegex(ValueError, "vocab_size"):
+            conv.hf_bpe_vocab(tok, 6)
+
     def test_too_large(self):
         with self.assertRaises(ValueError):
             conv.byte_vocab(2 + 256 + 256 * 256 + 1)
