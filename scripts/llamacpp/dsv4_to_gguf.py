@@ -151,7 +151,8 @@ def byte_vocab(n_vocab):
             tokens.append(a + b)
             merges.append(f"{a} {b}")
     if len(tokens) < n_vocab:
-        raise ValueError(f"vocab_size {n_vocab} is larger than this vocabulary can fill")
+        raise ValueError(f"vocab_size {n_vocab} is larger than the byte-pair vocabulary can fill "
+                         f"({len(tokens)}); put the model's tokenizer.json beside config.json")
     types = [3, 3] + [1] * (n_vocab - 2)  # CONTROL for the two specials, NORMAL for the rest
     return tokens[:n_vocab], types, merges
 
@@ -275,10 +276,14 @@ def main():
     plan = []  # (gguf name, byte/array shape, numpy dtype, raw ggml type or None, producer)
 
     def add(gname, src):
+        if src not in ck:
+            sys.exit(f"error: tensor {src} is not in {args.model}")
         dt = ck.dtype(src)
         shape = ck.shape(src)
         if dt == "F8_E4M3":
             scale = src[: -len(".weight")] + ".scale"
+            if scale not in ck:
+                sys.exit(f"error: FP8 tensor {src} has no block scales ({scale})")
             rows, cols = shape
             if args.fp8 == "bf16":
                 plan.append((gname, (rows, cols * 2), np.uint8, Q.BF16,
@@ -315,6 +320,8 @@ def main():
         n_exp = cfg["n_routed_experts"]
         for proj, key in experts.items():
             first = f"layers.{il}.ffn.experts.0.{proj}.weight"
+            if first not in ck:
+                sys.exit(f"error: layer {il} has no routed expert tensor {first}")
             rows, half = ck.shape(first)
 
             def stacked(il=il, proj=proj, rows=rows, half=half):
@@ -345,4 +352,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, KeyError, OSError) as e:
+        sys.exit(f"error: {e}")
