@@ -47,6 +47,7 @@ class Checkpoint:
               "I8": np.uint8, "U8": np.uint8, "I64": np.int64, "I32": np.int32}
 
     def __init__(self, root: Path):
+        self.root = root
         self.entries = {}
         files = sorted(root.glob("*.safetensors"))
         if not files:
@@ -66,17 +67,19 @@ class Checkpoint:
     def __contains__(self, name):
         return name in self.entries
 
-    def names(self):
-        return self.entries.keys()
+    def entry(self, name):
+        if name not in self.entries:
+            raise ValueError(f"tensor {name} is not in {self.root}")
+        return self.entries[name]
 
     def dtype(self, name):
-        return self.entries[name][1]["dtype"]
+        return self.entry(name)[1]["dtype"]
 
     def shape(self, name):
-        return tuple(self.entries[name][1]["shape"])
+        return tuple(self.entry(name)[1]["shape"])
 
     def get(self, name):
-        data, info = self.entries[name]
+        data, info = self.entry(name)
         begin, end = info["data_offsets"]
         dt = np.dtype(self.DTYPES[info["dtype"]])
         return data[begin:end].view(dt).reshape(info["shape"])
@@ -187,58 +190,55 @@ def main():
     T, Q = gguf.MODEL_TENSOR, gguf.GGMLQuantizationType
     cfg = json.loads((args.model / "config.json").read_text())
     ck = Checkpoint(args.model)
-    n_layer = cfg["num_hidden_layers"]
+
+    def field(name, where=cfg, within=""):
+        if name not in where:
+            raise ValueError(f"{args.model / 'config.json'}: no field '{within}{name}'")
+        return where[name]
+
+    n_layer = field("num_hidden_layers")
+    if field("scoring_func") != "sqrtsoftplus":
+        raise ValueError(f"config.json scoring_func {cfg['scoring_func']!r}, llama.cpp expects sqrtsoftplus")
 
     w = gguf.GGUFWriter(args.out, "deepseek4")
-    w.add_block_count(n_layer)
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_head_count(cfg["num_attention_heads"])
-    w.add_head_count_kv(cfg["num_key_value_heads"])
-    w.add_key_length(cfg["head_dim"])
-    w.add_value_length(cfg["head_dim"])
+    # GGUF key (writer method) <- config.json field, as llama.cpp's converter maps them for V4.
+    for method, name in [
+            ("block_count", "num_hidden_layers"), ("context_length", "max_position_embeddings"),
+            ("embedding_length", "hidden_size"), ("head_count", "num_attention_heads"),
+            ("head_count_kv", "num_key_value_heads"), ("key_length", "head_dim"),
+            ("value_length", "head_dim"), ("rope_freq_base", "rope_theta"),
+            ("layer_norm_rms_eps", "rms_norm_eps"), ("expert_count", "n_routed_experts"),
+            ("expert_used_count", "num_experts_per_tok"), ("rope_dimension_count", "qk_rope_head_dim"),
+            ("q_lora_rank", "q_lora_rank"), ("sliding_window", "sliding_window"),
+            ("expert_feed_forward_length", "moe_intermediate_size"),
+            ("expert_shared_count", "n_shared_experts"), ("expert_weights_scale", "routed_scaling_factor"),
+            ("expert_weights_norm", "norm_topk_prob"), ("indexer_head_count", "index_n_heads"),
+            ("indexer_key_length", "index_head_dim"), ("indexer_top_k", "index_topk"),
+            ("attention_output_group_count", "o_groups"), ("attention_output_lora_rank", "o_lora_rank"),
+            ("attention_compress_ratios", "compress_ratios"),
+            ("attention_compress_rope_freq_base", "compress_rope_theta"),
+            ("hyper_connection_count", "hc_mult"), ("hyper_connection_sinkhorn_iterations", "hc_sinkhorn_iters"),
+            ("hyper_connection_epsilon", "hc_eps"), ("hash_layer_count", "num_hash_layers")]:
+        getattr(w, "add_" + method)(field(name))
+    w.add_swiglu_clamp_exp([field("swiglu_limit")] * n_layer)
+    w.add_swiglu_clamp_shexp([field("swiglu_limit")] * n_layer)
+    w.add_embedding_length_out(field("hidden_size") * field("hc_mult"))
+    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SQRTSOFTPLUS)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_MXFP4_MOE)
     rope = cfg.get("rope_scaling") or {}
     if rope.get("type", rope.get("rope_type")) == "yarn":
         w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
-        w.add_rope_scaling_factor(rope["factor"])
-        w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
-        w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
-        w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
-    w.add_rope_freq_base(cfg["rope_theta"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    w.add_expert_count(cfg["n_routed_experts"])
-    w.add_expert_used_count(cfg["num_experts_per_tok"])
-    if cfg["scoring_func"] != "sqrtsoftplus":
-        sys.exit(f"error: config.json scoring_func {cfg['scoring_func']!r}, llama.cpp expects sqrtsoftplus")
-    w.add_expert_gating_func(gguf.ExpertGatingFuncType.SQRTSOFTPLUS)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_MXFP4_MOE)
-    w.add_rope_dimension_count(cfg["qk_rope_head_dim"])
-    w.add_q_lora_rank(cfg["q_lora_rank"])
-    w.add_sliding_window(cfg["sliding_window"])
-    w.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
-    w.add_expert_shared_count(cfg["n_shared_experts"])
-    w.add_expert_weights_scale(cfg["routed_scaling_factor"])
-    w.add_expert_weights_norm(cfg["norm_topk_prob"])
-    w.add_swiglu_clamp_exp([cfg["swiglu_limit"]] * n_layer)
-    w.add_swiglu_clamp_shexp([cfg["swiglu_limit"]] * n_layer)
-    w.add_indexer_head_count(cfg["index_n_heads"])
-    w.add_indexer_key_length(cfg["index_head_dim"])
-    w.add_indexer_top_k(cfg["index_topk"])
-    w.add_attention_output_group_count(cfg["o_groups"])
-    w.add_attention_output_lora_rank(cfg["o_lora_rank"])
-    w.add_attention_compress_ratios(cfg["compress_ratios"])
-    w.add_attention_compress_rope_freq_base(cfg["compress_rope_theta"])
-    w.add_hyper_connection_count(cfg["hc_mult"])
-    w.add_hyper_connection_sinkhorn_iterations(cfg["hc_sinkhorn_iters"])
-    w.add_hyper_connection_epsilon(cfg["hc_eps"])
-    w.add_hash_layer_count(cfg["num_hash_layers"])
-    w.add_embedding_length_out(cfg["hidden_size"] * cfg["hc_mult"])
+        for method, name in [("rope_scaling_factor", "factor"),
+                             ("rope_scaling_orig_ctx_len", "original_max_position_embeddings"),
+                             ("rope_scaling_yarn_beta_fast", "beta_fast"),
+                             ("rope_scaling_yarn_beta_slow", "beta_slow")]:
+            getattr(w, "add_" + method)(field(name, rope, "rope_scaling."))
 
     tok_path = args.model / "tokenizer.json"
     if tok_path.exists():
-        tokens, types, merges = hf_bpe_vocab(json.loads(tok_path.read_text()), cfg["vocab_size"])
+        tokens, types, merges = hf_bpe_vocab(json.loads(tok_path.read_text()), field("vocab_size"))
     else:
-        tokens, types, merges = byte_vocab(cfg["vocab_size"])
+        tokens, types, merges = byte_vocab(field("vocab_size"))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("deepseek-v3")
     w.add_token_list(tokens)
@@ -276,14 +276,11 @@ def main():
     plan = []  # (gguf name, byte/array shape, numpy dtype, raw ggml type or None, producer)
 
     def add(gname, src):
-        if src not in ck:
-            sys.exit(f"error: tensor {src} is not in {args.model}")
         dt = ck.dtype(src)
         shape = ck.shape(src)
         if dt == "F8_E4M3":
             scale = src[: -len(".weight")] + ".scale"
-            if scale not in ck:
-                sys.exit(f"error: FP8 tensor {src} has no block scales ({scale})")
+            ck.entry(scale)  # before any byte is written
             rows, cols = shape
             if args.fp8 == "bf16":
                 plan.append((gname, (rows, cols * 2), np.uint8, Q.BF16,
@@ -301,7 +298,7 @@ def main():
         elif dt == "I64":
             plan.append((gname, shape, np.int32, None, lambda: ck.get(src).astype(np.int32)))
         else:
-            sys.exit(f"error: tensor {src}: dtype {dt} has no GGUF mapping here")
+            raise ValueError(f"tensor {src}: dtype {dt} has no GGUF mapping here")
 
     for src, key in root.items():
         add(gguf.TENSOR_NAMES[key] + ".weight", src)
@@ -310,7 +307,7 @@ def main():
             src = f"layers.{il}.{rest}"
             if src not in ck:
                 continue
-            if rest == "ffn.gate.bias" and il < cfg["num_hash_layers"]:
+            if rest == "ffn.gate.bias" and il < field("num_hash_layers"):
                 continue  # hash layers route by token id
             suffix = ".bias" if rest.endswith(".bias") else ".weight"
             add(gguf.TENSOR_NAMES[key].format(bid=il) + suffix, src)
@@ -319,10 +316,12 @@ def main():
                 f"layers.{il}.ffn.gate.tid2eid")
         n_exp = cfg["n_routed_experts"]
         for proj, key in experts.items():
-            first = f"layers.{il}.ffn.experts.0.{proj}.weight"
-            if first not in ck:
-                sys.exit(f"error: layer {il} has no routed expert tensor {first}")
-            rows, half = ck.shape(first)
+            rows, half = ck.shape(f"layers.{il}.ffn.experts.0.{proj}.weight")
+            for e in range(n_exp):  # all present and alike, before any byte is written
+                base = f"layers.{il}.ffn.experts.{e}.{proj}"
+                if ck.shape(base + ".weight") != (rows, half) or ck.shape(base + ".scale") != (rows, half // 16):
+                    raise ValueError(f"{base}: shapes {ck.shape(base + '.weight')} / {ck.shape(base + '.scale')}, "
+                                     f"expected {(rows, half)} / {(rows, half // 16)} as expert 0")
 
             def stacked(il=il, proj=proj, rows=rows, half=half):
                 out = np.empty((n_exp, rows, half // 16 * 17), dtype=np.uint8)
@@ -343,7 +342,7 @@ def main():
     for i, (gname, shape, dt, raw, produce) in enumerate(plan):
         data = produce()
         if data.shape != shape or data.dtype != np.dtype(dt):
-            sys.exit(f"error: {gname}: produced {data.shape} {data.dtype}, planned {shape} {np.dtype(dt)}")
+            raise ValueError(f"{gname}: produced {data.shape} {data.dtype}, planned {shape} {np.dtype(dt)}")
         w.write_tensor_data(data)
         print(f"\r[{i + 1}/{len(plan)}] {gname:<40} {time.time() - t0:6.1f} s", end="", file=sys.stderr)
     print(file=sys.stderr)
