@@ -36,7 +36,7 @@ Isa detect_hardware() {
   if (!avx2) return Isa::Scalar;
   if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vbmi")))
+        __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni")))
     return Isa::Avx2;
   if (!__builtin_cpu_supports("avx512bf16")) return Isa::Avx512;
   return amx_usable() ? Isa::Avx512Amx : Isa::Avx512Bf16;

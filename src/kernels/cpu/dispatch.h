@@ -15,9 +15,10 @@ enum class Isa {
   Scalar,
   // AVX2 + FMA + F16C (Haswell and later, Zen): 8-lane float32 kernels.
   Avx2,
-  // AVX-512 F/BW/VL/DQ + VBMI (byte permutes for the FP8/FP4 decode), no BF16 (Ice Lake, Tiger
-  // Lake, Rocket Lake): the AVX-512 kernels compiled a second time (namespace avx512fma), each
-  // BF16 pair product as two float32 FMAs on the exactly widened halves (simd_avx512.h).
+  // AVX-512 F/BW/VL/DQ + VBMI (byte permutes for the FP8/FP4 decode) + VNNI (integer dot
+  // products of the FP4 decode GEMV), no BF16 (Ice Lake, Tiger Lake, Rocket Lake): the AVX-512
+  // kernels compiled a second time (namespace avx512fma), each BF16 pair product as two float32
+  // FMAs on the exactly widened halves (simd_avx512.h).
   Avx512,
   // The above + BF16 (vdpbf16ps, vcvtne2ps2bf16): the AVX-512 kernels as written (namespace
   // avx512; Zen 4/5, Cooper Lake, Sapphire Rapids and later).
@@ -59,6 +60,10 @@ inline bool isa_at_least(Isa level) {
 // target leaves out BF16, the namespace is avx512fma, and simd_avx512.h's BF16 helpers (dpbf16,
 // cvt2_bf16, cvt_bf16) are float32 emulations. Each source skips its other tiers in that pass.
 #define DSV4_AVX512F __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,fma")))
+// The plain AVX-512 level plus VNNI (vpdpwssd), which every CPU of that level has (the level
+// requires it: dispatch.cpp).
+#define DSV4_AVX512VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni,fma")))
 #if defined(DSV4_AVX512_FMA_PASS)
 #define DSV4_AVX512 DSV4_AVX512F
 #define DSV4_AVX512_NS avx512fma

@@ -86,6 +86,9 @@ thread_local AlignedVector<uint16_t> t_act_vnni; // tile-operand activations (ca
 thread_local AlignedVector<uint16_t> t_act_stage;  // BF16 rows they are built from
 thread_local AlignedVector<float> t_act_blocks;  // float32 tile-operand activations (FMA tiles)
 thread_local AlignedVector<float> t_act_scaled;  // FMA decode GEMV: activations x block scale (any thread)
+thread_local AlignedVector<int16_t> t_act_i16;   // Fp4IntRows h and r (calling thread)
+thread_local AlignedVector<float> t_act_fac;     // their chunk factors
+thread_local AlignedVector<uint8_t> t_act_rnz;   // and R flags
 
 int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
 
@@ -125,6 +128,13 @@ bool tiled(Gemm kind) { return kind == Gemm::Amx || kind == Gemm::DpTiles || kin
 // (fp8_rows_dot) for comparison.
 bool use_fma_gemv() { return isa_at_least(Isa::Avx512) && gemm_unit() == GemmUnit::Fma; }
 
+// The FP4 decode GEMV (Gemm::Bf16Dot) runs on 16-bit integer dot products (fp4_int_gemv.cpp)
+// where the quantised activations allow it (act_quant puts them on the FP8 grid) and on the same
+// cores: vpdpwssd issues about twice per cycle there against vdpbf16ps's once per ~1.5-2 (one
+// thread, L2-resident FP4 2048 x 4096 rows: 21 vs 15 GB/s). DSV4_GEMM=dpbf16 keeps the BF16
+// kernel (fp4_rows_dot) for comparison.
+bool use_int_fp4_gemv(bool quantize_act) { return quantize_act && use_fma_gemv(); }
+
 // Whether these FP8 weights suit the FMA decode GEMV: its table-free decode takes a slower path
 // for 64-byte chunks holding a zero or subnormal code (e = 0), about 1% of the chunks of
 // block-quantised weights but nearly every chunk of uniformly random bytes (the slow path costs
@@ -161,6 +171,7 @@ Gemm gemm_kind(int64_t rows) {
 // AMX tile-operand layout (amx::to_vnni, ceil(m / 16) blocks of 16 * kp values) or its float32
 // counterpart (FmaTiles: avx512::to_f32_blocks, as many floats).
 struct Act {
+  Fp4IntRows fp4i;  // the integer form of bf16 (FP4 decode GEMV, use_int_fp4_gemv), or empty
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
   const uint16_t* vnni = nullptr;
@@ -453,6 +464,35 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   }, Schedule::Guided);
 }
 
+// The integer form (Fp4IntRows) of the prepared BF16 rows of every in-register group, in the
+// calling thread's buffers (a pass over 2 bytes per value: ~1 us per 4096-value row).
+namespace {
+void to_int_rows(std::span<const Fp4Group> groups, std::vector<Act>& acts) {
+  int64_t values = 0, chunks = 0;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    if (groups[gi].count == 0 || acts[gi].kind != Gemm::Bf16Dot) continue;
+    values += groups[gi].count * acts[gi].ld;
+    chunks += groups[gi].count * (groups[gi].w.k / 128);
+  }
+  if (values == 0) return;
+  int16_t* hr = grow(t_act_i16, static_cast<size_t>(2 * values));
+  float* fac = grow(t_act_fac, static_cast<size_t>(chunks));
+  uint8_t* rnz = grow(t_act_rnz, static_cast<size_t>(chunks));
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    Act& a = acts[gi];
+    const int64_t m = groups[gi].count, k = groups[gi].w.k;
+    if (m == 0 || a.kind != Gemm::Bf16Dot) continue;
+    a.fp4i = Fp4IntRows{hr, hr + m * a.ld, fac, rnz, a.ld, k / 128};
+    for (int64_t i = 0; i < m; ++i)
+      avx512::fp4_int_act(a.bf16 + i * a.ld, k, hr + i * a.ld, hr + (m + i) * a.ld,
+                          fac + i * a.fp4i.ldc, rnz + i * a.fp4i.ldc);
+    hr += 2 * m * a.ld;
+    fac += m * a.fp4i.ldc;
+    rnz += m * a.fp4i.ldc;
+  }
+}
+}  // namespace
+
 void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool quantize_act) {
   const PanelKernels& kern = panel_kernels(active_isa());
   // Each group takes the path its own row count calls for (a prefill batch mixes experts with
@@ -483,6 +523,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, kern.fp4_order,
                              quantize_act, t_acts[gi].kind, &at);
   }
+  if (use_int_fp4_gemv(quantize_act)) to_int_rows(groups, t_acts);
   const std::vector<Act>& acts = t_acts;
   parallel_for(pool_for_work(pool, work), total_units, 1, [&](int64_t ub, int64_t ue, int) {
     int64_t unit0 = 0;
@@ -500,8 +541,14 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
           for (int64_t u = lo; u < hi; ++u) {
             const int64_t n0 = (u - unit0) * kPanelRows;
             const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, g.w.n - n0));
-            kern.fp4_rows_dot(g.w.packed + n0 * (k / 2), k / 2, g.w.scales + n0 * (k / 32), k / 32,
-                              nr, act.bf16, act.ld, g.count, k, g.y.data + n0, g.y.ld);
+            const uint8_t* packed = g.w.packed + n0 * (k / 2);
+            const uint8_t* scales = g.w.scales + n0 * (k / 32);
+            if (act.fp4i.h != nullptr)
+              avx512::fp4_rows_dot_int(packed, k / 2, scales, k / 32, nr, act.fp4i, g.count, k,
+                                       g.y.data + n0, g.y.ld);
+            else
+              kern.fp4_rows_dot(packed, k / 2, scales, k / 32, nr, act.bf16, act.ld, g.count, k,
+                                g.y.data + n0, g.y.ld);
           }
         } else {
           auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {

@@ -138,6 +138,38 @@ namespace avx512 {  // AVX-512 F only: callable when detected_isa() >= Isa::Avx5
 DSV4_FMA_GEMV_DECLS
 }
 #undef DSV4_FMA_GEMV_DECLS
+// The FP4 decode GEMV on 16-bit integer dot products (fp4_int_gemv.cpp), for activation rows on
+// the FP8 grid (after act_quant): in each 128-value chunk (one act_quant block) every value is
+// C x 2^(E - 17) for an integer C with |C| < 2^18, E the exponent of the chunk's largest
+// magnitude, and C = 8 H + R with H = floor((C + 4) / 8) (int16) and R in [-4, 3].
+// Row i's values are at h / r + i * ld in PanelOrder::Fp4Words, its per-chunk factor 2^(E - 15)
+// at fac + i * ldc (0 for an all-zero chunk) and whether any R of the chunk is non-zero at
+// rnz + i * ldc.
+struct Fp4IntRows {
+  const int16_t* h = nullptr;
+  const int16_t* r = nullptr;
+  const float* fac = nullptr;
+  const uint8_t* rnz = nullptr;
+  int64_t ld = 0, ldc = 0;
+};
+// fp4_int_act: one prepared row a[0, k) (BF16 on the FP8 grid, k % 128 == 0) to its integer form
+// (h, r: k values; fac, rnz: k / 128). Exact for values m x 2^(s - 9) of one power of two 2^s
+// per chunk with |m| <= 448 x 2^9, i.e. E4M3 codes times a block scale (act_quant's output),
+// while the chunk's largest exponent field is >= 17; a chunk of zeros gets h = r = 0, fac = 0.
+// fp4_rows_dot_int: y[i * ldy + r] = sum_K e2m1(w) e8m0(s) x value(a row i) for rows [0, nr)
+// (packed row r at w + r * ldw, scales at s + r * lds), i < m, k % 128 == 0, k <= lds * 32.
+// The scalar twin follows the AVX-512 kernel's lanes and sums, bit for bit.
+#define DSV4_FP4_INT_DECLS                                                                        \
+  void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac, uint8_t* rnz); \
+  void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,     \
+                        const Fp4IntRows& a, int64_t m, int64_t k, float* y, int64_t ldy);
+namespace scalar {
+DSV4_FP4_INT_DECLS
+}
+namespace avx512 {  // AVX-512 F + VNNI: callable when detected_isa() >= Isa::Avx512
+DSV4_FP4_INT_DECLS
+}
+#undef DSV4_FP4_INT_DECLS
 namespace avx2 {  // callable only when detected_isa() >= Isa::Avx2 (avx2_panels.cpp)
 DSV4_PANEL_KERNEL_DECLS
 }
