@@ -496,6 +496,18 @@ DSV4_AVX512F float peak_fma(int64_t iters) {
   return avx512::hsum(s);
 }
 
+// The same with vpdpwssd (32 int16 MACs each: the FP4 decode GEMV's product, fp4_int_gemv.cpp).
+DSV4_AVX512VNNI float peak_dpwssd(int64_t iters) {
+  __m512i acc[16];
+  for (auto& a : acc) a = _mm512_setzero_si512();
+  const __m512i a = _mm512_set1_epi16(3), b = _mm512_set1_epi16(-2);
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& v : acc) v = _mm512_dpwssd_epi32(v, a, b);
+  __m512i s = _mm512_setzero_si512();
+  for (auto& v : acc) s = _mm512_add_epi32(s, v);
+  return static_cast<float>(_mm512_reduce_add_epi32(s));
+}
+
 // Runs fn(iters) on every pool thread once per benchmark iteration (the peak-rate loops).
 void run_on_pool(benchmark::State& st, float (*fn)(int64_t), int64_t iters) {
   struct Ctx { float (*fn)(int64_t); int64_t iters; float* out; };
@@ -510,7 +522,8 @@ void run_on_pool(benchmark::State& st, float (*fn)(int64_t), int64_t iters) {
   }
 }
 
-// Arg: 0 = FMA, 1 = vdpbf16ps, 2 = AMX tdpbf16ps. Reports MAC/s summed over the pool's threads.
+// Arg: 0 = FMA, 1 = vdpbf16ps, 2 = AMX tdpbf16ps, 3 = vpdpwssd (int16). Reports MAC/s summed over
+// the pool's threads.
 void BM_PeakMac(benchmark::State& st) {
   const int op = static_cast<int>(st.range(0));
   const Isa need = op == 2 ? Isa::Avx512Amx : op == 1 ? Isa::Avx512Bf16 : Isa::Avx512;
@@ -527,15 +540,16 @@ void BM_PeakMac(benchmark::State& st) {
     st.SetLabel("tdpbf16ps");
     return;
   }
-  const bool dp = op != 0;
   const int64_t iters = 1 << 20;
-  run_on_pool(st, dp ? peak_dpbf16 : peak_fma, iters);
-  const double macs = double(iters) * 16 * (dp ? 32 : 16) * pool().size();
+  float (*const loops[])(int64_t) = {peak_fma, peak_dpbf16, nullptr, peak_dpwssd};
+  run_on_pool(st, loops[op], iters);
+  const double macs = double(iters) * 16 * (op == 0 ? 16 : 32) * pool().size();
   st.counters["MAC/s"] = benchmark::Counter(macs * st.iterations(), benchmark::Counter::kIsRate);
   st.counters["FLOP/s"] = benchmark::Counter(2 * macs * st.iterations(), benchmark::Counter::kIsRate);
-  st.SetLabel(dp ? "vdpbf16ps" : "vfmadd231ps");
+  static const char* const names[] = {"vfmadd231ps", "vdpbf16ps", "", "vpdpwssd"};
+  st.SetLabel(names[op]);
 }
-BENCHMARK(BM_PeakMac)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_PeakMac)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Prefill GEMM vs the peak MAC rate of the engine it runs on, interleaved like BM_DecodeVsProbe
 // so both see the same machine state (a shared core's tile or vector unit can deliver a fraction

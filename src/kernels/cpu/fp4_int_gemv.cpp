@@ -3,9 +3,9 @@
 //
 // Why: the BF16 decode GEMV (fp4_decode.cpp, fp4_rows_dot) spends a vdpbf16ps per 32 weights,
 // which issues about once per 1.5-2 cycles on the Intel cores measured and shares the shuffle
-// port with the vpermw decode; it ran near 14 GB/s of weights per core, below what one core can
-// stream. vpdpwssd does the same 32 products on the integer ports about twice per cycle
-// (BM_PermuteRate's neighbours in bench_kernels.cpp measure both).
+// port with the vpermw decode. vpdpwssd does the same 32 products at 3.2x the rate there
+// (BM_PeakMac/3 vs /1), so the decode and the dot no longer compete (linear.cpp,
+// use_int_fp4_gemv, gives the measured GEMV rates).
 //
 // Exactness: twice an E2M1 value is an integer in [-12, 12] (the word table), and an activation
 // after act_quant is an E4M3 code times the block's power of two, i.e. an integer C times
