@@ -51,6 +51,17 @@ const E2m1IntTable& int_table() {
 // 255 infinity; both never occur in real checkpoints).
 float scale_bits(uint8_t e) { return bits_to_f32(uint32_t{e} << 23); }
 
+// The factors of a chunk whose largest exponent field is eb: value x lift x lift2 = C (two
+// factors, so that eb < 17 stays finite; such chunks are outside the exact range and never come
+// from act_quant), and the chunk's factor 2^(E - 15), E = eb - 127 (0 for a chunk of zeros).
+struct ChunkScale {
+  float lift, lift2, fac;
+  explicit ChunkScale(int eb)
+      : lift(eb == 0 ? 0.0f : pow2_f32(std::min(127, 144 - eb))),
+        lift2(pow2_f32(std::max(0, 144 - eb - 127))),
+        fac(eb == 0 ? 0.0f : bits_to_f32(static_cast<uint32_t>(std::max(eb - 15, 0)) << 23)) {}
+};
+
 }  // namespace
 
 namespace scalar {
@@ -60,18 +71,15 @@ void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fa
     int eb = 0;
     for (int64_t p = c; p < c + kChunk; ++p) eb = std::max(eb, (a[p] >> 7) & 0xFF);
     bool any_r = false;
-    // value x 2^(144 - eb) = value / 2^(E - 17), E = eb - 127; as two factors so that eb < 17
-    // stays finite (such chunks are outside the exact range and never come from act_quant).
-    const float lift = eb == 0 ? 0.0f : pow2_f32(std::min(127, 144 - eb));
-    const float lift2 = pow2_f32(std::max(0, 144 - eb - 127));
+    const ChunkScale cs(eb);
     for (int64_t p = c; p < c + kChunk; ++p) {
-      const auto cv = static_cast<int32_t>(std::nearbyint(bf16_bits_to_f32(a[p]) * lift * lift2));
+      const auto cv = static_cast<int32_t>(std::nearbyint(bf16_bits_to_f32(a[p]) * cs.lift * cs.lift2));
       const int32_t hv = (cv + 4) >> 3;  // arithmetic shift: floor
       h[p] = static_cast<int16_t>(hv);
       r[p] = static_cast<int16_t>(cv - 8 * hv);
       any_r |= r[p] != 0;
     }
-    fac[c / kChunk] = eb == 0 ? 0.0f : bits_to_f32(static_cast<uint32_t>(std::max(eb - 15, 0)) << 23);
+    fac[c / kChunk] = cs.fac;
     rnz[c / kChunk] = any_r ? 1 : 0;
   }
 }
@@ -133,8 +141,8 @@ DSV4_AVX512VNNI void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16
     const __m512i m32 = _mm512_max_epu32(_mm512_and_si512(mx, _mm512_set1_epi32(0xFFFF)),
                                          _mm512_srli_epi32(mx, 16));
     const int eb = static_cast<int>(_mm512_reduce_max_epu32(m32) >> 7);
-    const __m512 lift = _mm512_set1_ps(eb == 0 ? 0.0f : pow2_f32(std::min(127, 144 - eb)));
-    const __m512 lift2 = _mm512_set1_ps(pow2_f32(std::max(0, 144 - eb - 127)));
+    const ChunkScale cs(eb);
+    const __m512 lift = _mm512_set1_ps(cs.lift), lift2 = _mm512_set1_ps(cs.lift2);
     __mmask16 any_r = 0;
     for (int q = 0; q < 4; ++q) {
       for (int half = 0; half < 2; ++half) {
@@ -148,7 +156,7 @@ DSV4_AVX512VNNI void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + c + 32 * q + 16 * half), _mm512_cvtepi32_epi16(rv));
       }
     }
-    fac[c / kChunk] = eb == 0 ? 0.0f : bits_to_f32(static_cast<uint32_t>(std::max(eb - 15, 0)) << 23);
+    fac[c / kChunk] = cs.fac;
     rnz[c / kChunk] = any_r != 0 ? 1 : 0;
   }
 }
