@@ -269,12 +269,9 @@ DSV4_AVX2 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* co
 DSV4_AVX2 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                             const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y,
                             int64_t ldy) {
-  const uint8_t* rows[kPanelRows];
-  const uint8_t* srows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) {
-    rows[r] = w + std::min(r, nr - 1) * ldw;
-    srows[r] = s + std::min(r, nr - 1) * lds;
-  }
+  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
+  const uint8_t* const* rows = ptr.rows;
+  const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = kPanelRows * ldw, sahead = kPanelRows * lds;
   int64_t i = 0;
   for (; i + 2 <= m; i += 2)

@@ -137,26 +137,16 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
                                      int nr, const uint16_t* a, int64_t lda, int64_t k, float* y,
                                      int64_t ldy, int64_t ahead, int64_t sahead) {
   const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
-  // The float scales of 16 blocks (4 chunks of 128) are built once per row and 512 K values;
-  // chunk j of them spreads block 4j + L over 128-bit lane L with one vpermps.
-  const __m512i lane_of[4] = {
-      _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
-      _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
-      _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
-      _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12)};
+  // Block scales: built once per row and 512 K values (Fp4BlockScales).
+  const Fp4BlockScales scales;
   __m512 acc[kPanelRows][MR];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
   __m512 sc16[kPanelRows];
   for (int64_t c = 0; c < k; c += 128) {
     const int j = static_cast<int>((c / 128) % 4);
-    if (j == 0) {
-      const int64_t blocks = std::min<int64_t>(16, (k - c) / 32);
-      const __mmask16 mask = static_cast<__mmask16>((1u << blocks) - 1);
-      for (int r = 0; r < kPanelRows; ++r)
-        sc16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(
-            _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, srows[r] + c / 32)), 23));
-    }
+    if (j == 0)
+      for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c, k);
     // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
     // from L1 by each product (the sums alone take 4 x MR registers).
     constexpr int kHeld = MR <= 2 ? MR : 1;
@@ -173,7 +163,7 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
       fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
       const __m512bh w0 = (__m512bh)wv[0], w1 = (__m512bh)wv[1], w2 = (__m512bh)wv[2],
                      w3 = (__m512bh)wv[3];
-      const __m512 sv = _mm512_permutexvar_ps(lane_of[j], sc16[r]);
+      const __m512 sv = scales.lane(j, sc16[r]);
       for (int i = 0; i < MR; ++i) {
         __m512 part = dpbf16(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
         part = dpbf16(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
@@ -192,12 +182,9 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
 DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                               const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y,
                               int64_t ldy) {
-  const uint8_t* rows[kPanelRows];
-  const uint8_t* srows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) {
-    rows[r] = w + std::min(r, nr - 1) * ldw;
-    srows[r] = s + std::min(r, nr - 1) * lds;
-  }
+  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
+  const uint8_t* const* rows = ptr.rows;
+  const uint8_t* const* srows = ptr.srows;
   int64_t i = 0;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
   // 4 rows per decode while 4 remain: each decoded weight chunk feeds 4 activation rows.

@@ -170,11 +170,7 @@ DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8
                                          int nr, const Fp4IntRows& a, int64_t i0, int64_t k,
                                          float* y, int64_t ldy, int64_t ahead, int64_t sahead) {
   const __m512i table = _mm512_load_si512(int_table().words.data());
-  const __m512i lane_of[4] = {
-      _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
-      _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
-      _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
-      _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12)};
+  const Fp4BlockScales scales;
   const __m512 eighth = _mm512_set1_ps(0.125f);
   __m512 acc[kPanelRows][MR];
   for (auto& rr : acc)
@@ -182,13 +178,8 @@ DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8
   __m512 sc16[kPanelRows];
   for (int64_t c = 0; c < k; c += kChunk) {
     const int j = static_cast<int>((c / kChunk) % 4);
-    if (j == 0) {
-      const int64_t blocks = std::min<int64_t>(16, (k - c) / 32);
-      const __mmask16 mask = static_cast<__mmask16>((1u << blocks) - 1);
-      for (int r = 0; r < kPanelRows; ++r)
-        sc16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(
-            _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, srows[r] + c / 32)), 23));
-    }
+    if (j == 0)
+      for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c, k);
     float fac[MR];
     bool with_r[MR];
     for (int i = 0; i < MR; ++i) {
@@ -203,7 +194,7 @@ DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8
       const __m512i w1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
       const __m512i w2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
       const __m512i w3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
-      const __m512 sv = _mm512_permutexvar_ps(lane_of[j], sc16[r]);
+      const __m512 sv = scales.lane(j, sc16[r]);
       for (int i = 0; i < MR; ++i) {
         // Activations are read from L1 by each product (memory operands): held in registers
         // they would be spilled around the loop.
@@ -234,12 +225,9 @@ DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8
 DSV4_AVX512VNNI void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds,
                                       int nr, const Fp4IntRows& a, int64_t m, int64_t k, float* y,
                                       int64_t ldy) {
-  const uint8_t* rows[kPanelRows];
-  const uint8_t* srows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) {
-    rows[r] = w + std::min(r, nr - 1) * ldw;
-    srows[r] = s + std::min(r, nr - 1) * lds;
-  }
+  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
+  const uint8_t* const* rows = ptr.rows;
+  const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
   int64_t i = 0;
   for (; i + 2 <= m; i += 2) int_dot_tile<2>(rows, srows, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);

@@ -58,6 +58,19 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
   return p;
 }
 
+// The kPanelRows weight rows and scale rows of an FP4 row block for the decode GEMVs, rows >= nr
+// pointing at row nr - 1 (read, never stored).
+struct Fp4RowPointers {
+  const uint8_t* rows[kPanelRows];
+  const uint8_t* srows[kPanelRows];
+  Fp4RowPointers(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr) {
+    for (int r = 0; r < kPanelRows; ++r) {
+      rows[r] = w + std::min(r, nr - 1) * ldw;
+      srows[r] = s + std::min(r, nr - 1) * lds;
+    }
+  }
+};
+
 struct PanelKernels {
   // The panel order decode_fp4 / fp4_rows_dot use (activations are prepared in it).
   PanelOrder fp4_order;

@@ -69,6 +69,28 @@ DSV4_AVX512 inline __m512bh held_or_load(const __m512bh (&held)[H][V], const uin
 // The helpers below use AVX-512 F/BW/DQ only (DSV4_AVX512F): callable from both passes and from
 // the plain-AVX-512 functions of the first pass.
 
+// The E8M0 scales of FP4 weight rows for the decode GEMVs (fp4_decode.cpp, fp4_int_gemv.cpp):
+// the floats of 16 blocks (4 chunks of 128 K values) are built once per row and 512 K values
+// (load; the exponent byte shifted into place, 0 gives 0), and chunk j of them spreads block
+// 4 j + L over 128-bit lane L with one vpermps (lane).
+struct Fp4BlockScales {
+  __m512i lane_of[4];
+  DSV4_AVX512F Fp4BlockScales() {
+    for (int j = 0; j < 4; ++j) {
+      alignas(64) int32_t idx[16];
+      for (int i = 0; i < 16; ++i) idx[i] = 4 * j + i / 4;
+      lane_of[j] = _mm512_load_si512(idx);
+    }
+  }
+  // The 16 (fewer at the end of K) block scales of srow from K = c on.
+  DSV4_AVX512F static __m512 load(const uint8_t* srow, int64_t c, int64_t k) {
+    const int64_t blocks = (k - c) / 32 < 16 ? (k - c) / 32 : 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << blocks) - 1);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, srow + c / 32)), 23));
+  }
+  DSV4_AVX512F __m512 lane(int j, __m512 sc16) const { return _mm512_permutexvar_ps(lane_of[j], sc16); }
+};
+
 // Sum of the 16 lanes (pairwise tree).
 DSV4_AVX512F inline float hsum(__m512 v) {
   const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
