@@ -22,6 +22,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/formats.h"
+#include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/indexer_fp4.h"
 #include "kernels/cpu/linear.h"
@@ -361,7 +362,9 @@ void BM_TilePanel(benchmark::State& st) {
     return;
   }
   const int64_t kp = st.range(0), m = st.range(1), ld = kp + 32;
-  std::vector<uint16_t> panel(kTilePanelRows * ld, 0x3F00), a(m * ld, 0x3E80),
+  // 64-byte aligned like the engine's buffers: a tile row split over two cache lines costs the
+  // AMX loop about two thirds of its rate.
+  AlignedVector<uint16_t> panel(kTilePanelRows * ld, 0x3F00), a(m * ld, 0x3E80),
       vnni((m + 15) / 16 * 16 * kp);
   std::vector<float> y(m * kTilePanelRows);
   amx::to_vnni(a.data(), ld, m, kp, vnni.data());
@@ -550,6 +553,33 @@ void BM_PeakMac(benchmark::State& st) {
   st.SetLabel(names[op]);
 }
 BENCHMARK(BM_PeakMac)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// What costs the AMX product its rate: the peak loop (4 tdpbf16ps of a 2 x 2 block per round)
+// with Args {loads, fmas}: `loads` of its 4 operand tiles reloaded from L1 each round, and `fmas`
+// register-only AVX-512 FMAs after each round, on every pool thread. The GEMM's tile kernel
+// (amx_gemm.cpp) reloads all 4 per 32 K, one load per tdpbf16ps, the fewest a register block
+// of 8 tiles allows; the FMAs stand for vector work (the panel decode) interleaved with it.
+void BM_AmxRound(benchmark::State& st) {
+  if (static_cast<int>(detected_isa()) < static_cast<int>(Isa::Avx512Amx)) {
+    st.SkipWithError("needs AMX-BF16");
+    return;
+  }
+  struct Ctx { int64_t iters; int loads, fmas; };
+  const Ctx ctx{1 << 15, static_cast<int>(st.range(0)), static_cast<int>(st.range(1))};
+  for (auto _ : st)
+    pool().run([](void* p, int) {
+      const auto* c = static_cast<const Ctx*>(p);
+      benchmark::DoNotOptimize(amx::peak_macs(c->iters, c->loads, c->fmas));
+    }, const_cast<Ctx*>(&ctx));
+  const double macs = double(ctx.iters) * 4 * 8192 * pool().size();
+  st.counters["MAC/s"] = benchmark::Counter(macs * st.iterations(), benchmark::Counter::kIsRate);
+  st.SetLabel(std::to_string(ctx.loads) + " tile loads + " + std::to_string(ctx.fmas) +
+              " FMAs per 4 tdpbf16ps");
+}
+BENCHMARK(BM_AmxRound)
+    ->ArgNames({"loads", "fmas"})
+    ->Args({0, 0})->Args({2, 0})->Args({4, 0})->Args({4, 32})->Args({4, 64})->Args({4, 128})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Prefill GEMM vs the peak MAC rate of the engine it runs on, interleaved like BM_DecodeVsProbe
 // so both see the same machine state (a shared core's tile or vector unit can deliver a fraction

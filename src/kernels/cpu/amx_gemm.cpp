@@ -144,26 +144,39 @@ DSV4_AVX512F void store(const TileAcc& acc, int nr, int64_t m, float* y, int64_t
   }
 }
 
-DSV4_AMX double peak_macs(int64_t iters) {
+DSV4_AMX double peak_macs(int64_t iters, int loads, int vector_fmas) {
   configure();
-  alignas(64) static const uint16_t ones[16 * 32] = {};
+  alignas(64) static const uint16_t operands[4][16 * 32] = {};
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  _tile_loadd(4, ones, 64);
-  _tile_loadd(5, ones, 64);
-  _tile_loadd(6, ones, 64);
-  _tile_loadd(7, ones, 64);
+  _tile_loadd(4, operands[0], 64);
+  _tile_loadd(5, operands[3], 64);
+  _tile_loadd(6, operands[1], 64);
+  _tile_loadd(7, operands[2], 64);
+  // Vector work: 8 independent chains of x -> x / 2 + 1/4, which stay normal numbers (a chain
+  // that underflowed to denormals would run on microcode assists and measure those instead).
+  const __m512 half = _mm512_set1_ps(0.5f), quarter = _mm512_set1_ps(0.25f);
+  __m512 v[8];
+  for (int q = 0; q < 8; ++q) v[q] = _mm512_set1_ps(static_cast<float>(q));
   for (int64_t i = 0; i < iters; ++i) {
+    if (loads > 0) _tile_loadd(4, operands[0], 64);
+    if (loads > 1) _tile_loadd(6, operands[1], 64);
+    if (loads > 2) _tile_loadd(7, operands[2], 64);
+    if (loads > 3) _tile_loadd(5, operands[3], 64);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
+    for (int j = 0; j < vector_fmas; j += 8)
+      for (int q = 0; q < 8; ++q) v[q] = _mm512_fmadd_ps(v[q], half, quarter);
   }
   alignas(64) float c[256];
   _tile_stored(0, c, 64);
-  return double(iters) * 4 * 16 * 16 * 32 + c[0];
+  __m512 t = v[0];
+  for (int q = 1; q < 8; ++q) t = _mm512_add_ps(t, v[q]);
+  return double(iters) * 4 * 16 * 16 * 32 + c[0] + 0.0f * _mm512_reduce_add_ps(t);
 }
 
 DSV4_AVX512F void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp, uint16_t* out) {
@@ -193,17 +206,22 @@ DSV4_AVX512F void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp,
 
 void panel_gemm(bool use_amx, const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
                 int64_t m, int64_t kp, float* y, int64_t ldy) {
-  if (use_amx) begin();
   TileAcc acc;
+  if (use_amx) {
+    // As run_panels_tiled (linear.cpp) calls it: each pair of activation tiles over all of K.
+    begin();
+    for (int64_t m0 = 0; m0 < m; m0 += 32) {
+      const int64_t mp = std::min<int64_t>(32, m - m0);
+      chunk(panel, ldp, nr, act + m0 * kp, mp, kp, 0, kp, &acc);
+      store(acc, nr, mp, y + m0 * ldy, ldy);
+    }
+    return;
+  }
   for (int64_t m0 = 0; m0 < m; m0 += kTilePassRows) {
     const int64_t mt = std::min(kTilePassRows, m - m0);
     for (int64_t k0 = 0; k0 < kp; k0 += kTileChunk) {
       const int64_t k1 = std::min(kp, k0 + kTileChunk);
-      if (use_amx) {
-        chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, k1, &acc);
-      } else {
-        avx512::tile_chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, k1, &acc);
-      }
+      avx512::tile_chunk(panel + k0, ldp, nr, act + m0 * kp, mt, kp, k0, k1, &acc);
     }
     store(acc, nr, mt, y + m0 * ldy, ldy);
   }

@@ -251,8 +251,12 @@ void store(const TileAcc& acc, int nr, int64_t m, float* y, int64_t ldy);
 // vdpbf16ps engine when `use_amx` is false.
 void panel_gemm(bool use_amx, const uint16_t* panel, int64_t ldp, int nr, const uint16_t* act,
                 int64_t m, int64_t kp, float* y, int64_t ldy);
-// Peak probe: `iters` rounds of 4 independent tdpbf16ps on register tiles; returns the MACs done.
-double peak_macs(int64_t iters);
+// Peak probe: `iters` rounds of the 2 x 2 block's 4 independent tdpbf16ps on register tiles;
+// returns the MACs done. What costs the tile unit its rate (BM_AmxRound): `loads` (0-4) of the
+// block's 4 operand tiles (A0, B0, B1, A1) are reloaded from L1 before each round, as the GEMM
+// reloads all 4 per 32 K; `vector_fmas` (a multiple of 8) register-only AVX-512 FMAs follow
+// each round, as vector work (a panel decode) would if interleaved with the tile work.
+double peak_macs(int64_t iters, int loads = 0, int vector_fmas = 0);
 }  // namespace amx
 
 const PanelKernels& panel_kernels(Isa isa);
