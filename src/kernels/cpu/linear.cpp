@@ -215,20 +215,29 @@ void prepare_rows(const PanelKernels& kern, ThreadPool* pool, const PrepRows& in
 
 // Output rows [n_lo, n_hi) (n_lo % kTilePanelRows == 0) through tiles (AMX or vdpbf16ps), per
 // panel of kTilePanelRows weight rows and pass of activation rows:
-//   * vdpbf16ps: K chunks of kTileChunk values are decoded into an L1-resident buffer and
-//     multiplied at once (its register blocks reload the sums per chunk anyway); the weight bytes
+//   * vdpbf16ps, and AMX for up to 32 activation rows (one pair of tiles, e.g. a routed expert
+//     in prefill: 512 tokens give each about 12 rows): K chunks of kTileChunk values are decoded
+//     into an L1-resident buffer and multiplied at once (the AMX sums stay in the tile registers
+//     from chunk to chunk; the register blocks reload theirs per chunk anyway); the weight bytes
 //     of the chunk after next are prefetched meanwhile (`prefetch(n0, nr, k0)`, kTileChunk
-//     values), so the DRAM stream overlaps the tile work.
-//   * AMX: the panel's whole K range is decoded at once (L2-resident: 526 KiB for K = 8192), so
-//     each pair of activation tiles accumulates over all of K in the tile registers and is stored
-//     once. Per-chunk accumulator stores stalled the tile pipeline (a quarter of the kernel's
-//     time at 128 rows). No software prefetch: spreading the next panel's prefetches between
-//     the pairs measured the same, end to end and in the kernel benchmarks.
+//     values), so the DRAM stream overlaps the tile work. For AMX at 12-24 rows this ran 5-20%
+//     faster than decoding the whole panel first (BM_LinearFp4 from DRAM, 2026-12-06): the tile
+//     loads then read the panel from L1 instead of L2.
+//   * AMX with more rows: the panel's whole K range is decoded at once (L2-resident: 526 KiB for
+//     K = 8192), so each pair of activation tiles accumulates over all of K in the tile registers
+//     and is stored once. Per-chunk accumulator stores stalled the tile pipeline (a quarter of
+//     the kernel's time at 128 rows; 64 and 256 rows still ran 0-15% slower chunked on
+//     2026-12-06). No software prefetch: spreading the next panel's prefetches between the
+//     pairs measured the same, end to end and in the kernel benchmarks. Decoding the next panel
+//     in pieces between the tile steps (the vector units run beside the tile unit,
+//     BM_AmxRound) measured no faster either.
 template <class Decode, class Prefetch, class Widen>
 void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64_t n_lo,
                       int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
   const bool use_amx = act.kind == Gemm::Amx;
-  const int64_t kc = use_amx ? kp : kTileChunk;
+  // AMX with more than one pair of activation tiles: the whole K range at once (below).
+  const bool whole_k = use_amx && m > 32;
+  const int64_t kc = whole_k ? kp : kTileChunk;
   const int64_t ps = kc + 32;  // skewed stride of the panel buffer
   uint16_t* panel = grow(t_panel, static_cast<size_t>(kTilePanelRows * ps));
   const bool use_fma = act.kind == Gemm::FmaTiles;
@@ -256,7 +265,7 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += kTilePanelRows) {
       const int nr = rows_at(n0);
       const bool has_next = n0 + kTilePanelRows < n_hi;
-      if (use_amx) {
+      if (whole_k) {
         decode_panel(n0, nr, 0, kp);
         const int64_t pairs = (mt + 31) / 32;
         for (int64_t p = 0; p < pairs; ++p) {
@@ -274,7 +283,9 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64
           prefetch(n0 + kTilePanelRows, rows_at(n0 + kTilePanelRows), k0 + 2 * kTileChunk - kp);
         }
         decode_panel(n0, nr, k0, len);
-        if (use_fma) {
+        if (use_amx) {
+          amx::chunk(panel, ps, nr, act.vnni + m0 * kp, mt, kp, k0, k0 + len, &acc);
+        } else if (use_fma) {
           widen(panel, (nr + 15) / 16 * 16 * ps, wide);
           avx512::tile_chunk_f32(wide, ps, nr, act.blocks + m0 * kp, mt, kp, k0, k0 + len, &acc);
         } else {
