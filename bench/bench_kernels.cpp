@@ -221,6 +221,29 @@ BENCHMARK(BM_LinearBf16)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
+// Float32 weights (the hyper-connection mixes, [24 x 16384]: hc_mult (2 + hc_mult) rows over the
+// hc_mult x 4096 expanded state) x float32 activations. M = 1 is decode, M = 512 a prefill
+// batch, where the activations (32 MiB) are the large operand.
+void BM_LinearF32(benchmark::State& st) {
+  const int64_t n = st.range(0), k = st.range(1), m = st.range(2);
+  std::vector<float> w(n * k);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  const auto x = act_rows(m, k);
+  std::vector<float> y(m * n);
+  probe_gb_per_s();
+  for (auto _ : st) {
+    linear_f32({w.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(st, double(n * k * 4 + (m > 1 ? m * k * 4 : 0)), 2.0 * m * n * k);
+}
+BENCHMARK(BM_LinearF32)
+    ->ArgNames({"N", "K", "M"})
+    ->Args({24, 16384, 1})
+    ->Args({24, 16384, 512})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 // Sparse attention, Flash decode shape: 64 heads x 512 dims, 128 window + 512 selected keys.
 // Args: query rows, keys per list. Bytes = gathered keys read once per query row.
 void BM_SparseAttention(benchmark::State& st) {

@@ -121,6 +121,16 @@ TEST(CpuBackend, LinearsAgreeWithReferenceBackend) {
       ref->linear_f32w(f2.data(), r, 128, ConstRows{x2.data(), 1, 128}, dsv4::Rows{z2.data(), 1, r});
       expect_rows_close(z1, z2, 1e-6, "linear_f32w one row");
     }
+    // A prefill batch (the threads split the activation rows, in tiles of 12 with a remainder):
+    // 24 rows in place and 22 rows / 100 columns through padded panel copies.
+    const int64_t many = 41;
+    const auto xm = d.floats(many * 128, false);
+    for (const auto& [r, c] : {std::pair<int64_t, int64_t>{24, 128}, {22, 100}}) {
+      std::vector<float> z1(many * r), z2(many * r);
+      fast->linear_f32w(f2.data(), r, c, ConstRows{xm.data(), many, 128}, dsv4::Rows{z1.data(), many, r});
+      ref->linear_f32w(f2.data(), r, c, ConstRows{xm.data(), many, 128}, dsv4::Rows{z2.data(), many, r});
+      expect_rows_close(z1, z2, 1e-6, "linear_f32w many rows");
+    }
   }
 }
 
