@@ -14,7 +14,12 @@
 //   probe_gb_per_s, so the CSV stays self-consistent). The engine reads every weight page at
 //   load (private memory or populated mapping), so no test pays for page-cache misses or faults.
 //   Prefill rows count every weight once per forward call (chunk of --chunk tokens).
+//   --breakdown: after the table, each decode test's time per token and weight bytes per token
+//   by kind of linear (FP8 / FP4 / BF16 / float32 weights, timed around each call while the
+//   decode runs: cpu/linear.h, LinearTimer), their GB/s and fraction of that test's probe, and
+//   the time outside the linears (attention, norms, routing, the hyper-connection mixes' glue).
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -98,6 +103,11 @@ struct Row {
   double weight_gb_per_s = 0;
   double bw_fraction = 0;
   double probe = 0;       // median over reps of the mean probe pass before and after (GB/s)
+  // --breakdown, decode tests: the linears' totals over all reps, the total timed seconds and
+  // the tokens decoded in them.
+  std::array<dsv4::cpu::LinearTotals, dsv4::cpu::kLinearKinds> linears{};
+  double total_seconds = 0;
+  int64_t total_tokens = 0;
 };
 
 double median(std::vector<double> v) {
@@ -123,6 +133,31 @@ Row summarise(std::string test, int64_t depth, int threads, int64_t tokens,
   r.weight_gb_per_s = r.seconds > 0 ? bytes_per_run / r.seconds / 1e9 : 0;
   r.bw_fraction = probe > 0 ? r.weight_gb_per_s / probe : 0;
   return r;
+}
+
+// The --breakdown table of one decode test.
+void print_breakdown(std::FILE* f, const Row& r) {
+  using dsv4::cpu::LinearKind;
+  const double tokens = double(std::max<int64_t>(1, r.total_tokens));
+  std::fprintf(f, "\ndecode breakdown, %s at depth %lld (probe %.2f GB/s): per token, by kind of linear\n",
+               r.test.c_str(), static_cast<long long>(r.depth), r.probe);
+  std::fprintf(f, "  %-6s %10s %7s %10s %9s %8s %9s\n", "kind", "ms/token", "share", "MB/token",
+               "GB/s", "bw_frac", "calls/tok");
+  double in_linears = 0;
+  for (int k = 0; k < dsv4::cpu::kLinearKinds; ++k) {
+    const auto& t = r.linears[static_cast<size_t>(k)];
+    in_linears += t.seconds;
+    if (t.calls == 0) continue;
+    const double gbs = t.seconds > 0 ? t.weight_bytes / t.seconds / 1e9 : 0;
+    std::fprintf(f, "  %-6s %10.3f %6.1f%% %10.2f %9.2f %8.3f %9.1f\n",
+                 dsv4::cpu::linear_kind_name(static_cast<LinearKind>(k)), 1e3 * t.seconds / tokens,
+                 r.total_seconds > 0 ? 100 * t.seconds / r.total_seconds : 0.0,
+                 t.weight_bytes / tokens / 1e6, gbs, r.probe > 0 ? gbs / r.probe : 0.0,
+                 double(t.calls) / tokens);
+  }
+  const double other = std::max(0.0, r.total_seconds - in_linears);
+  std::fprintf(f, "  %-6s %10.3f %6.1f%%\n", "other", 1e3 * other / tokens,
+               r.total_seconds > 0 ? 100 * other / r.total_seconds : 0.0);
 }
 
 std::string svg_plot(const std::vector<Row>& rows) {
@@ -185,7 +220,7 @@ DSV4_COMMAND(bench) {
     std::string model, depths = "0", numerics = "fast", backend = "cpu", svg, weights = "auto";
     int64_t prompt = 512, gen = 64, chunk = 512, bw_mib = 1024;
     int threads = 0, reps = 3;
-    bool csv = false;
+    bool csv = false, breakdown = false;
   };
   auto o = std::make_shared<Opts>();
   return {"bench", "Prefill / decode speed at several context depths (tok/s, weight GB/s)",
@@ -205,6 +240,9 @@ DSV4_COMMAND(bench) {
             a.add_option("--bw-mib", o->bw_mib, "bandwidth probe buffer (MiB)");
             dsv4::cli::add_weight_memory_flag(a, o->weights);
             a.add_flag("--csv", o->csv, "CSV output: header + one row per test");
+            a.add_flag("--breakdown", o->breakdown,
+                       "after the table: each decode test's time and weight GB/s by kind of linear "
+                       "(FP8 / FP4 / BF16 / F32) and the time outside them (stderr with --csv)");
             a.add_option("--svg", o->svg, "write a tok/s vs depth plot to FILE");
             return std::function<int()>([o] {
               using namespace dsv4;
@@ -308,6 +346,7 @@ DSV4_COMMAND(bench) {
                 }
                 if (o->gen > 0) {
                   std::vector<double> secs, probes;
+                  cpu::linear_stats_reset();
                   for (int r = 0; r < o->reps; ++r) {
                     if (session->position() >= start) {
                       session->rewind(start);
@@ -315,13 +354,20 @@ DSV4_COMMAND(bench) {
                       session->prefill(std::span<const int32_t>(toks.data(), start), {});
                     }
                     const double before = probe_pass();
+                    cpu::linear_stats_enable(o->breakdown);  // the timed decodes only
                     const auto t0 = clock::now();
                     for (int64_t i = 0; i < o->gen; ++i) session->decode(toks[start + i], logits);
                     secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                    cpu::linear_stats_enable(false);
                     probes.push_back(0.5 * (before + probe_pass()));
                   }
                   rows.push_back(summarise("tg" + std::to_string(o->gen), d, threads, o->gen, secs,
                                            double(o->gen) * wb.per_token, probes));
+                  if (o->breakdown) {
+                    rows.back().linears = cpu::linear_stats();
+                    for (double t : secs) rows.back().total_seconds += t;
+                    rows.back().total_tokens = o->gen * o->reps;
+                  }
                 }
               }
 
@@ -342,6 +388,9 @@ DSV4_COMMAND(bench) {
                               static_cast<long long>(r.tokens), r.seconds, r.tok_per_s,
                               r.weight_gb_per_s, r.bw_fraction, 100 * r.spread, r.probe);
               }
+              if (o->breakdown)
+                for (const Row& r : rows)
+                  if (r.total_tokens > 0) print_breakdown(o->csv ? stderr : stdout, r);
               if (!o->svg.empty()) {
                 std::ofstream f(o->svg);
                 if (!f) throw_error("--svg: cannot write ", o->svg);

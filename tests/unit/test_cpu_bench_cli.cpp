@@ -66,6 +66,57 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
   std::remove(svg.c_str());
 }
 
+// --breakdown: a table per decode test (on stderr with --csv, stdout staying the CSV), whose
+// rows' weight bytes per token add up to the decode row's (weight GB/s x seconds / tokens) but
+// for tiny-a's embedding row and norm vectors, and whose time shares add up to 100%.
+TEST(CpuBenchCli, BreakdownByKindOfLinear) {
+  int status = -1;
+  const std::string err_path = ::testing::TempDir() + "dsv4_bench_breakdown.txt";
+  const std::string csv = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt -p 4 -n 3 -d 0 --reps 2 --bw-mib 16 --threads 2 "
+                                  "--breakdown --csv 2>" + err_path,
+                              &status);
+  ASSERT_EQ(status, 0) << csv;
+  const auto rows = split(csv, '\n');
+  ASSERT_EQ(rows.size(), 3u) << csv;  // header, pp4, tg3
+  const auto tg = split(rows[2], ',');
+  ASSERT_GE(tg.size(), 7u) << rows[2];
+  ASSERT_EQ(tg[0], "tg3");
+  const double row_mb = 1e3 * std::stod(tg[6]) * std::stod(tg[4]) / 3;  // MB per token
+  std::ifstream f(err_path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string err = ss.str();
+  std::remove(err_path.c_str());
+  const size_t at = err.find("decode breakdown, tg3 at depth 0");
+  ASSERT_NE(at, std::string::npos) << err;
+  EXPECT_EQ(err.find("decode breakdown, pp4"), std::string::npos) << err;
+  double mb = 0, share = 0;
+  int kinds = 0;
+  for (const std::string& line : split(err.substr(at), '\n')) {
+    std::stringstream ls(line);
+    std::string kind, pct;
+    double ms = -1;
+    ls >> kind >> ms >> pct;
+    const bool linear = kind == "fp8" || kind == "fp4" || kind == "bf16" || kind == "f32";
+    if (linear) {
+      double mb_tok = 0, gbs = 0, frac = 0, calls = 0;
+      ls >> mb_tok >> gbs >> frac >> calls;
+      EXPECT_GT(ms, 0.0) << line;
+      EXPECT_GT(mb_tok, 0.0) << line;
+      EXPECT_GT(gbs, 0.0) << line;
+      EXPECT_GT(calls, 0.0) << line;
+      mb += mb_tok;
+      ++kinds;
+    }
+    if (linear || kind == "other") share += std::stod(pct);
+  }
+  EXPECT_EQ(kinds, 4) << err;  // tiny-a has all four kinds of weight
+  EXPECT_NEAR(share, 100.0, 0.5) << err;
+  EXPECT_GT(mb, 0.9 * row_mb) << err << csv;
+  EXPECT_LE(mb, 1.01 * row_mb) << err << csv;
+}
+
 // `dsv4 bench` on tiny-a with `args`: a non-zero exit whose output names `flag`.
 void expect_refused(const std::string& args, const std::string& flag) {
   int status = 0;

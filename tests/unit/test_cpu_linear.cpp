@@ -281,6 +281,44 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   }
 }
 
+// The collector behind `dsv4 bench --breakdown`: while on, each call adds its kind's weight
+// bytes (codes and scales) and a positive time; while off, nothing.
+TEST(CpuLinear, StatsCountCallsAndWeightBytesByKind) {
+  std::mt19937 rng(7);
+  const int64_t n = 200, k = 256;  // FP8: 2 x 2 scale blocks
+  const auto w8 = random_e4m3(rng, n * k);
+  const auto s8 = random_scales(rng, 4);
+  const auto w4 = random_e4m3(rng, n * k / 2);
+  const auto s4 = random_scales(rng, n * k / 32);
+  const auto x = random_rows(rng, 3, k);
+  std::vector<float> y(3 * n);
+  auto run_all = [&] {
+    linear_fp8({w8.data(), s8.data(), n, k}, {x.data(), 3, k}, {y.data(), n}, nullptr);
+    linear_fp4({w4.data(), s4.data(), n, k}, {x.data(), 3, k}, {y.data(), n}, nullptr);
+    linear_fp4({w4.data(), s4.data(), n, k}, {x.data(), 1, k}, {y.data(), n}, nullptr);
+  };
+  linear_stats_reset();
+  run_all();  // off: not counted
+  for (const auto& t : linear_stats()) EXPECT_EQ(t.calls, 0);
+  linear_stats_enable(true);
+  run_all();
+  linear_stats_enable(false);
+  run_all();
+  const auto st = linear_stats();
+  const auto& f8 = st[static_cast<int>(LinearKind::Fp8)];
+  const auto& f4 = st[static_cast<int>(LinearKind::Fp4)];
+  EXPECT_EQ(f8.calls, 1);
+  EXPECT_EQ(f8.weight_bytes, double(n * k + 4));
+  EXPECT_GT(f8.seconds, 0.0);
+  EXPECT_EQ(f4.calls, 2);
+  EXPECT_EQ(f4.weight_bytes, 2.0 * (n * k / 2 + n * k / 32));
+  EXPECT_GT(f4.seconds, 0.0);
+  EXPECT_EQ(st[static_cast<int>(LinearKind::Bf16)].calls, 0);
+  EXPECT_STREQ(linear_kind_name(LinearKind::F32), "f32");
+  linear_stats_reset();
+  for (const auto& t : linear_stats()) EXPECT_EQ(t.calls, 0);
+}
+
 TEST(CpuLinear, RejectsBadShapes) {
   std::vector<uint8_t> w(128 * 100), s(4);
   std::vector<float> x(100), y(128);

@@ -424,6 +424,8 @@ void check_quant_k(const char* op, int64_t n, int64_t k, const void* w, const vo
 
 void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                 bool quantize_act) {
+  const LinearTimer timer(LinearKind::Fp8,
+                          double(w.n) * w.k + double((w.n + 127) / 128) * ((w.k + 127) / 128));
   check_quant_k("linear_fp8", w.n, w.k, w.codes, w.scales);
   check_rows("linear_fp8", x.m, x.data, y.data);
   if (x.m == 0) return;
@@ -507,6 +509,10 @@ void to_int_rows(std::span<const Fp4Group> groups, std::vector<Act>& acts) {
 }  // namespace
 
 void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool quantize_act) {
+  double weight_bytes = 0;
+  for (const Fp4Group& g : groups)
+    if (g.count > 0) weight_bytes += double(g.w.n) * g.w.k / 2 + double(g.w.n) * g.w.k / 32;
+  const LinearTimer timer(LinearKind::Fp4, weight_bytes);
   const PanelKernels& kern = panel_kernels(active_isa());
   // Each group takes the path its own row count calls for (a prefill batch mixes experts with
   // a few rows, decoded in registers, and experts with many, on panels).
@@ -588,6 +594,7 @@ void linear_fp4(const Fp4Weight& w, const Rows& x, const OutRows& y, ThreadPool*
 
 void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                  Bf16Act act_mode) {
+  const LinearTimer timer(LinearKind::Bf16, 2.0 * w.n * w.k);
   if (w.n <= 0 || w.k <= 0) throw_error("linear_bf16: bad shape [", w.n, ", ", w.k, "]");
   if (w.bits == nullptr) throw_error("linear_bf16: null weight pointer");
   check_rows("linear_bf16", x.m, x.data, y.data);
@@ -642,6 +649,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
 constexpr int64_t kF32RowSplit = 16, kF32RowTile = 12;
 
 void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool) {
+  const LinearTimer timer(LinearKind::F32, 4.0 * w.n * w.k);
   if (w.n <= 0 || w.k <= 0) throw_error("linear_f32: bad shape [", w.n, ", ", w.k, "]");
   if (w.data == nullptr) throw_error("linear_f32: null weight pointer");
   check_rows("linear_f32", x.m, x.data, y.data);

@@ -14,6 +14,7 @@
 // to E4M3 with a power-of-two scale (spec 6.2); `quantize_act` = true reproduces that rounding
 // exactly (the dequantised value is then exact in BF16), false only rounds x to BF16.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <span>
 
@@ -92,5 +93,34 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
 // The exact activation quantise-dequantise of spec 6.2 on one row of k values (k % 128 == 0
 // not required; the last block may be short): out may alias x.
 void act_quant_dequant(const float* x, int64_t k, float* out);
+
+// Wall time and weight bytes of the linear calls above, by weight format (dsv4 bench
+// --breakdown: which kind of weight reads below the machine's bandwidth). Off by default; while
+// on, each call costs two clock reads. Calls made on any thread are summed (the model makes
+// them from the thread that runs the forward pass, one at a time).
+enum class LinearKind { Fp8, Fp4, Bf16, F32 };
+inline constexpr int kLinearKinds = 4;
+const char* linear_kind_name(LinearKind kind);
+struct LinearTotals {
+  int64_t calls = 0;
+  double seconds = 0;
+  double weight_bytes = 0;  // codes and scales as stored
+};
+void linear_stats_enable(bool on);  // start / stop counting (the totals are kept)
+void linear_stats_reset();
+std::array<LinearTotals, kLinearKinds> linear_stats();
+// Counts one call of `kind` from construction to destruction while the collector is on.
+class LinearTimer {
+ public:
+  LinearTimer(LinearKind kind, double weight_bytes);
+  ~LinearTimer();
+  LinearTimer(const LinearTimer&) = delete;
+  LinearTimer& operator=(const LinearTimer&) = delete;
+
+ private:
+  LinearKind kind_;
+  double bytes_;
+  int64_t start_ns_ = -1;  // -1: the collector was off
+};
 
 }  // namespace dsv4::cpu
