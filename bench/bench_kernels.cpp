@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/bandwidth.h"
+#include "core/mmap_file.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/formats.h"
@@ -50,6 +51,27 @@ double probe_gb_per_s() {
 
 constexpr size_t kRotateBytes = size_t{1} << 30;
 
+// Weight buffers in memory of the kind the engine's private weights lie in (map_huge:
+// transparent huge pages advised). From the 4 KiB pages malloc returns, the same GEMVs read
+// 15-21 GB/s where they read 29 from huge pages on the AMX Xeon (docs/performance.md), so a
+// benchmark on them measured the page walks rather than the kernel.
+template <class T>
+struct HugeAlloc {
+  using value_type = T;
+  HugeAlloc() = default;
+  template <class U>
+  HugeAlloc(const HugeAlloc<U>&) {}
+  T* allocate(size_t n) {
+    void* p = map_huge(n * sizeof(T));
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t n) { unmap_huge(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const HugeAlloc<U>&) const { return true; }
+};
+using Bytes = std::vector<uint8_t, HugeAlloc<uint8_t>>;
+
 // Bytes filled with a cheap LCG. `finite_e4m3`: FP8 codes distributed as in a block-scaled
 // checkpoint, E4M3 of N(0, 1) x 64 (a 128 x 128 block's maximum, ~4.5 sigma, lands in (224, 448]),
 // drawn from a table of 65536 such codes. Uniform bytes would put a zero or subnormal code (e = 0)
@@ -66,7 +88,7 @@ const std::vector<uint8_t>& gaussian_e4m3_table() {
   }();
   return t;
 }
-void fill(std::vector<uint8_t>& v, uint64_t seed, bool finite_e4m3) {
+void fill(std::span<uint8_t> v, uint64_t seed, bool finite_e4m3) {
   uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
   const uint8_t* codes = finite_e4m3 ? gaussian_e4m3_table().data() : nullptr;
   for (auto& b : v) {
@@ -74,7 +96,7 @@ void fill(std::vector<uint8_t>& v, uint64_t seed, bool finite_e4m3) {
     b = codes ? codes[s >> 48] : static_cast<uint8_t>(s >> 56);
   }
 }
-void fill_scales(std::vector<uint8_t>& v) {
+void fill_scales(std::span<uint8_t> v) {
   for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint8_t>(120 + i % 8);
 }
 
@@ -103,7 +125,7 @@ void BM_LinearFp8(benchmark::State& st) {
   set_isa(st.range(3) ? detected_isa() : Isa::Scalar);
   const size_t wbytes = n * k, sbytes = ((n + 127) / 128) * (k / 128);
   const size_t copies = m == 1 && st.range(4) ? std::max<size_t>(1, kRotateBytes / wbytes) : 1;
-  std::vector<std::vector<uint8_t>> w(copies, std::vector<uint8_t>(wbytes)), s(copies, std::vector<uint8_t>(sbytes));
+  std::vector<Bytes> w(copies, Bytes(wbytes)), s(copies, Bytes(sbytes));
   for (size_t c = 0; c < copies; ++c) {
     fill(w[c], c + 1, true);
     fill_scales(s[c]);
@@ -147,7 +169,7 @@ void BM_LinearFp4(benchmark::State& st) {
   const size_t sets =
       m == 1 && st.range(4) ? std::max<size_t>(1, kRotateBytes / (per * experts)) : 1;
   const size_t total = sets * experts;
-  std::vector<std::vector<uint8_t>> w(total, std::vector<uint8_t>(wbytes)), s(total, std::vector<uint8_t>(sbytes));
+  std::vector<Bytes> w(total, Bytes(wbytes)), s(total, Bytes(sbytes));
   for (size_t c = 0; c < total; ++c) {
     fill(w[c], c + 11, false);
     fill_scales(s[c]);
@@ -442,7 +464,7 @@ void BM_DecodeVsProbe(benchmark::State& st) {
   const size_t wbytes = kind == 1 ? n * k / 2 : kind == 2 ? n * k * 2 : n * k;
   const size_t sbytes = kind == 0 ? (n / 128) * (k / 128) : kind == 1 ? n * k / 32 : 0;
   const size_t per = wbytes + sbytes, copies = std::max<size_t>(6, total / per);
-  std::vector<std::vector<uint8_t>> w(copies, std::vector<uint8_t>(wbytes)), s(copies, std::vector<uint8_t>(sbytes));
+  std::vector<Bytes> w(copies, Bytes(wbytes)), s(copies, Bytes(sbytes));
   for (size_t c = 0; c < copies; ++c) {
     fill(w[c], c + 3, kind == 0);
     if (kind == 2) {

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <vector>
 
+#include "core/mmap_file.h"
+
 #include "core/error.h"
 
 namespace dsv4 {
@@ -119,9 +121,15 @@ uint64_t probe_sum(ProbeLoads loads, const uint64_t* p, size_t n) {
   return sum_fn(loads)(p, n);
 }
 
-ReadProbe::ReadProbe(ThreadPool* pool, size_t bytes) : pool_(pool), words_(bytes / 8) {
+void ReadProbe::Unmap::operator()(uint64_t* p) const { unmap_huge(p, bytes); }
+
+// The buffer is memory of the kind the engine's private weights lie in (map_huge: transparent
+// huge pages advised), so the probe reads the way decode does.
+ReadProbe::ReadProbe(ThreadPool* pool, size_t bytes)
+    : pool_(pool), words_(bytes / 8), buf_(nullptr, Unmap{bytes / 8 * 8}) {
   if (bytes < (size_t{1} << 20)) throw_error("bandwidth probe: buffer of ", bytes, " bytes is too small (min 1 MiB)");
-  buf_.reset(new uint64_t[words_]);  // not value-initialised: touched below
+  buf_.reset(static_cast<uint64_t*>(map_huge(words_ * 8)));  // written below
+  if (!buf_) throw_error("bandwidth probe: cannot map ", words_ * 8, " bytes");
   uint64_t* data = buf_.get();
   parallel_for(pool_, static_cast<int64_t>(words_), 512, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) data[i] = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;

@@ -34,9 +34,13 @@ class ReadProbe {
   size_t bytes() const { return words_ * 8; }
 
  private:
+  struct Unmap {
+    size_t bytes;
+    void operator()(uint64_t* p) const;
+  };
   ThreadPool* pool_;
   size_t words_;
-  std::unique_ptr<uint64_t[]> buf_;
+  std::unique_ptr<uint64_t[], Unmap> buf_;
 };
 
 // bytes: buffer size (should exceed the last-level cache several times); reps >= 1 passes.

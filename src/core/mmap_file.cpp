@@ -38,6 +38,18 @@ void* map_aligned(size_t size, int prot) {
 
 }  // namespace
 
+void* map_huge(size_t bytes) {
+  void* p = map_aligned(bytes, PROT_READ | PROT_WRITE);
+#ifdef MADV_HUGEPAGE
+  if (p) ::madvise(p, page_round(bytes), MADV_HUGEPAGE);  // advisory: ignored where THP is off
+#endif
+  return p;
+}
+
+void unmap_huge(void* p, size_t bytes) {
+  if (p) ::munmap(p, page_round(bytes));
+}
+
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_error(path, ": cannot open: ", std::strerror(errno));
@@ -78,14 +90,11 @@ void MappedFile::read_private(const std::function<void(size_t)>& progress) {
   if (!data_ || private_) return;
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_error(path_, ": cannot open: ", std::strerror(errno));
-  void* buf = map_aligned(size_, PROT_READ | PROT_WRITE);
+  void* buf = map_huge(size_);
   if (!buf) {
     ::close(fd);
     throw_error(path_, ": cannot allocate ", size_, " bytes of private memory for the weights");
   }
-#ifdef MADV_HUGEPAGE
-  ::madvise(buf, page_round(size_), MADV_HUGEPAGE);  // advisory: ignored where THP is off
-#endif
   auto fail = [&](const char* what, int e) {
     ::munmap(buf, page_round(size_));
     ::close(fd);

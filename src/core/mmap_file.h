@@ -42,4 +42,14 @@ class MappedFile {
   bool private_ = false;
 };
 
+// Anonymous read-write memory of `bytes` (rounded up to whole pages), 2 MiB aligned, with
+// transparent huge pages advised: the kind of memory read_private gives the weights. Streaming
+// reads from it can run well above reads from 4 KiB pages (with THP in `madvise` mode, what
+// malloc returns): on the AMX Xeon of docs/performance.md an FP8 GEMV read 29 instead of 15-21
+// GB/s. The bandwidth probe and the kernel benchmarks read such memory, so that they measure
+// what decode sees. map_huge returns nullptr when the mapping fails; unmap_huge(p, bytes)
+// releases it (the same bytes).
+void* map_huge(size_t bytes);
+void unmap_huge(void* p, size_t bytes);
+
 }  // namespace dsv4
