@@ -136,6 +136,11 @@ TEST(CpuPanels, Fp4DecodeIsBitIdenticalToScalar) {
         }
     }
   }
+  // The twin's words: the rounded product, with -0 (code 8) written as +0 like code 0.
+  EXPECT_EQ(fp4_panel_bits(8, 127), 0);
+  EXPECT_EQ(fp4_panel_bits(0, 200), 0);
+  EXPECT_EQ(fp4_panel_bits(9, 127), f32_to_bf16_bits(-0.5f));
+  EXPECT_EQ(fp4_panel_bits(7, 130), f32_to_bf16_bits(48.0f));
 }
 
 TEST(CpuPanels, WidenBf16IsBitIdenticalToScalar) {

@@ -69,9 +69,7 @@ DSV4_AVX2 inline void store16(uint16_t* out, __m256i v) {
 
 // One 128-value FP4 chunk (64 packed bytes at `row`): the 2 * value int8 codes, laid out so that
 // panel positions 32v + 8l + j (j < 8) are bytes [64 * (v >> 1) + 16 * l + 8 * (v & 1) + j].
-// With `sign`, the same layout of 0x80 for the negative codes (the decode keeps -0 of code 8).
-DSV4_AVX2 inline void e2m1_chunk_codes(const uint8_t* row, __m256i table, int8_t* buf,
-                                       int8_t* sign = nullptr) {
+DSV4_AVX2 inline void e2m1_chunk_codes(const uint8_t* row, __m256i table, int8_t* buf) {
   const __m256i nib = _mm256_set1_epi8(0x0F);
   for (int t = 0; t < 2; ++t) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * t));
@@ -79,12 +77,6 @@ DSV4_AVX2 inline void e2m1_chunk_codes(const uint8_t* row, __m256i table, int8_t
     const __m256i hn = _mm256_and_si256(_mm256_srli_epi16(x, 4), nib);
     _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 32 * t), _mm256_shuffle_epi8(table, ln));
     _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 64 + 32 * t), _mm256_shuffle_epi8(table, hn));
-    if (sign != nullptr) {
-      const __m256i bit = _mm256_set1_epi8(static_cast<char>(0x80));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(sign + 32 * t),
-                         _mm256_and_si256(_mm256_slli_epi16(x, 4), bit));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(sign + 64 + 32 * t), _mm256_and_si256(x, bit));
-    }
   }
 }
 
@@ -191,7 +183,7 @@ DSV4_AVX2 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64
                           int64_t k, uint16_t* panel, int64_t ldp) {
   const float* half = e8m0_tables().half;
   const __m256i table = e2m1_x2_table();
-  alignas(32) int8_t buf[128], sgn[128];
+  alignas(32) int8_t buf[128];
   for (int r = 0; r < kPanelRows; ++r) {
     uint16_t* out = panel + r * ldp;
     if (r >= nr) {
@@ -201,17 +193,15 @@ DSV4_AVX2 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64
     const uint8_t* row = w + r * ldw;
     const uint8_t* srow = s + r * lds;
     for (int64_t c = 0; c < k; c += 128) {
-      e2m1_chunk_codes(row + c / 2, table, buf, sgn);
+      e2m1_chunk_codes(row + c / 2, table, buf);
       for (int l = 0; l < 4; ++l) {
-        // (2 * value) * (scale / 2): the same exact float32 product as value * scale; the sign
-        // bit is or-ed in so that code 8 (-0) decodes to -0 as in the scalar twin.
+        // (2 * value) * (scale / 2): the same exact float32 product as value * scale; code 8
+        // (-0) is the int8 0, so it decodes to +0 as in the scalar twin (fp4_panel_bits).
         const __m256 sc = _mm256_set1_ps(half[srow[c / 32 + l]]);
         __m256 v[4];
         for (int q = 0; q < 4; ++q) {
           const int off = 64 * (q >> 1) + 16 * l + 8 * (q & 1);
-          const __m256i sb = _mm256_slli_epi32(
-              _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sgn + off))), 24);
-          v[q] = _mm256_or_ps(_mm256_mul_ps(codes_to_ps(buf + off), sc), _mm256_castsi256_ps(sb));
+          v[q] = _mm256_mul_ps(codes_to_ps(buf + off), sc);
         }
         // Positions 32v + 8l: (v0, v1) and (v2, v3) packed pairwise, halves stored apart.
         const __m256i p01 = bf16_pack(v[0], v[1]), p23 = bf16_pack(v[2], v[3]);

@@ -84,4 +84,11 @@ inline float round_to_e4m3_grid(float v) {
 // 2^k as a float for -126 <= k <= 127.
 inline float pow2_f32(int k) { return bits_to_f32(static_cast<uint32_t>(k + 127) << 23); }
 
+// The BF16 panel word of FP4 code `code` (a nibble) under E8M0 scale byte `scale`: the product
+// rounded to BF16, with code 8 (-0) written as +0 like code 0 (the AVX-512 decoder keeps zeros
+// zero with a saturating subtract, which has no -0; products and sums are the same either way).
+inline uint16_t fp4_panel_bits(uint8_t code, uint8_t scale) {
+  return (code & 7) == 0 ? uint16_t{0} : f32_to_bf16_bits(e2m1_value(code) * e8m0_value(scale));
+}
+
 }  // namespace dsv4::cpu

@@ -5,9 +5,10 @@
 //   K 4j + q). vpermw looks a word up in a 32-word table by the word's low 5 bits, so shifting the
 //   words right by 4q and looking them up in the table of the 16 BF16 patterns written twice
 //   (bit 4, the next nibble's low bit, selects the copy) yields the BF16 values of nibble q in
-//   place: 3 shifts and 4 permutes per 128 values, no masking, no byte interleave. The scale
-//   exponent of each lane is then added to the exponent field of the non-zero words (panels), or
-//   applied once per block sum (rows-dot).
+//   place: 3 shifts and 4 permutes per 128 values, no masking, no byte interleave. The scale of
+//   each lane then goes into the exponent field with one saturating subtract per vector from a
+//   pre-biased table (panels, E2m1Bf16Tables::biased), or is applied once per block sum
+//   (rows-dot).
 //   AVX2 / scalar (PanelOrder::Fp4): the byte-table decode of avx2_panels.cpp and its twin.
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
@@ -20,10 +21,24 @@
 namespace dsv4::cpu {
 namespace {
 
+// The panel decode's pre-biased table (decode_fp4): code i % 16 as the BF16 of value x 2^119,
+// code 8 (-0) as +0. A panel word is then that minus (246 - scale) << 7 with an unsigned
+// saturating subtract: for a non-zero code the exponent field (127 + e + 119, e in [-1, 2]) ends
+// at e + scale, exactly value x 2^(scale - 127) while scale is in [kMinFastScale, kMaxFastScale]
+// = [10, 246], with no borrow into the mantissa or the sign; a zero word stays zero. That keeps
+// the zero test off the shuffle port, which the lookups already fill.
+constexpr int kDecodeBias = 119;
+static_assert(kMaxFastScale == 127 + kDecodeBias, "the subtrahend (246 - scale) must stay >= 0");
+
 struct E2m1Bf16Tables {
-  alignas(64) std::array<uint16_t, 32> words{};  // BF16 of code i % 16
+  alignas(64) std::array<uint16_t, 32> words{};   // BF16 of code i % 16
+  alignas(64) std::array<uint16_t, 32> biased{};  // see above
   E2m1Bf16Tables() {
-    for (int i = 0; i < 32; ++i) words[i] = f32_to_bf16_bits(e2m1_value(static_cast<uint8_t>(i % 16)));
+    for (int i = 0; i < 32; ++i) {
+      const auto code = static_cast<uint8_t>(i % 16);
+      words[i] = f32_to_bf16_bits(e2m1_value(code));
+      biased[i] = (code & 7) == 0 ? 0 : f32_to_bf16_bits(e2m1_value(code) * pow2_f32(kDecodeBias));
+    }
   }
 };
 const E2m1Bf16Tables& e2m1_tables() {
@@ -49,7 +64,7 @@ void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, in
       const int64_t kk = panel_position_to_k(PanelOrder::Fp4, p);
       const uint8_t byte = w[r * ldw + kk / 2];
       const uint8_t code = (kk % 2 == 0) ? (byte & 0x0F) : (byte >> 4);
-      out[p] = f32_to_bf16_bits(e2m1_value(code) * e8m0_value(s[r * lds + kk / 32]));
+      out[p] = fp4_panel_bits(code, s[r * lds + kk / 32]);
     }
   }
 }
@@ -89,12 +104,11 @@ DSV4_AVX512 inline void fp4_words_to_bf16(__m512i b, __m512i table, __m512i* v) 
 
 DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                             int64_t k, uint16_t* panel, int64_t ldp) {
-  const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
-  const __m512i nonsign = _mm512_set1_epi16(0x7FFF);
+  const __m512i table = _mm512_load_si512(e2m1_tables().biased.data());
   // Word i of the scale vector comes from scale byte i / 8 (one per 128-bit lane).
   const __m512i spread = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
                                           1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m128i bias = _mm_set1_epi16(127);
+  const __m128i top = _mm_set1_epi16(127 + kDecodeBias);
   for (int r = 0; r < kPanelRows; ++r) {
     uint16_t* out = panel + r * ldp;
     if (r >= nr) {
@@ -111,21 +125,18 @@ DSV4_AVX512 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int
         for (int64_t p = c; p < c + 128; ++p) {
           const int64_t kk = panel_position_to_k(PanelOrder::Fp4Words, p);
           const uint8_t b = row[kk / 2];
-          out[p] = f32_to_bf16_bits(e2m1_value(kk % 2 ? b >> 4 : b & 15) * e8m0_value(srow[kk / 32]));
+          out[p] = fp4_panel_bits(static_cast<uint8_t>(kk % 2 ? b >> 4 : b & 15), srow[kk / 32]);
         }
         continue;
       }
       int32_t s4;
       std::memcpy(&s4, srow + c / 32, 4);
       __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi32_si128(s4));
-      e = _mm_slli_epi16(_mm_sub_epi16(e, bias), 7);
-      const __m512i eadd = _mm512_permutexvar_epi16(spread, _mm512_zextsi128_si512(e));
+      e = _mm_slli_epi16(_mm_sub_epi16(top, e), 7);
+      const __m512i esub = _mm512_permutexvar_epi16(spread, _mm512_zextsi128_si512(e));
       __m512i v[4];
       fp4_words_to_bf16(_mm512_loadu_si512(row + c / 2), table, v);
-      for (int i = 0; i < 4; ++i) {
-        v[i] = _mm512_mask_add_epi16(v[i], _mm512_test_epi16_mask(v[i], nonsign), v[i], eadd);
-        _mm512_storeu_si512(out + c + 32 * i, v[i]);
-      }
+      for (int i = 0; i < 4; ++i) _mm512_storeu_si512(out + c + 32 * i, _mm512_subs_epu16(v[i], esub));
     }
   }
 }
