@@ -85,10 +85,12 @@ inline float round_to_e4m3_grid(float v) {
 inline float pow2_f32(int k) { return bits_to_f32(static_cast<uint32_t>(k + 127) << 23); }
 
 // The BF16 panel word of FP4 code `code` (a nibble) under E8M0 scale byte `scale`: the product
-// rounded to BF16, with code 8 (-0) written as +0 like code 0 (the AVX-512 decoder keeps zeros
-// zero with a saturating subtract, which has no -0; products and sums are the same either way).
+// rounded to BF16, with a zero product (code 0 or 8) written as +0 (the AVX-512 decoder keeps
+// zeros zero with a saturating subtract, which has no -0; products and sums are the same either
+// way). A NaN scale (255) stays NaN, as in the AVX2 decoder's float product.
 inline uint16_t fp4_panel_bits(uint8_t code, uint8_t scale) {
-  return (code & 7) == 0 ? uint16_t{0} : f32_to_bf16_bits(e2m1_value(code) * e8m0_value(scale));
+  const float v = e2m1_value(code) * e8m0_value(scale);
+  return v == 0.0f ? uint16_t{0} : f32_to_bf16_bits(v);
 }
 
 }  // namespace dsv4::cpu
