@@ -700,9 +700,8 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     // each panel re-read them and 3 panels of 8 rows went 2:1 between 2 threads).
     const float* wp = w.data;
     int64_t ldw = k;
-    if (!in_place) {
-      thread_local AlignedVector<float> t_w;
-      float* buf = grow(t_w, static_cast<size_t>(units * kWidePanelRows * kp));
+    if (!in_place) {  // all panels copied once, on the calling thread's panel buffer
+      float* buf = grow(t_panel_f32, static_cast<size_t>(units * kWidePanelRows * kp));
       for (int64_t u = 0; u < units; ++u) copy_panel(u, buf + u * kWidePanelRows * kp);
       wp = buf;
       ldw = kp;
