@@ -494,7 +494,7 @@ void BM_DecodeVsProbe(benchmark::State& st) {
       } else {
         parallel_for(&pool(), n, kPanelRows, [&](int64_t b, int64_t e, int t) {
           sums[t] += read_panels_avx512(w[c].data(), k, b, e);
-        }, Schedule::Guided);
+        }, Schedule::Stealing);
         benchmark::DoNotOptimize(sums.data());
       }
       benchmark::DoNotOptimize(y.data());

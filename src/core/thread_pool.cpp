@@ -34,9 +34,27 @@ bool spin_until(Ready&& ready) {
 
 bool ThreadPool::t_in_region_now() { return t_in_region; }
 
+bool detail::steal_range(StealSlot* slots, int threads, int self) {
+  for (;;) {
+    int victim = -1;
+    uint64_t vr = 0;
+    for (int v = 0; v < threads; ++v) {
+      const uint64_t r = slots[v].range.load(std::memory_order_relaxed);
+      if (v != self && range_size(r) > range_size(vr)) victim = v, vr = r;
+    }
+    if (victim < 0) return false;
+    const int64_t lo = range_lo(vr), hi = lo + range_size(vr), mid = lo + (hi - lo) / 2;
+    if (slots[victim].range.compare_exchange_strong(vr, pack_range(lo, mid), std::memory_order_relaxed)) {
+      slots[self].range.store(pack_range(mid, hi), std::memory_order_relaxed);
+      return true;
+    }
+  }
+}
+
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = threads;
+  slots_ = std::make_unique<detail::StealSlot[]>(static_cast<size_t>(threads));
   workers_.reserve(threads - 1);
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
 }

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
+#include <chrono>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -48,8 +50,9 @@ TEST(ThreadPool, ParallelForVisitsEveryIndexOnce) {
   }
 }
 
-// Guided pieces: unit-aligned, increasing per thread, shrinking, covering [0, n) exactly once.
-TEST(ThreadPool, GuidedScheduleVisitsEveryIndexOnceInUnitPieces) {
+// Stealing pieces: unit-aligned, covering [0, n) exactly once; a thread's first piece is the
+// front quarter of its static range, and its pieces increase until it takes another's range.
+TEST(ThreadPool, StealingScheduleVisitsEveryIndexOnceInUnitPieces) {
   for (int threads : {1, 2, 3}) {
     dsv4::ThreadPool pool(threads);
     for (int rep = 0; rep < 40; ++rep) {
@@ -67,20 +70,57 @@ TEST(ThreadPool, GuidedScheduleVisitsEveryIndexOnceInUnitPieces) {
             pieces[t].push_back({b, e});  // each thread writes only its own list
             for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
           },
-          dsv4::Schedule::Guided);
+          dsv4::Schedule::Stealing);
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n " << n << " i " << i;
-      for (const auto& p : pieces)
-        for (size_t j = 1; j < p.size(); ++j) EXPECT_GT(p[j].first, p[j - 1].first);
-      // The first piece claimed is the largest: 1 / (2 x threads) of all units (at least one).
+      if (threads == 1) {
+        ASSERT_EQ(pieces[0].size(), 1u);  // one thread: the static call
+        continue;
+      }
       const int64_t units = (n + grain - 1) / grain;
-      int64_t largest = 0;
-      for (const auto& p : pieces)
-        for (const auto& [b, e] : p) largest = std::max(largest, (e - b + grain - 1) / grain);
-      if (threads > 1) {
-        EXPECT_EQ(largest, std::max<int64_t>(1, units / (2 * threads))) << n;
+      for (int t = 0; t < threads; ++t) {
+        if (pieces[t].empty()) continue;
+        int64_t ub, ue;
+        dsv4::ThreadPool::partition(units, 1, threads, t, &ub, &ue);
+        if (ub == ue) continue;  // nothing of its own: it can only have stolen
+        EXPECT_EQ(pieces[t][0].first, ub * grain) << "n " << n << " thread " << t;
+        EXPECT_EQ(pieces[t][0].second, std::min(n, (ub + std::max<int64_t>(1, (ue - ub) / 4)) * grain));
       }
     }
   }
+}
+
+// A thread held up in its first piece loses the back half of the rest of its range to the idle
+// thread, which takes it only after finishing its own. The threads wait for each other (at most
+// 10 s each) so that the pieces are the same on every run.
+TEST(ThreadPool, StealingScheduleMovesWorkFromASlowThread) {
+  dsv4::ThreadPool pool(2);
+  const int64_t n = 64;  // thread 0: [0, 32), first piece [0, 8); thread 1: [32, 64)
+  std::vector<int> owner(n, -1);
+  std::atomic<int64_t> done0{0}, done1{0};
+  std::atomic<bool> started0{false};
+  auto wait_for = [](auto&& ready) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!ready() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  };
+  pool.parallel_for(
+      n, 1,
+      [&](int64_t b, int64_t e, int t) {
+        for (int64_t i = b; i < e; ++i) owner[i] = t;
+        if (t == 0) {
+          started0 = true;
+          // Held until thread 1 has done its range and the back half of [8, 32): 32 + 12 units.
+          if (b == 0) wait_for([&] { return done1.load() >= 44; });
+          done0 += e - b;
+        } else {
+          wait_for([&] { return started0.load(); });
+          // Then held until thread 0 has finished what it kept, [0, 20).
+          if ((done1 += e - b) >= 44) wait_for([&] { return done0.load() >= 20; });
+        }
+      },
+      dsv4::Schedule::Stealing);
+  for (int64_t i = 0; i < 20; ++i) EXPECT_EQ(owner[i], 0) << i;
+  for (int64_t i = 20; i < 64; ++i) EXPECT_EQ(owner[i], 1) << i;
+  EXPECT_EQ(done0.load() + done1.load(), n);
 }
 
 TEST(ThreadPool, NestedCallRunsInline) {
@@ -93,14 +133,14 @@ TEST(ThreadPool, NestedCallRunsInline) {
       });
     }
   });
-  pool.parallel_for(4, 1, [&](int64_t b, int64_t e, int) {  // a guided call nested: inline too
+  pool.parallel_for(4, 1, [&](int64_t b, int64_t e, int) {  // a stealing call nested: inline too
     for (int64_t i = b; i < e; ++i) {
       pool.parallel_for(
           10, 1,
           [&](int64_t b2, int64_t e2, int) {
             for (int64_t j = b2; j < e2; ++j) sum.fetch_sub(i * 10 + j);
           },
-          dsv4::Schedule::Guided);
+          dsv4::Schedule::Stealing);
     }
   });
   EXPECT_EQ(sum.load(), 0);

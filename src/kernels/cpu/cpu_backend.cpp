@@ -80,7 +80,7 @@ class CpuBackend final : public Backend {
     // Waking a spinning worker costs about a microsecond; below ~8 us of work one thread wins.
     constexpr double kMinParallelNs = 8000.0;
     if (n >= 2 && pool_.size() > 1 && static_cast<double>(n) * unit_ns >= kMinParallelNs) {
-      pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) { fn(ctx, b, e); }, Schedule::Guided);
+      pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) { fn(ctx, b, e); }, Schedule::Stealing);
     } else if (n > 0) {
       fn(ctx, 0, n);
     }

@@ -4,6 +4,7 @@
 #include "kernels/cpu/linear.h"
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cstring>
 #include <vector>
@@ -86,6 +87,13 @@ thread_local AlignedVector<uint16_t> t_act_vnni; // tile-operand activations (ca
 thread_local AlignedVector<uint16_t> t_act_stage;  // BF16 rows they are built from
 thread_local AlignedVector<float> t_act_blocks;  // float32 tile-operand activations (FMA tiles)
 thread_local AlignedVector<float> t_act_scaled;  // FMA decode GEMV: activations x block scale (any thread)
+// The FP8 decode GEMV call and 128-row block whose scaled activations t_act / t_act_scaled hold.
+struct ScaledFor {
+  uint64_t call = ~uint64_t{0};
+  int64_t block = -1;
+};
+thread_local ScaledFor t_scaled_for;
+std::atomic<uint64_t> g_fp8_gemv_calls{0};
 thread_local AlignedVector<int16_t> t_act_i16;   // Fp4IntRows h and r (calling thread)
 thread_local AlignedVector<float> t_act_fac;     // their chunk factors
 thread_local AlignedVector<uint8_t> t_act_rnz;   // and R flags
@@ -140,24 +148,25 @@ bool use_int_fp4_gemv(bool quantize_act) { return quantize_act && use_fma_gemv()
 // Whether these FP8 weights suit the FMA decode GEMV: its table-free decode takes a slower path
 // for 64-byte chunks holding a zero or subnormal code (e = 0), about 1% of the chunks of
 // block-quantised weights but nearly every chunk of uniformly random bytes (the slow path costs
-// about 4x per chunk). 32 chunks spread over the matrix are tested; from 4 hits (12.5%) on the
-// other kernel runs. Deterministic: the choice depends on the weights alone.
+// about 4x per chunk). The first 32 chunks of the matrix are tested (the calling thread reads
+// them first anyway; 32 chunks spread over the matrix were as many cache misses, 3-9 us per
+// call); from 4 hits (12.5%) on the other kernel runs. Deterministic: the choice depends on the
+// weights alone.
 bool fma_gemv_suits(const uint8_t* codes, int64_t n, int64_t k) {
-  const int64_t chunks = n * (k / 64);
+  const int64_t chunks = std::min<int64_t>(32, n * (k / 64));
   constexpr uint64_t kE = 0x7878787878787878ull, kOne = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
   int hits = 0;
-  for (int s = 0; s < 32; ++s) {
-    const uint8_t* c = codes + (chunks * (2 * s + 1) / 64) * 64;
+  for (int64_t c = 0; c < chunks; ++c) {
     bool low = false;
     for (int b = 0; b < 64; b += 8) {
       uint64_t v;
-      std::memcpy(&v, c + b, 8);
+      std::memcpy(&v, codes + c * 64 + b, 8);
       const uint64_t e = v & kE;  // a byte of e is zero iff its code has e = 0
       low |= ((e - kOne) & ~e & kHigh) != 0;
     }
     hits += low;
   }
-  return hits < 4;
+  return hits < (chunks + 7) / 8;
 }
 
 // rows: activation rows per weight (for grouped experts: the average over the busy groups).
@@ -383,7 +392,7 @@ Act prepare_act(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, int6
         avx512::to_f32_blocks(rows + b * 16 * a.ld, a.ld, rows_here, kp, blocks + b * 16 * kp);
       else
         amx::to_vnni(rows + b * 16 * a.ld, a.ld, rows_here, kp, vnni + b * 16 * kp);
-    }, Schedule::Guided);
+    }, Schedule::Stealing);
     a.vnni = vnni;
     a.blocks = blocks;
   } else if (kind == Gemm::Fma) {
@@ -443,14 +452,20 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     float* act = grow(t_act_f32, static_cast<size_t>(m * ld));
     prepare_rows(kern, pool, {x.data, x.ld, nullptr}, m, k, fma ? PanelOrder::Fp8Dwords : PanelOrder::Fp8,
                  quantize_act, act, ld);
+    // A thread's pieces are mostly consecutive (Schedule::Stealing), so the activations it
+    // scaled for a block last are kept for its next piece of the same block.
+    const uint64_t call = g_fp8_gemv_calls.fetch_add(1, std::memory_order_relaxed);
     parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
       uint16_t* scaled = fma ? nullptr : grow(t_act, static_cast<size_t>(m * ld));
       float* scaled_f32 = fma ? grow(t_act_scaled, static_cast<size_t>(m * ld)) : nullptr;
       for (int64_t lo = b; lo < e;) {
         const int64_t nb = lo / 128, hi = std::min(e, (nb + 1) * 128);
-        for (int64_t i = 0; i < m; ++i) {
-          if (fma) avx512::scale_act_f32(act + i * ld, w.scales + nb * kblocks, k, scaled_f32 + i * ld);
-          else kern.scale_act_bf16(act + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
+        if (t_scaled_for.call != call || t_scaled_for.block != nb) {
+          for (int64_t i = 0; i < m; ++i) {
+            if (fma) avx512::scale_act_f32(act + i * ld, w.scales + nb * kblocks, k, scaled_f32 + i * ld);
+            else kern.scale_act_bf16(act + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
+          }
+          t_scaled_for = {call, nb};
         }
         for (int64_t n0 = lo; n0 < hi; n0 += kPanelRows) {
           const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, hi - n0));
@@ -460,7 +475,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
         lo = hi;
       }
       finish_cols(y, m, b, e);
-    }, Schedule::Guided);
+    }, Schedule::Stealing);
     return;
   }
   const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
@@ -476,7 +491,7 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, decode, prefetch, b, e, k, m, act, y);
     finish_cols(y, m, b, e);
-  }, Schedule::Guided);
+  }, Schedule::Stealing);
 }
 
 // The integer form (Fp4IntRows) of the prepared BF16 rows of every in-register group, in the
@@ -583,7 +598,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       }
       unit0 += units;
     }
-  }, Schedule::Guided);
+  }, Schedule::Stealing);
 }
 
 void linear_fp4(const Fp4Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
@@ -612,7 +627,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
         }
       }
       finish_cols(y, m, b, e);
-    }, Schedule::Guided);
+    }, Schedule::Stealing);
     return;
   }
   const int64_t kp = round_up32(k);
@@ -639,7 +654,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, grain, [&](int64_t b, int64_t e, int) {
     run_panels(kern, copy, prefetch, b, e, kp, m, act, y);
     finish_cols(y, m, b, e);
-  }, Schedule::Guided);
+  }, Schedule::Stealing);
 }
 
 // From this many activation rows linear_f32 splits the rows between the threads, in tiles of
@@ -716,7 +731,7 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
           kern.dot_f32(wp + u * per_unit, ldw, nr, xa + i0 * lda, lda, mt, kp, y.data + i0 * y.ld + n0, y.ld);
         }
       }
-    }, Schedule::Guided);
+    }, Schedule::Stealing);
     return;
   }
   parallel_for(pool_for_work(pool, work), units, 1, [&](int64_t b, int64_t e, int) {
@@ -731,7 +746,7 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
       copy_panel(u, panel);
       kern.dot_f32(panel, kp, nr, xa, lda, m, kp, y.data + n0, y.ld);
     }
-  }, Schedule::Guided);
+  }, Schedule::Stealing);
 }
 
 const char* fp8_gemv_multiply_name() {
