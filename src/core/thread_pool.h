@@ -7,8 +7,8 @@
 #pragma once
 #include <algorithm>
 #include <atomic>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -140,10 +140,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, F&& f, Schedule schedule
         do {
           uint64_t r = own.load(std::memory_order_relaxed);
           while (detail::range_size(r) > 0) {
-            const int64_t lo = detail::range_lo(r);
-            const int64_t take = std::max<int64_t>(1, detail::range_size(r) / 4);
-            if (!own.compare_exchange_weak(r, detail::pack_range(lo + take, lo + detail::range_size(r)),
-                                           std::memory_order_relaxed))
+            const int64_t lo = detail::range_lo(r), hi = lo + detail::range_size(r);
+            const int64_t take = std::max<int64_t>(1, (hi - lo) / 4);
+            if (!own.compare_exchange_weak(r, detail::pack_range(lo + take, hi), std::memory_order_relaxed))
               continue;
             (*c->f)(lo * c->grain, std::min(c->n, (lo + take) * c->grain), t);
             r = own.load(std::memory_order_relaxed);

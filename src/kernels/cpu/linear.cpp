@@ -149,7 +149,7 @@ bool use_int_fp4_gemv(bool quantize_act) { return quantize_act && use_fma_gemv()
 // for 64-byte chunks holding a zero or subnormal code (e = 0), about 1% of the chunks of
 // block-quantised weights but nearly every chunk of uniformly random bytes (the slow path costs
 // about 4x per chunk). The first 32 chunks of the matrix are tested (the calling thread reads
-// them first anyway; 32 chunks spread over the matrix were as many cache misses, 3-9 us per
+// them first anyway; 32 chunks spread over the matrix were as many cache misses, 1-9 us per
 // call); from 4 hits (12.5%) on the other kernel runs. Deterministic: the choice depends on the
 // weights alone.
 bool fma_gemv_suits(const uint8_t* codes, int64_t n, int64_t k) {
