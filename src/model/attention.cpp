@@ -32,8 +32,10 @@ struct RopeRows {
   std::vector<float>& cos;
   std::vector<float>& sin;
   int half = 0;
+  const RowOps* ops = nullptr;
   void fill(const Backend& be, const ref::RopeFreqs& f, int64_t pos0, int64_t n) {
     half = static_cast<int>(f.inv_freq.size());
+    ops = &be.row_ops();
     cos.resize(static_cast<size_t>(n * half));
     sin.resize(static_cast<size_t>(n * half));
     be.for_units(n, 40.0 * half, [&](int64_t b, int64_t e) {
@@ -41,7 +43,7 @@ struct RopeRows {
     });
   }
   void apply(float* v, int64_t t, bool inverse) const {
-    ref::rope_apply(v, &cos[t * half], &sin[t * half], half, inverse);
+    ops->rope_apply(v, &cos[t * half], &sin[t * half], half, inverse);
   }
 };
 
@@ -90,14 +92,15 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
     }
     const int64_t entry = p / r;
     for (auto& v : z) v = ref::bf16r(v);
-    ref::rms_norm(z.data(), cw.norm, c, eps, z.data());
+    const RowOps& ops = mc.be->row_ops();
+    ops.rms_norm(z.data(), cw.norm, c, eps, z.data());
     ref::rope_cos_sin(rf, entry * r, cs_cos.data(), cs_sin.data());  // block's first position
-    ref::rope_apply(z.data() + c - Dr, cs_cos.data(), cs_sin.data(), Dr / 2, false);
+    ops.rope_apply(z.data() + c - Dr, cs_cos.data(), cs_sin.data(), Dr / 2, false);
     if (kind == EntryKind::Attention) {
       quant::fp8_sim(z.data(), c - Dr, kKvSimBlock);
     } else {
       mc.be->hadamard_rows(z.data(), 1, c);
-      quant::fp4_sim(z.data(), c, kIdxSimBlock);
+      ops.fp4_sim(z.data(), c, kIdxSimBlock);
     }
     store.write(entry, z.data());
     n_emitted = entry + 1;
@@ -128,7 +131,7 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   });
   be.hadamard_rows(qi.data(), n * nih, ihd);
   be.for_units(n * nih, 5.0 * ihd, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) quant::fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
+    for (int64_t r = b; r < e; ++r) be.row_ops().fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
   });
   be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
   // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
@@ -211,13 +214,13 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   kv.resize(static_cast<size_t>(n * D));
   be.linear_fp8(aw.wq_a, X, Rows{qlat.data(), n, ql});
   be.for_units(n, 3.0 * ql, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) ref::rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
+    for (int64_t t = b; t < e; ++t) be.row_ops().rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
   });
   be.linear_fp8(aw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{q.data(), n, HD});
   be.for_units(n * H, 4.0 * D, [&](int64_t b, int64_t e) {  // unit: one head of one row
     for (int64_t r = b; r < e; ++r) {
       float* qh = &q[r * D];
-      ref::head_norm_bf16(qh, D, eps);
+      be.row_ops().head_norm_bf16(qh, D, eps);
       rr.apply(qh + Dn, r / H, false);
     }
   });
@@ -228,7 +231,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   be.for_units(n, 8.0 * D, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       float* kt = &kv[t * D];
-      ref::rms_norm(kt, aw.kv_norm, D, eps, kt);
+      be.row_ops().rms_norm(kt, aw.kv_norm, D, eps, kt);
       rr.apply(kt + Dn, t, false);
       quant::fp8_sim(kt, Dn, kKvSimBlock);
     }

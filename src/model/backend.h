@@ -17,6 +17,7 @@
 #include <span>
 #include <type_traits>
 
+#include "kernels/ref/mhc.h"
 #include "model/weights.h"
 
 namespace dsv4 {
@@ -71,6 +72,24 @@ struct IndexerScoreArgs {
   float* scores = nullptr;        // [n][n_keys]
 };
 
+// The light row ops of the forward pass, with the signatures (and the meaning) of their
+// reference definitions: ref::rms_norm, ref::head_norm_bf16, ref::hc_pre_finish, ref::hc_post,
+// ref::swiglu, ref::rope_apply and quant::fp4_sim. reference_row_ops() holds those; a backend may
+// hold faster twins (the CPU backend's kernels/cpu/ref_rows.h).
+struct RowOps {
+  void (*rms_norm)(const float* x, const uint16_t* w, int64_t n, float eps, float* y);
+  void (*head_norm_bf16)(float* q, int64_t n, float eps);
+  void (*hc_pre_finish)(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
+                        const float* base, int iters, float norm_eps, float hc_eps,
+                        ref::HcSplit split, float* a);
+  void (*hc_post)(const float* x, const float* f, int hc, int64_t dim, const float* post,
+                  const float* comb, int64_t d0, int64_t d1, float* y);
+  void (*swiglu)(const float* g, const float* u, int64_t n, float limit, float weight, float* h);
+  void (*rope_apply)(float* x, const float* cos, const float* sin, int npairs, bool inverse);
+  void (*fp4_sim)(float* v, int64_t n, int block);
+};
+const RowOps& reference_row_ops();
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -119,6 +138,9 @@ class Backend {
                                   size_t /*key_bytes*/) const {
     return false;
   }
+
+  // The row ops the forward pass calls between the heavy ops (inside for_units pieces).
+  virtual const RowOps& row_ops() const { return reference_row_ops(); }
 
   // The forward pass's light per-unit work between the heavy ops (norms, RoPE, SwiGLU, the
   // hyper-connection mixes, FP4/FP8 simulation; a unit is a row, a head or a block of a row):

@@ -7,7 +7,11 @@
 #include "kernels/ref/hadamard.h"
 #include "kernels/ref/indexer.h"
 #include "kernels/ref/linear.h"
+#include "kernels/ref/moe.h"
+#include "kernels/ref/norm.h"
+#include "kernels/ref/rope.h"
 #include "model/backend.h"
+#include "quant/quant.h"
 
 namespace dsv4 {
 namespace {
@@ -30,6 +34,12 @@ class ReferenceBackend final : public Backend {
 };
 
 }  // namespace
+
+const RowOps& reference_row_ops() {
+  static const RowOps ops{ref::rms_norm, ref::head_norm_bf16, ref::hc_pre_finish, ref::hc_post,
+                          ref::swiglu,   ref::rope_apply,     quant::fp4_sim};
+  return ops;
+}
 
 std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
 

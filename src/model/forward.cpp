@@ -75,7 +75,7 @@ void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int
   mc.be->linear_f32w(hp.fn, mix, flat, ConstRows{X, n, flat}, Rows{s.dots.data(), n, mix});
   mc.be->for_units(n, 6.0 * flat, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t)
-      ref::hc_pre_finish(X + t * flat, hc, dim, &s.dots[t * mix], hp.scale, hp.base,
+      mc.be->row_ops().hc_pre_finish(X + t * flat, hc, dim, &s.dots[t * mix], hp.scale, hp.base,
                          cfg.hc_sinkhorn_iters, static_cast<float>(cfg.norm_eps),
                          static_cast<float>(cfg.hc_eps),
                          ref::HcSplit{&s.pre[t * hc], &s.post[t * hc], &s.comb[t * hc * hc]},
@@ -98,7 +98,7 @@ void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, c
       const int64_t t = u / per_row, d0 = (u % per_row) * kHcPostCols;
       const int64_t d1 = std::min(dim, d0 + kHcPostCols), w = d1 - d0;
       float* xt = X + t * flat;
-      ref::hc_post(xt, f + t * dim, hc, dim, &s.post[t * hc], &s.comb[t * hc * hc], d0, d1, y.data());
+      mc.be->row_ops().hc_post(xt, f + t * dim, hc, dim, &s.post[t * hc], &s.comb[t * hc * hc], d0, d1, y.data());
       for (int k = 0; k < hc; ++k) std::copy(&y[k * w], &y[k * w] + w, xt + k * dim + d0);
     }
   });
@@ -108,7 +108,7 @@ void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, c
 void rms_norm_rows(const Backend& be, const float* x, const uint16_t* w, int64_t n, int64_t dim,
                    float eps, float* y) {
   be.for_units(n, 3.0 * dim, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) ref::rms_norm(x + t * dim, w, dim, eps, y + t * dim);
+    for (int64_t t = b; t < e; ++t) be.row_ops().rms_norm(x + t * dim, w, dim, eps, y + t * dim);
   });
 }
 

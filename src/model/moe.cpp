@@ -22,7 +22,7 @@ void swiglu_rows(const Backend& be, const float* g, const float* u, int64_t rows
     for (int64_t unit = b; unit < e; ++unit) {
       const int64_t i = unit / per_row, c0 = (unit % per_row) * kMoeCols;
       const int64_t off = i * I + c0, len = std::min(I - c0, kMoeCols);
-      ref::swiglu(g + off, u + off, len, limit, weights ? weights[i] : -1.0f, h + off);
+      be.row_ops().swiglu(g + off, u + off, len, limit, weights ? weights[i] : -1.0f, h + off);
     }
   });
 }

@@ -18,6 +18,10 @@ uint8_t f32_to_e4m3(float f);           // RNE with saturation to +-448 (satfini
 float e8m0_to_f32(uint8_t b);
 
 // ---- FP4 E2M1 nibble: sign<<3 | index into {0, .5, 1, 1.5, 2, 3, 4, 6} ----
+// act_quant's FP4 constants: fmax, f32(1 / fmax) and the amax floor fmax * 2^-126.
+inline constexpr float kFp4Max = 6.0f;
+inline constexpr float kFp4MaxInv = static_cast<float>(1.0 / 6.0);
+inline constexpr float kFp4AmaxFloor = 0x1.8p-124f;
 float e2m1_to_f32(uint8_t nibble);
 uint8_t f32_to_e2m1(float f);           // RNE (ties to even mantissa), saturating at +-6; NaN -> +6
 

@@ -9,6 +9,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/ref_rows.h"
 #include "kernels/cpu/rowwise.h"
 
 namespace dsv4::cpu {
@@ -44,6 +45,13 @@ class CpuBackend final : public Backend {
                    bf16_out(a.y)});
     }
     cpu::linear_fp4_grouped(g, pool());
+  }
+  // The row ops: the AVX-512 twins of the reference's (ref_rows.h) where the level has them.
+  const RowOps& row_ops() const override {
+    static const RowOps simd{avx512_ref::rms_norm, avx512_ref::head_norm_bf16,
+                             avx512_ref::hc_pre_finish, avx512_ref::hc_post, avx512_ref::swiglu,
+                             avx512_ref::rope_apply, avx512_ref::fp4_sim};
+    return isa_at_least(Isa::Avx512) ? simd : reference_row_ops();
   }
   // wo_a stays FP8 in memory (half the bytes of the BF16 copy per decoded token).
   bool keeps_wo_a_fp8() const override { return true; }

@@ -1,0 +1,270 @@
+// The AVX-512 twins of the reference's row ops (kernels/cpu/ref_rows.h) against the reference
+// itself (kernels/ref, quant::fp4_sim), bit for bit: odd widths (masked tails), special values
+// (NaN, +-inf, -0, subnormals, E2M1 ties), the clamps of SwiGLU, both RoPE directions. Where the
+// twins may differ by design (float64 sums over 8 lanes, the polynomial exp) the test data shows
+// they agree in practice, and a wide-range row checks the bound of one BF16 step.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/ref_rows.h"
+#include "kernels/ref/fmath.h"
+#include "kernels/ref/mhc.h"
+#include "kernels/ref/moe.h"
+#include "kernels/ref/norm.h"
+#include "kernels/ref/rope.h"
+#include "quant/quant.h"
+
+namespace dsv4::cpu {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+#define SKIP_WITHOUT_AVX512()                                                 \
+  if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU"
+
+// Index of the first element whose bits differ, or -1.
+int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i])) return static_cast<int64_t>(i);
+  return -1;
+}
+
+std::vector<float> randn(std::mt19937& rng, size_t n, float sd) {
+  std::normal_distribution<float> d(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<uint16_t> bf16_weights(std::mt19937& rng, size_t n) {
+  std::vector<uint16_t> w;
+  for (float x : randn(rng, n, 0.5f)) w.push_back(quant::f32_to_bf16(1.0f + x));
+  return w;
+}
+
+const int64_t kWidths[] = {1, 7, 16, 17, 64, 100, 512, 1024, 4101};
+
+TEST(CpuRefRows, RmsNormBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(11);
+  for (int64_t n : kWidths) {
+    for (float sd : {1e-3f, 1.0f, 300.0f}) {
+      const auto x = randn(rng, n, sd);
+      const auto w = bf16_weights(rng, n);
+      std::vector<float> a(n), b(n);
+      ref::rms_norm(x.data(), w.data(), n, 1e-6f, a.data());
+      avx512_ref::rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
+      ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " sd " << sd;
+      // In place, as the forward pass calls it.
+      std::vector<float> c = x;
+      avx512_ref::rms_norm(c.data(), w.data(), n, 1e-6f, c.data());
+      ASSERT_EQ(first_diff(a, c), -1) << "in place, n " << n;
+    }
+  }
+}
+
+TEST(CpuRefRows, NormsOfWideRangeRowsStayWithinOneBf16Step) {
+  SKIP_WITHOUT_AVX512();
+  // Squares from 2^-80 to 2^80: the float64 sums round differently in 8 lanes than one by one.
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> e(-40.f, 40.f);
+  const int64_t n = 4096;
+  std::vector<float> x(n);
+  for (auto& v : x) v = std::exp2(e(rng)) * (rng() % 2 ? 1.f : -1.f);
+  const auto w = bf16_weights(rng, n);
+  std::vector<float> a(n), b(n);
+  ref::rms_norm(x.data(), w.data(), n, 1e-6f, a.data());
+  avx512_ref::rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
+  std::vector<float> qa = x, qb = x;
+  ref::head_norm_bf16(qa.data(), n, 1e-6f);
+  avx512_ref::head_norm_bf16(qb.data(), n, 1e-6f);
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_LE(std::fabs(a[i] - b[i]), std::ldexp(std::fabs(a[i]), -7)) << i;
+    ASSERT_LE(std::fabs(qa[i] - qb[i]), std::ldexp(std::fabs(qa[i]), -7)) << i;
+  }
+}
+
+TEST(CpuRefRows, HeadNormBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(13);
+  for (int64_t n : kWidths) {
+    for (float sd : {0.01f, 1.0f, 50.0f}) {
+      const auto q = randn(rng, n, sd);
+      std::vector<float> a = q, b = q;
+      ref::head_norm_bf16(a.data(), n, 1e-6f);
+      avx512_ref::head_norm_bf16(b.data(), n, 1e-6f);
+      ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " sd " << sd;
+    }
+  }
+}
+
+TEST(CpuRefRows, HcPostBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(14);
+  for (int hc : {1, 4, 5}) {
+    for (int64_t dim : {3, 16, 100, 4099}) {
+      auto x = randn(rng, hc * dim, 2.0f);
+      auto f = randn(rng, dim, 1.0f);
+      const auto post = randn(rng, hc, 1.0f), comb = randn(rng, hc * hc, 0.5f);
+      x[0] = kNaN;
+      x[dim - 1] = -kInf;
+      f[dim / 2] = -0.0f;
+      for (auto [d0, d1] : {std::pair<int64_t, int64_t>{0, dim}, {dim / 3, dim - dim / 5}}) {
+        if (d1 <= d0) continue;
+        std::vector<float> a(hc * (d1 - d0)), b(hc * (d1 - d0));
+        ref::hc_post(x.data(), f.data(), hc, dim, post.data(), comb.data(), d0, d1, a.data());
+        avx512_ref::hc_post(x.data(), f.data(), hc, dim, post.data(), comb.data(), d0, d1, b.data());
+        ASSERT_EQ(first_diff(a, b), -1) << "hc " << hc << " dim " << dim << " d0 " << d0;
+      }
+    }
+  }
+}
+
+TEST(CpuRefRows, HcPreFinishBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(15);
+  for (int hc : {2, 4}) {
+    for (int64_t dim : {5, 64, 4096}) {
+      const int mix = (2 + hc) * hc;
+      const auto x = randn(rng, hc * dim, 1.5f);
+      const auto dots = randn(rng, mix, 20.0f), base = randn(rng, mix, 0.3f);
+      const float scale[3] = {0.7f, 0.9f, 1.1f};
+      std::vector<float> pa(hc), qa(hc), ca(hc * hc), aa(dim), pb(hc), qb(hc), cb(hc * hc), ab(dim);
+      ref::hc_pre_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 20, 1e-6f, 1e-6f,
+                         {pa.data(), qa.data(), ca.data()}, aa.data());
+      avx512_ref::hc_pre_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 20, 1e-6f, 1e-6f,
+                                {pb.data(), qb.data(), cb.data()}, ab.data());
+      EXPECT_EQ(first_diff(pa, pb), -1);
+      EXPECT_EQ(first_diff(qa, qb), -1);
+      EXPECT_EQ(first_diff(ca, cb), -1);
+      ASSERT_EQ(first_diff(aa, ab), -1) << "hc " << hc << " dim " << dim;
+    }
+  }
+}
+
+TEST(CpuRefRows, SwigluBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(16);
+  // 2^18 values: normal ones of every scale the experts see, and the edges of exp (float32
+  // overflow of e^-g near g = -88.7, underflow near g = 103) and the specials.
+  const int64_t n = (1 << 18) + 13;
+  std::vector<float> g = randn(rng, n, 4.0f), u = randn(rng, n, 4.0f);
+  std::uniform_real_distribution<float> edge(-110.f, 110.f);
+  for (int64_t i = 0; i < n; i += 7) g[i] = edge(rng);
+  const float specials[] = {kNaN, kInf, -kInf, 0.0f, -0.0f, 1e-40f, -1e-40f, 88.72f, -88.72f,
+                            -87.0f, 104.0f, 1e30f, -1e30f, 10.0f, -10.0f};
+  for (size_t i = 0; i < std::size(specials); ++i) {
+    for (size_t j = 0; j < std::size(specials); ++j) {
+      g[i * std::size(specials) + j] = specials[i];
+      u[i * std::size(specials) + j] = specials[j];
+    }
+  }
+  for (float limit : {0.0f, 10.0f}) {
+    for (float weight : {-1.0f, 0.0f, 0.37f}) {
+      std::vector<float> a(n), b(n);
+      ref::swiglu(g.data(), u.data(), n, limit, weight, a.data());
+      avx512_ref::swiglu(g.data(), u.data(), n, limit, weight, b.data());
+      const int64_t d = first_diff(a, b);
+      ASSERT_EQ(d, -1) << "limit " << limit << " weight " << weight << " g " << g[d] << " u " << u[d]
+                       << ": " << a[d] << " vs " << b[d];
+    }
+  }
+}
+
+TEST(CpuRefRows, Exp32MatchesTheReferenceOnFloat32) {
+  SKIP_WITHOUT_AVX512();
+  // Every 97th float32 in [-120, 120], the range ends and the specials: f32(exp) may differ only
+  // where exp lies within a float64 ulp or two of a float32 rounding boundary (about 2^-28 of the
+  // values), so none of these 23 million may.
+  std::vector<float> x;
+  for (uint32_t b = 0; b < 0x42F00000u; b += 97) {
+    x.push_back(std::bit_cast<float>(b));
+    x.push_back(-std::bit_cast<float>(b));
+  }
+  for (float s : {kNaN, kInf, -kInf, 0.0f, -0.0f, 88.72283f, 88.72284f, -103.97f, -103.98f,
+                  -87.33655f, 1e30f, -1e30f, 120.0f, -120.0f, 121.0f, -121.0f})
+    x.push_back(s);
+  std::vector<float> a(x.size()), b(x.size());
+  for (size_t i = 0; i < x.size(); ++i) a[i] = ref::exp32(x[i]);
+  avx512_ref::exp32(x.data(), static_cast<int64_t>(x.size()), b.data());
+  const int64_t d = first_diff(a, b);
+  ASSERT_EQ(d, -1) << "exp(" << x[d] << "): " << a[d] << " vs " << b[d];
+}
+
+TEST(CpuRefRows, RopeApplyBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> ang(-3.2f, 3.2f);
+  for (int npairs : {1, 3, 4, 5, 32, 33}) {
+    auto x = randn(rng, 2 * npairs, 3.0f);
+    std::vector<float> c(npairs), s(npairs);
+    for (int i = 0; i < npairs; ++i) {
+      c[i] = std::cos(ang(rng));
+      s[i] = std::sin(ang(rng));
+    }
+    x[0] = -0.0f;
+    if (npairs > 2) x[3] = kNaN;
+    for (bool inverse : {false, true}) {
+      std::vector<float> a = x, b = x;
+      ref::rope_apply(a.data(), c.data(), s.data(), npairs, inverse);
+      avx512_ref::rope_apply(b.data(), c.data(), s.data(), npairs, inverse);
+      ASSERT_EQ(first_diff(a, b), -1) << "npairs " << npairs << " inverse " << inverse;
+    }
+  }
+}
+
+TEST(CpuRefRows, Fp4SimBitIdentical) {
+  SKIP_WITHOUT_AVX512();
+  std::mt19937 rng(18);
+  for (int64_t n : {32, 64, 128, 75, 31}) {
+    for (float sd : {1e-30f, 1e-3f, 1.0f, 1e30f}) {
+      std::vector<float> v = randn(rng, n, sd);
+      std::vector<float> a = v, b = v;
+      quant::fp4_sim(a.data(), n, 32);
+      avx512_ref::fp4_sim(b.data(), n, 32);
+      ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " sd " << sd;
+    }
+  }
+  // Every tie of the E2M1 grid and the values next to it, both signs: a block whose amax is 6
+  // has the scale 1, so x / s is x.
+  std::vector<float> v;
+  for (float m : {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 0.0f, 6.0f, 7.0f}) {
+    for (float x : {m, std::nextafter(m, 0.0f), std::nextafter(m, 10.0f)}) {
+      v.push_back(x);
+      v.push_back(-x);
+    }
+  }
+  v.resize(64, 6.0f);
+  v[60] = -0.0f;
+  v[61] = 1e-41f;  // subnormal
+  // Blocks holding NaN, +-inf, only zeros, and an amax under the floor.
+  for (float special : {kNaN, kInf, -kInf}) {
+    std::vector<float> blk(32, 1.5f);
+    blk[5] = special;
+    v.insert(v.end(), blk.begin(), blk.end());
+  }
+  v.insert(v.end(), 32, 0.0f);
+  v.insert(v.end(), 32, 1e-39f);
+  std::vector<float> a = v, b = v;
+  quant::fp4_sim(a.data(), static_cast<int64_t>(v.size()), 32);
+  avx512_ref::fp4_sim(b.data(), static_cast<int64_t>(v.size()), 32);
+  const int64_t d = first_diff(a, b);
+  ASSERT_EQ(d, -1) << "element " << d << " (" << v[d] << "): " << a[d] << " vs " << b[d];
+  // Another block width goes to the scalar code.
+  std::vector<float> c = v, e = v;
+  quant::fp4_sim(c.data(), 96, 16);
+  avx512_ref::fp4_sim(e.data(), 96, 16);
+  EXPECT_EQ(first_diff(c, e), -1);
+}
+
+}  // namespace
+}  // namespace dsv4::cpu
