@@ -202,7 +202,7 @@ void finish_cols(const OutRows& y, int64_t m, int64_t n_lo, int64_t n_hi) {
 // Software prefetch (to L2) of `bytes` from each of `rows` rows of stride ld.
 void prefetch_rows(const uint8_t* p, int64_t ld, int rows, int64_t bytes) {
   for (int r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + r * ld + b, 0, 2);
+    for (int64_t b = 0; b < bytes; b += 64) prefetch_l2(p + r * ld + b);
 }
 
 template <class T>
