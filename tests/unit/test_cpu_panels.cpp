@@ -338,7 +338,7 @@ namespace dsv4::cpu {
 namespace {
 
 // The tile layouts built with AVX-512 transposes equal their definitions element by element:
-// to_vnni (whole 16-row blocks transposed, a partial last block copied), and store (whole 16 x 16
+// to_vnni (16-row blocks transposed, a partial last block through a zero-padded copy), and store (whole 16 x 16
 // accumulator tiles transposed, partial ones copied).
 TEST(CpuPanels, TileLayoutsMatchTheirDefinitions) {
   if (detected_isa() < Isa::Avx512Bf16) GTEST_SKIP() << "needs AVX-512 BF16";

@@ -188,18 +188,14 @@ DSV4_AVX512F void to_vnni(const uint16_t* a, int64_t lda, int64_t m, int64_t kp,
         avx512::transpose16x16_32(a + t * 16 * lda + 2 * r, lda * 2, dst + r * 16, 64);
       continue;
     }
-    for (int i = 0; i < 16; ++i) {
-      const int64_t row = t * 16 + i;
-      if (row < m) {
-        const uint16_t* src = a + row * lda;
-        for (int64_t r = 0; r < pairs; ++r) {
-          uint32_t v;
-          std::memcpy(&v, src + 2 * r, 4);
-          dst[r * 16 + i] = v;
-        }
-      } else {
-        for (int64_t r = 0; r < pairs; ++r) dst[r * 16 + i] = 0;
-      }
+    // A last block of fewer than 16 rows (a routed expert's ~12 rows in prefill): each 16 x 16
+    // block of pairs goes through a zero-padded copy (1 KiB, L1) and the same transpose.
+    const int64_t rows = m - t * 16;
+    alignas(64) uint32_t blk[16][16];
+    for (int i = rows; i < 16; ++i) std::memset(blk[i], 0, sizeof(blk[i]));
+    for (int64_t r = 0; r < pairs; r += 16) {
+      for (int64_t i = 0; i < rows; ++i) std::memcpy(blk[i], a + (t * 16 + i) * lda + 2 * r, 64);
+      avx512::transpose16x16_32(&blk[0][0], 64, dst + r * 16, 64);
     }
   }
 }
