@@ -250,6 +250,48 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
   }
 }
 
+// Pairs of groups on the same rows (a routed expert's w1 and w3) share one preparation of their
+// activations; every group's result must equal its own single-group call, bit for bit, on each
+// path (in-register decode and its integer form at 1-3 rows, tiles from 3 or 32 rows).
+TEST(CpuLinear, Fp4GroupedPairsOnTheSameRowsMatchSingleCalls) {
+  std::mt19937 rng(4);
+  const int64_t k = 512, n = 96, tokens = 50;
+  std::uniform_int_distribution<int> byte(0, 255);
+  const auto x = random_rows(rng, tokens, k, 0.5f);
+  const int64_t counts[] = {1, 3, 12, 40, 2};
+  const int experts = static_cast<int>(std::size(counts));
+  std::vector<std::vector<uint8_t>> packed(2 * experts), scales(2 * experts);
+  for (int g = 0; g < 2 * experts; ++g) {
+    packed[g].resize(n * k / 2);
+    for (auto& b : packed[g]) b = static_cast<uint8_t>(byte(rng));
+    scales[g] = random_scales(rng, n * k / 32);
+  }
+  std::vector<std::vector<int32_t>> rows(experts);
+  for (int e = 0; e < experts; ++e)
+    for (int64_t i = 0; i < counts[e]; ++i) rows[e].push_back(static_cast<int32_t>((e * 11 + i * 7) % tokens));
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) {
+    IsaScope scope(isa);
+    std::vector<std::vector<float>> together(2 * experts), alone(2 * experts);
+    std::vector<Fp4Group> groups;
+    for (int g = 0; g < 2 * experts; ++g) {
+      const int e = g / 2;
+      together[g].assign(counts[e] * n, -1.0f);
+      alone[g].assign(counts[e] * n, -2.0f);
+      groups.push_back({{packed[g].data(), scales[g].data(), n, k}, x.data(), k, rows[e].data(),
+                        counts[e], {together[g].data(), n}});
+    }
+    linear_fp4_grouped(groups, &pool);
+    for (int g = 0; g < 2 * experts; ++g) {
+      Fp4Group one = groups[g];
+      one.y = {alone[g].data(), n};
+      linear_fp4_grouped(std::span<const Fp4Group>(&one, 1), &pool);
+      ASSERT_EQ(together[g], alone[g]) << isa_name(isa) << " group " << g << " rows " << counts[g / 2];
+    }
+  }
+}
+
+
 TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   std::mt19937 rng(4);
   ThreadPool pool(2);

@@ -497,10 +497,20 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
 // The integer form (Fp4IntRows) of the prepared BF16 rows of every in-register group, in the
 // calling thread's buffers (a pass over 2 bytes per value: ~1 us per 4096-value row).
 namespace {
+// Whether group gi reads the same activation rows as group gi - 1 (a routed expert's w1 and w3):
+// it then shares that group's prepared activations.
+bool same_input_as_previous(std::span<const Fp4Group> groups, size_t gi) {
+  if (gi == 0) return false;
+  const Fp4Group &a = groups[gi], &b = groups[gi - 1];
+  return a.count > 0 && a.x == b.x && a.ldx == b.ldx && a.rows == b.rows && a.count == b.count &&
+         a.w.k == b.w.k;
+}
+
 void to_int_rows(std::span<const Fp4Group> groups, std::vector<Act>& acts) {
   int64_t values = 0, chunks = 0;
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     if (groups[gi].count == 0 || acts[gi].kind != Gemm::Bf16Dot) continue;
+    if (same_input_as_previous(groups, gi)) continue;
     values += groups[gi].count * acts[gi].ld;
     chunks += groups[gi].count * (groups[gi].w.k / 128);
   }
@@ -512,6 +522,10 @@ void to_int_rows(std::span<const Fp4Group> groups, std::vector<Act>& acts) {
     Act& a = acts[gi];
     const int64_t m = groups[gi].count, k = groups[gi].w.k;
     if (m == 0 || a.kind != Gemm::Bf16Dot) continue;
+    if (same_input_as_previous(groups, gi)) {
+      a.fp4i = acts[gi - 1].fp4i;
+      continue;
+    }
     a.fp4i = Fp4IntRows{hr, hr + m * a.ld, fac, rnz, a.ld, k / 128};
     for (int64_t i = 0; i < m; ++i)
       avx512::fp4_int_act(a.bf16 + i * a.ld, k, hr + i * a.ld, hr + (m + i) * a.ld,
@@ -542,7 +556,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     check_rows("linear_fp4", g.count, g.x, g.y.data);
     if (g.count == 0) continue;
     t_acts[gi].kind = gemm_kind(g.count);
-    need.add(t_acts[gi].kind, g.count, g.w.k);
+    if (!same_input_as_previous(groups, gi)) need.add(t_acts[gi].kind, g.count, g.w.k);
     // Output-row units of the split: kPanelRows rows (tiles: kTilePanelRows) of one group each.
     const int64_t unit_rows = tiled(t_acts[gi].kind) ? kTilePanelRows : kPanelRows;
     total_units += (g.w.n + unit_rows - 1) / unit_rows;
@@ -554,6 +568,10 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     const Fp4Group& g = groups[gi];
     if (g.count == 0) continue;
+    if (same_input_as_previous(groups, gi)) {
+      t_acts[gi] = t_acts[gi - 1];
+      continue;
+    }
     t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, kern.fp4_order,
                              quantize_act, t_acts[gi].kind, &at);
   }
