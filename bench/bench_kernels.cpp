@@ -240,6 +240,9 @@ BENCHMARK(BM_LinearBf16)
     ->Args({64, 4096, 1, 1})
     ->Args({1024, 4096, 256, 0})
     ->Args({1024, 4096, 256, 1})
+    ->Args({1024, 4096, 512, 0})
+    ->Args({256, 4096, 512, 0})
+    ->Args({256, 4096, 17, 0})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -2,7 +2,9 @@
 // definitions, for every ISA level this machine runs, on odd sizes, with and without threads.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -319,6 +321,49 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
                  bf16_bits_to_f32(f32_to_bf16_bits(x[i * k + j]));
         }, "bf16 bf16 act");
       }
+    }
+  }
+}
+
+// The float32 activations of linear_bf16 on AMX split into three BF16 limbs: each limb is a BF16
+// value, h + m + l gives x back exactly (summed in that order, in float32), and the AVX-512
+// kernel equals its scalar twin bit for bit, specials and odd widths included.
+TEST(CpuLinear, Bf16LimbSplitIsExactAndTwinsAgree) {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> e(-60.f, 60.f);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t k : {1, 15, 16, 17, 100, 4096}) {
+    std::vector<float> x(k);
+    for (auto& v : x) v = std::exp2(e(rng)) * (rng() % 2 ? 1.f : -1.f) * (1.0f + (rng() % 1000) * 1e-3f);
+    if (k > 8) {
+      x[1] = 0.0f;
+      x[2] = -0.0f;
+      x[3] = 3.4e38f;
+      x[4] = 1e-39f;  // subnormal
+      x[5] = inf;
+      x[6] = -inf;
+      x[7] = nan;
+    }
+    const int64_t lds = k + 3;
+    std::vector<float> a(3 * lds, 7.f), b(3 * lds, 7.f);
+    scalar::split_bf16_limbs(x.data(), k, a.data(), lds);
+    for (int64_t j = 0; j < k; ++j) {
+      const float h = a[j], m = a[lds + j], l = a[2 * lds + j];
+      if (std::isnan(x[j])) {
+        EXPECT_TRUE(std::isnan(h));
+        continue;
+      }
+      // BF16 values: the low 16 bits clear (limbs of a subnormal x may keep some: the tiles
+      // flush those anyway).
+      if (std::fabs(x[j]) >= std::numeric_limits<float>::min()) {
+        for (float limb : {h, m, l}) EXPECT_EQ(std::bit_cast<uint32_t>(limb) & 0xFFFFu, 0u) << x[j];
+      }
+      EXPECT_EQ((h + m) + l, x[j]) << j;
+    }
+    if (detected_isa() >= Isa::Avx512) {
+      avx512::split_bf16_limbs(x.data(), k, b.data(), lds);
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << "k " << k << " at " << i;
     }
   }
 }

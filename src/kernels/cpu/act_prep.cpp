@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 
 #include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/formats.h"
@@ -46,7 +47,40 @@ void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant, u
   }
 }
 
+void split_bf16_limbs(const float* x, int64_t k, float* out, int64_t lds) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint32_t u = std::bit_cast<uint32_t>(x[j]);
+    const bool inf = (u & 0x7FFFFFFFu) == 0x7F800000u;
+    const float h = std::bit_cast<float>(u & 0xFFFF0000u), r = inf ? 0.0f : x[j] - h;
+    const float mid = std::bit_cast<float>(std::bit_cast<uint32_t>(r) & 0xFFFF0000u);
+    out[j] = (u & 0x7FFFFFFFu) > 0x7F800000u ? x[j] : h;
+    out[lds + j] = mid;
+    out[2 * lds + j] = r - mid;
+  }
+}
+
 }  // namespace scalar
+
+namespace avx512 {
+
+DSV4_AVX512F void split_bf16_limbs(const float* x, int64_t k, float* out, int64_t lds) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m512i mag = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+  for (int64_t j = 0; j < k; j += 16) {
+    const __mmask16 m = k - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - j)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
+    const __m512i u = _mm512_castps_si512(v), a = _mm512_and_si512(u, mag);
+    const __mmask16 is_inf = _mm512_cmpeq_epi32_mask(a, inf), is_nan = _mm512_cmpgt_epi32_mask(a, inf);
+    const __m512 h = _mm512_castsi512_ps(_mm512_and_si512(u, high));
+    const __m512 r = _mm512_maskz_sub_ps(static_cast<__mmask16>(~is_inf), v, h);
+    const __m512 mid = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(r), high));
+    _mm512_mask_storeu_ps(out + j, m, _mm512_mask_mov_ps(h, is_nan, v));
+    _mm512_mask_storeu_ps(out + lds + j, m, mid);
+    _mm512_mask_storeu_ps(out + 2 * lds + j, m, _mm512_sub_ps(r, mid));
+  }
+}
+
+}  // namespace avx512
 #endif  // !DSV4_AVX512_FMA_PASS
 
 namespace DSV4_AVX512_NS {

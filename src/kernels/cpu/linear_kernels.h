@@ -195,6 +195,19 @@ namespace avx512 {  // AVX-512 F + VNNI: callable when detected_isa() >= Isa::Av
 DSV4_FP4_INT_DECLS
 }
 #undef DSV4_FP4_INT_DECLS
+// split_bf16_limbs (act_prep.cpp): row x[0, k) -> three rows of BF16 values (as float32) at out,
+// out + lds, out + 2 lds with x = h + m + l exactly: h = x with its low 16 bits cleared, m the same
+// of x - h, l = x - h - m (at most 8 significant bits). A NaN x is copied to h (m = l = NaN); an
+// infinite x keeps h = x and zeros after it (x - h would be NaN). The float32 activations of
+// linear_bf16 (Bf16Act::Float32) on AMX tiles.
+#define DSV4_LIMB_DECLS void split_bf16_limbs(const float* x, int64_t k, float* out, int64_t lds);
+namespace scalar {
+DSV4_LIMB_DECLS
+}
+namespace avx512 {  // AVX-512 F only: callable when detected_isa() >= Isa::Avx512
+DSV4_LIMB_DECLS
+}
+#undef DSV4_LIMB_DECLS
 namespace avx2 {  // callable only when detected_isa() >= Isa::Avx2 (avx2_panels.cpp)
 DSV4_PANEL_KERNEL_DECLS
 }
