@@ -121,6 +121,7 @@ TEST(CpuPanels, Fp4DecodeIsBitIdenticalToScalar) {
     s[1] = 254;
     s[lds + 5] = 9;
     s[2 * lds + 2] = 247;
+    s[lds + 10] = 250;  // in the last, unpaired 128 values
     s[3 * lds + 4] = 255;  // NaN (never in a checkpoint): every level writes the same words
     for (int nr = 1; nr <= kPanelRows; ++nr) {
       std::vector<uint16_t> want(kPanelRows * ldp, 0xABCD), got(kPanelRows * ldp, 0xABCD);
