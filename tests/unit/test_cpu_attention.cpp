@@ -52,9 +52,9 @@ class CpuAttentionDims : public ::testing::TestWithParam<int> {};
 // SIMD level, with its 8-dim PV remainder).
 INSTANTIATE_TEST_SUITE_P(HeadDims, CpuAttentionDims, ::testing::Values(80, 88));
 
-void expect_sparse_attention_matches_float64(int H, int D) {
+void expect_sparse_attention_matches_float64(int H, int D, int64_t n = 3) {
   std::mt19937 rng(11);
-  const int64_t n = 3, split = 7, n2 = 30, L = 40;
+  const int64_t split = 7, n2 = 30, L = 40;
   const auto q = bf16_randn(rng, n * H * D, 1.0f);
   const auto k1 = bf16_randn(rng, split * D, 1.0f);
   const auto k2 = bf16_randn(rng, n2 * D, 1.0f);
@@ -112,22 +112,25 @@ void expect_sparse_attention_matches_float64(int H, int D) {
 }
 
 // H = 5: one unit of 4 + 1 heads; H = 21: at the AVX-512 level a 16-head unit (4 groups sharing
-// the BF16 key copy) and a 5-head one.
+// the BF16 key copy) and a 5-head one; H = 64 over 9 rows: with AMX one unit per row.
 TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
   for (const int H : {5, 21}) {
     SCOPED_TRACE(H);
     expect_sparse_attention_matches_float64(H, GetParam());
   }
+  SCOPED_TRACE("64 heads, 9 rows");
+  expect_sparse_attention_matches_float64(64, GetParam(), 9);
 }
 
 // Long lists (several 64-key online-softmax blocks, -1 holes, a last block of 1-63 keys, odd
-// key counts): the AMX unit equals the AVX-512 one up to float32 summation order.
+// key counts): the AMX unit equals the AVX-512 one up to float32 summation order, for units of
+// 21 and 53 heads.
 TEST(CpuAttention, AmxRowsMatchAvx512OverManyBlocks) {
   if (detected_isa() != Isa::Avx512Amx) GTEST_SKIP() << "no AMX on this CPU";
   std::mt19937 rng(13);
   for (const int D : {80, 128, 512}) {
-    for (const int64_t L : {1, 33, 64, 200, 641}) {
-      const int H = 21, n = 2, nkeys = 700;
+    for (const int64_t L : {1, 33, 64, 200, 641}) for (const int H : {21, 53}) {
+      const int n = 2, nkeys = 700;
       const auto q = bf16_randn(rng, n * H * D, 1.0f);
       const auto keys = bf16_randn(rng, nkeys * D, 1.0f);
       std::vector<float> sink(H, 0.5f);
@@ -143,13 +146,14 @@ TEST(CpuAttention, AmxRowsMatchAvx512OverManyBlocks) {
           a.out = got.data();
           avx512::sparse_attention_rows_amx(a, t, h0, std::min(16, H - h0));
         }
-      // A unit of all 21 heads (a whole and a partial group of 16) gives the same as two units.
+      // A unit of all H heads (whole groups of 16 and a partial one; 53 heads: the up to 64 of a
+      // prefill unit) gives the same as units of 16.
       for (int64_t t = 0; t < n; ++t) {
         std::vector<float> whole(n * H * D);
         a.out = whole.data();
         avx512::sparse_attention_rows_amx(a, t, 0, H);
         for (int64_t i = t * H * D; i < (t + 1) * H * D; ++i)
-          ASSERT_EQ(whole[i], got[i]) << "one 21-head unit, D " << D << " L " << L << " at " << i;
+          ASSERT_EQ(whole[i], got[i]) << "one " << H << "-head unit, D " << D << " L " << L << " at " << i;
       }
       // Results near zero come from cancelling terms: the summation-order slack scales with the
       // head's largest output, plus a BF16 step of the value itself.

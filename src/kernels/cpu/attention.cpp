@@ -20,9 +20,11 @@ namespace {
 constexpr int kHeadGroup = 4;
 // Heads per work unit at the AVX-512 level: its groups of 4 share one BF16 copy of each key block.
 constexpr int kTaskHeads = 16;
-// With AMX: a unit of 32 heads converts each block of keys once for both of its 16-head tile
-// groups, and a decode row (64 heads) still splits over two threads.
-constexpr int kAmxTaskHeads = 32;
+// With AMX a unit converts each block of keys once for all of its 16-head tile groups (the
+// conversions cost about as much as the tile work of two groups): 32 heads for a few rows, so a
+// decode row (64 heads) still splits over two threads, up to kAmxMaxHeads from kAmxWideRows rows.
+constexpr int kAmxTaskHeads = 32, kAmxMaxHeads = 64;
+constexpr int64_t kAmxWideRows = 8;
 constexpr int kAttnBlock = ref::kAttnBlock;  // list positions per online-softmax block
 constexpr int kMaxHeadDim = 1024;            // bound of the on-stack accumulators
 constexpr int64_t kKeyChunk = 256;
@@ -316,7 +318,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
     }                                       \
   } while (0)
 
-// The AVX-512 version's online softmax for one unit of up to kAmxTaskHeads heads with the
+// The AVX-512 version's online softmax for one unit of up to kAmxMaxHeads heads with the
 // products on AMX tiles. Each block of 64 keys is converted once for the unit (BF16 rows, their
 // tile-operand layout, interleaved pairs); then per group of 16 heads the scores C[head][key] = Q (16 heads x 32 dims per tile) x the keys
 // in the tile-operand layout (amx::to_vnni of their BF16 rows), 4 key tiles at once; then the
@@ -325,7 +327,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
 // accumulators with the block's alpha. Same BF16 inputs and exact products, float32 sums in the
 // tile unit's order.
 DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn) {
-  constexpr int kHeads = kAmxTaskHeads;
+  constexpr int kHeads = kAmxMaxHeads;
   const int D = a.head_dim, Dp = (D + 31) / 32 * 32;
   const int groups = (hn + 15) / 16;
   thread_local AlignedVector<uint16_t> t_keys, t_vnni, t_pairs, t_q;
@@ -644,7 +646,9 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   const bool bf16 = isa_at_least(Isa::Avx512Bf16);
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
   const bool amx = isa_at_least(Isa::Avx512Amx);
-  const int unit_heads = simd ? (amx ? kAmxTaskHeads : kTaskHeads) : kHeadGroup;
+  const int unit_heads = !simd ? kHeadGroup
+                         : !amx ? kTaskHeads
+                                : (a.n >= kAmxWideRows ? kAmxMaxHeads : kAmxTaskHeads);
   const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   parallel_for(pool_for_work(pool, work), a.n * groups, 1, [&](int64_t b, int64_t e, int) {
