@@ -271,7 +271,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.keys = staging.data();
   args.split = split;
   // the compressed entries the lists reference, decoded from the store
-  if (ratio > 0) gather_compressed(st.ckv, split, sc.lists.data(), n * L, sc.comp_rows, sc.gather);
+  if (ratio > 0) gather_compressed(*mc.be, st.ckv, split, sc.lists.data(), n * L, sc.comp_rows, sc.gather);
   args.keys2 = ratio > 0 ? sc.comp_rows.data() : nullptr;
   args.lists = lists.data();
   args.list_len = L;

@@ -30,9 +30,10 @@ inline constexpr int64_t kIndexerKeyBlock = 4096;
 
 // Key list entries >= split refer to compressed entry (index - split) of `ckv`. Decodes every
 // referenced entry (ascending, once) into `rows` [used][width] and rewrites those list entries to
-// split + (row in `rows`). `lists` has `count` entries (-1 = no key, left alone).
-void gather_compressed(const KvRows& ckv, int64_t split, int32_t* lists, int64_t count,
-                       std::vector<float>& rows, KvGatherScratch& sc);
+// split + (row in `rows`). `lists` has `count` entries (-1 = no key, left alone). The rows are
+// decoded in pieces over the backend's threads (be.for_units).
+void gather_compressed(const Backend& be, const KvRows& ckv, int64_t split, int32_t* lists,
+                       int64_t count, std::vector<float>& rows, KvGatherScratch& sc);
 
 // IndexerScoreArgs `a` without keys (a.keys ignored) over the first a.n_keys entries of `keys`.
 void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys,
