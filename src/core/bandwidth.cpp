@@ -12,9 +12,8 @@
 #include <chrono>
 #include <vector>
 
-#include "core/mmap_file.h"
-
 #include "core/error.h"
+#include "core/mmap_file.h"
 
 namespace dsv4 {
 namespace {
