@@ -139,6 +139,31 @@ TEST(CpuLinear, PrepareActBitIdenticalToScalar) {
   }
 }
 
+// Many rows with a short K: the whole-K AMX path takes passes of 256 activation rows (K <= 2048)
+// and a partial one; every level and unit against float64.
+TEST(CpuLinear, Fp8ManyRowsShortKMatchesFloat64Reference) {
+  std::mt19937 rng(12);
+  const int64_t n = 70, k = 384, m = 300;
+  std::vector<uint8_t> w(n * k);
+  std::normal_distribution<float> dg(0.0f, 64.0f);
+  for (auto& c : w) c = quant::f32_to_e4m3(dg(rng));
+  const auto s = random_scales(rng, 1 * 3);
+  const auto x = random_rows(rng, m, k);
+  std::vector<float> xq(m * k);
+  for (int64_t i = 0; i < m; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
+  ThreadPool pool2(2);
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
+    IsaScope scope(isa);
+    GemmUnitScope unit_scope(unit);
+    SCOPED_TRACE(gemm_unit_name(unit));
+    std::vector<float> y(m * n, -1.0f);
+    linear_fp8({w.data(), s.data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool2);
+    expect_close(y, m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+      return double(e4m3_value(w[r * k + j])) * e8m0_value(s[j / 128]) * xq[i * k + j];
+    }, isa_name(isa));
+  }
+}
+
 // Uniformly random codes put a zero or subnormal code in nearly every 64-byte chunk, so with the
 // FMA unit the decode GEMV takes the table kernel for them; codes quantised from Gaussian values
 // (as in checkpoints) take the FMA decode GEMV (fp8_fma_gemv.cpp).

@@ -268,11 +268,17 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64
     }
   };
   auto rows_at = [&](int64_t n0) { return static_cast<int>(std::min<int64_t>(kTilePanelRows, n_hi - n0)); };
-  // Passes of kTilePassRows: each panel is decoded once per pass, and the pass's activations
-  // (2 kp bytes per row; 1 MiB for 128 rows of K = 4096) stay in L2 across the panels (AMX,
-  // FP8 4096 x 4096 at 512 rows: passes of 256 or 512 rows ran 5-15% slower).
-  for (int64_t m0 = 0; m0 < m; m0 += kTilePassRows) {
-    const int64_t mt = std::min(kTilePassRows, m - m0);
+  // Passes of activation rows: each panel is decoded once per pass, and the pass's activations
+  // (2 kp bytes per row) stay in L2 across the panels. kTilePassRows (128) rows, or for the
+  // whole-K AMX path as many as keep a pass within 1 MiB, up to 256 (K <= 2048: fewer decodes
+  // per panel). AMX, FP8 at 512 rows from DRAM, 128 -> 256 rows: 32768 x 1024 25.7-26.4 ->
+  // 22.3-23.0 ms, 4096 x 2048 5.8-6.9 -> 5.2-5.3 ms; at K = 4096 passes of 256 or 512 rows ran
+  // 5-25% slower.
+  const int64_t pass = whole_k ? std::clamp<int64_t>((int64_t{1} << 20) / (2 * kp) / 32 * 32, kTilePassRows,
+                                                     2 * kTilePassRows)
+                               : kTilePassRows;
+  for (int64_t m0 = 0; m0 < m; m0 += pass) {
+    const int64_t mt = std::min(pass, m - m0);
     for (int64_t n0 = n_lo; n0 < n_hi; n0 += kTilePanelRows) {
       const int nr = rows_at(n0);
       const bool has_next = n0 + kTilePanelRows < n_hi;
