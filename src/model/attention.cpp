@@ -291,10 +291,15 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   u.resize(static_cast<size_t>(n * GR));
   if (mc.wo_a[static_cast<size_t>(id)].empty() && aw.wo_a_fp8.w) {
     const Fp8Mat& m = aw.wo_a_fp8;  // group g: rows [g R, (g + 1) R) (whole 128-row blocks)
+    auto& mats = sc.wo_a_groups;
+    mats.resize(static_cast<size_t>(G));
+    sc.fp8groups.clear();
     for (int g = 0; g < G; ++g) {
-      const Fp8Mat wg{m.w + g * R * m.cols, m.s + (g * R / 128) * m.scale_cols(), R, m.cols};
-      be.linear_fp8_bf16act(wg, ConstRows{o.data() + g * gw, n, HD}, Rows{u.data() + g * R, n, GR});
+      mats[static_cast<size_t>(g)] = Fp8Mat{m.w + g * R * m.cols, m.s + (g * R / 128) * m.scale_cols(), R, m.cols};
+      sc.fp8groups.push_back({&mats[static_cast<size_t>(g)], ConstRows{o.data() + g * gw, n, HD},
+                              Rows{u.data() + g * R, n, GR}});
     }
+    be.linear_fp8_grouped(sc.fp8groups, true);
   } else {
     const Bf16Mat woa = mc.wo_a_mat(id);
     for (int g = 0; g < G; ++g) {

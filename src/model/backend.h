@@ -119,6 +119,15 @@ class Backend {
   // Only called when keeps_wo_a_fp8(); other backends get the converted BF16 copy (linear_bf16).
   virtual bool keeps_wo_a_fp8() const { return false; }
   virtual void linear_fp8_bf16act(const Fp8Mat& w, ConstRows x, Rows y) const;
+  // Several independent FP8 products in one call: linear_fp8 per group, or linear_fp8_bf16act
+  // with `bf16act` (the wo_a groups), with results identical to one call per group. The default
+  // loops; the CPU backend splits the decode rows of all groups over its threads at once.
+  struct Fp8Group {
+    const Fp8Mat* w = nullptr;
+    ConstRows x;
+    Rows y;
+  };
+  virtual void linear_fp8_grouped(std::span<const Fp8Group> groups, bool bf16act) const;
   // y = ideal float32 W . x (float32 output), BF16 weights used as float32: compressor, gate, head.
   virtual void linear_f32(const Bf16Mat& w, ConstRows x, Rows y) const = 0;
   // y = float32 F . x with float32 weights F [rows][cols] (hyper-connection mixes: ideal sum).

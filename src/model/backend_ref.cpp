@@ -59,6 +59,13 @@ void Backend::linear_fp4_grouped(std::span<const Fp4Group> groups) const {
   }
 }
 
+void Backend::linear_fp8_grouped(std::span<const Fp8Group> groups, bool bf16act) const {
+  for (const Fp8Group& g : groups) {
+    if (bf16act) linear_fp8_bf16act(*g.w, g.x, g.y);
+    else linear_fp8(*g.w, g.x, g.y);
+  }
+}
+
 void Backend::linear_fp8_bf16act(const Fp8Mat&, ConstRows, Rows) const {
   throw_error(name(), ": linear_fp8_bf16act is not implemented by this backend");
 }

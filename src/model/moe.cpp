@@ -173,8 +173,10 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   ue.resize(static_cast<size_t>(n * I));
   he.resize(static_cast<size_t>(n * I));
   ye.resize(static_cast<size_t>(n * dim));
-  be.linear_fp8(mw.shared.w1, X, Rows{ge.data(), n, I});
-  be.linear_fp8(mw.shared.w3, X, Rows{ue.data(), n, I});
+  sc.fp8groups.clear();
+  sc.fp8groups.push_back({&mw.shared.w1, X, Rows{ge.data(), n, I}});
+  sc.fp8groups.push_back({&mw.shared.w3, X, Rows{ue.data(), n, I}});
+  be.linear_fp8_grouped(sc.fp8groups, false);
   swiglu_rows(be, ge.data(), ue.data(), n, I, 0.0f, nullptr, he.data());
   be.linear_fp8(mw.shared.w2, ConstRows{he.data(), n, I}, Rows{ye.data(), n, dim});
   const int64_t nb = (n * dim + kMoeCols - 1) / kMoeCols;

@@ -79,6 +79,8 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(eoff, E + 1);
   res(efill, E);
   res(egroups, 2 * E);
+  res(fp8groups, std::max<int64_t>(2, c.o_groups));
+  res(wo_a_groups, c.o_groups);
   res(head_dots, n * hc);
   res(head_y, n * dim);
   res(me, n * dim);

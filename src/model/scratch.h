@@ -30,6 +30,8 @@ struct ForwardScratch {
   std::vector<int32_t> gidx, erows;
   std::vector<int64_t> eoff, efill;
   std::vector<Backend::Fp4Group> egroups;
+  std::vector<Backend::Fp8Group> fp8groups;  // wo_a's groups, the shared expert's w1 and w3
+  std::vector<Fp8Mat> wo_a_groups;
   // head and MTP
   std::vector<float> head_dots, head_y, me, mhn, mep, mhp, mx;
 

@@ -318,6 +318,54 @@ TEST(CpuLinear, Fp4GroupedPairsOnTheSameRowsMatchSingleCalls) {
   }
 }
 
+// linear_fp8_grouped equals one linear_fp8 per group bit for bit: decode rows (1 and 2 per group:
+// one parallel region over all groups), groups sharing an input, uniformly random codes (the
+// table kernel with the FMA unit) beside Gaussian ones, row counts that are not multiples of 4
+// or 128, both activation modes, and a prefill-sized group (each group its own GEMM).
+TEST(CpuLinear, Fp8GroupedMatchesSingleCalls) {
+  std::mt19937 rng(14);
+  const int64_t k = 384;
+  const int64_t ns[] = {1030, 640, 7, 1280, 33};  // m = 1: > 1M MACs, the threaded split
+  const int groups_n = static_cast<int>(std::size(ns));
+  std::normal_distribution<float> dg(0.0f, 64.0f);
+  std::vector<std::vector<uint8_t>> codes(groups_n), scales(groups_n);
+  for (int g = 0; g < groups_n; ++g) {
+    if (g == 2) {
+      codes[g] = random_e4m3(rng, ns[g] * k);
+    } else {
+      codes[g].resize(ns[g] * k);
+      for (auto& c : codes[g]) c = quant::f32_to_e4m3(dg(rng));
+    }
+    scales[g] = random_scales(rng, (ns[g] + 127) / 128 * 3);
+  }
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
+    IsaScope scope(isa);
+    GemmUnitScope unit_scope(unit);
+    for (int64_t m : {1, 2, 40}) {
+      const auto x = random_rows(rng, 3 * m, k);
+      for (bool quant : {true, false}) {
+        std::vector<std::vector<float>> together(groups_n), alone(groups_n);
+        std::vector<Fp8Group> groups;
+        for (int g = 0; g < groups_n; ++g) {
+          together[g].assign(m * ns[g], -1.0f);
+          alone[g].assign(m * ns[g], -2.0f);
+          // groups 1 and 2 share group 0's input (w1 / w3 style); the others have their own
+          const int64_t row0 = g <= 2 ? 0 : (g - 2) * m;
+          groups.push_back({{codes[g].data(), scales[g].data(), ns[g], k}, {x.data() + row0 * k, m, k},
+                            {together[g].data(), ns[g]}});
+        }
+        linear_fp8_grouped(groups, &pool, quant);
+        for (int g = 0; g < groups_n; ++g) {
+          linear_fp8(groups[g].w, groups[g].x, {alone[g].data(), ns[g]}, &pool, quant);
+          ASSERT_EQ(together[g], alone[g]) << isa_name(isa) << " " << gemm_unit_name(unit) << " m " << m
+                                           << " quant " << quant << " group " << g;
+        }
+      }
+    }
+  }
+}
+
 
 TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   std::mt19937 rng(4);

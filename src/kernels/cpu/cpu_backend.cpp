@@ -59,6 +59,15 @@ class CpuBackend final : public Backend {
     check_out("linear_fp8_bf16act", x.n, y);
     cpu::linear_fp8({w.w, w.s, w.rows, w.cols}, {x.p, x.n, x.ld}, bf16_out(y), pool(), false);
   }
+  void linear_fp8_grouped(std::span<const Backend::Fp8Group> groups, bool bf16act) const override {
+    thread_local std::vector<cpu::Fp8Group> g;  // no allocation once warmed up
+    g.clear();
+    for (const Backend::Fp8Group& a : groups) {
+      check_out("linear_fp8_grouped", a.x.n, a.y);
+      g.push_back({{a.w->w, a.w->s, a.w->rows, a.w->cols}, {a.x.p, a.x.n, a.x.ld}, bf16_out(a.y)});
+    }
+    cpu::linear_fp8_grouped(g, pool(), !bf16act);
+  }
   void linear_bf16(const Bf16Mat& w, ConstRows x, dsv4::Rows y) const override {
     check_out("linear_bf16", x.n, y);
     cpu::linear_bf16({w.w, w.rows, w.cols}, {x.p, x.n, x.ld}, bf16_out(y), pool(),

@@ -439,10 +439,100 @@ void check_quant_k(const char* op, int64_t n, int64_t k, const void* w, const vo
 
 }  // namespace
 
+namespace {
+
+double fp8_weight_bytes(const Fp8Weight& w) {
+  return double(w.n) * w.k + double((w.n + 127) / 128) * ((w.k + 127) / 128);
+}
+
+// The small-M FP8 path (Gemm::Bf16Dot) of one or several weights in one parallel region: weights
+// decoded in registers straight into vdpbf16ps (BF16 activations) or into float32 FMA
+// (use_fma_gemv); the activations carry the weight scales of the current 128-row block
+// (rescaled once per block and thread). One activation row only takes FMA: with 2-7 rows the
+// table kernel is faster (it holds 2 rows of BF16 activations in registers; one thread, K = 4096:
+// 2 rows 14.0 vs 12.6 GB/s, 4 rows 8.9 vs 7.5). The work units are 4-row panels of all groups
+// in turn, so one split (Schedule::Stealing) covers them all: each group's rows are computed
+// exactly as by a call of its own. A group with the same input as the one before it shares its
+// prepared activations.
+void fp8_gemv_groups(std::span<const Fp8Group> groups, ThreadPool* pool, bool quantize_act) {
+  const PanelKernels& kern = panel_kernels(active_isa());
+  thread_local std::vector<int64_t> t_off;  // each group's prepared rows in `act`
+  thread_local std::vector<uint8_t> t_fma;
+  t_off.assign(groups.size(), 0);
+  t_fma.assign(groups.size(), 0);
+  int64_t total = 0, units = 0, max_rows = 0;
+  double work = 0;
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const Fp8Group& g = groups[gi];
+    t_fma[gi] = g.x.m == 1 && use_fma_gemv() && fma_gemv_suits(g.w.codes, g.w.n, g.w.k);
+    const Fp8Group* prev = gi > 0 ? &groups[gi - 1] : nullptr;
+    if (prev && g.x.data == prev->x.data && g.x.ld == prev->x.ld && g.x.m == prev->x.m &&
+        g.w.k == prev->w.k && t_fma[gi] == t_fma[gi - 1]) {
+      t_off[gi] = t_off[gi - 1];
+    } else {
+      t_off[gi] = total;
+      total += g.x.m * skewed(g.w.k);
+    }
+    units += (g.w.n + kPanelRows - 1) / kPanelRows;
+    max_rows = std::max(max_rows, g.x.m * skewed(g.w.k));
+    work += double(g.x.m) * g.w.n * g.w.k;
+  }
+  float* act = grow(t_act_f32, static_cast<size_t>(total));
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const Fp8Group& g = groups[gi];
+    if (gi > 0 && t_off[gi] == t_off[gi - 1]) continue;
+    prepare_rows(kern, pool, {g.x.data, g.x.ld, nullptr}, g.x.m, g.w.k,
+                 t_fma[gi] ? PanelOrder::Fp8Dwords : PanelOrder::Fp8, quantize_act, act + t_off[gi],
+                 skewed(g.w.k));
+  }
+  // A thread's pieces are mostly consecutive (Schedule::Stealing), so the activations it
+  // scaled for a block last are kept for its next piece of the same block (one call number per
+  // group).
+  const uint64_t call0 = g_fp8_gemv_calls.fetch_add(groups.size(), std::memory_order_relaxed);
+  const int64_t* off = t_off.data();  // the calling thread's (the workers have their own)
+  const uint8_t* fma_of = t_fma.data();
+  parallel_for(pool_for_work(pool, work), units, 1, [&](int64_t ub, int64_t ue, int) {
+    uint16_t* scaled = grow(t_act, static_cast<size_t>(max_rows));
+    float* scaled_f32 = grow(t_act_scaled, static_cast<size_t>(max_rows));
+    int64_t unit0 = 0;
+    for (size_t gi = 0; gi < groups.size() && unit0 < ue; ++gi) {
+      const Fp8Group& g = groups[gi];
+      const int64_t gu = (g.w.n + kPanelRows - 1) / kPanelRows;
+      const int64_t b = std::max(ub, unit0) - unit0, e = std::min(ue, unit0 + gu) - unit0;
+      unit0 += gu;
+      if (b >= e) continue;
+      const Fp8Weight& w = g.w;
+      const int64_t k = w.k, m = g.x.m, ld = skewed(k), kblocks = k / 128;
+      const bool fma = fma_of[gi] != 0;
+      const float* ga = act + off[gi];
+      const uint64_t call = call0 + gi;
+      const int64_t r0 = b * kPanelRows, r1 = std::min(w.n, e * kPanelRows);
+      for (int64_t lo = r0; lo < r1;) {
+        const int64_t nb = lo / 128, hi = std::min(r1, (nb + 1) * 128);
+        if (t_scaled_for.call != call || t_scaled_for.block != nb) {
+          for (int64_t i = 0; i < m; ++i) {
+            if (fma) avx512::scale_act_f32(ga + i * ld, w.scales + nb * kblocks, k, scaled_f32 + i * ld);
+            else kern.scale_act_bf16(ga + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
+          }
+          t_scaled_for = {call, nb};
+        }
+        for (int64_t n0 = lo; n0 < hi; n0 += kPanelRows) {
+          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, hi - n0));
+          if (fma) avx512::fp8_rows_dot_f32(w.codes + n0 * k, k, nr, scaled_f32, ld, m, k, g.y.data + n0, g.y.ld);
+          else kern.fp8_rows_dot(w.codes + n0 * k, k, nr, scaled, ld, m, k, g.y.data + n0, g.y.ld);
+        }
+        lo = hi;
+      }
+      finish_cols(g.y, m, r0, r1);
+    }
+  }, Schedule::Stealing);
+}
+
+}  // namespace
+
 void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                 bool quantize_act) {
-  const LinearTimer timer(LinearKind::Fp8,
-                          double(w.n) * w.k + double((w.n + 127) / 128) * ((w.k + 127) / 128));
+  const LinearTimer timer(LinearKind::Fp8, fp8_weight_bytes(w));
   check_quant_k("linear_fp8", w.n, w.k, w.codes, w.scales);
   check_rows("linear_fp8", x.m, x.data, y.data);
   if (x.m == 0) return;
@@ -450,40 +540,8 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const int64_t k = w.k, m = x.m, kblocks = k / 128;
   const Gemm kind = gemm_kind(m);
   if (kind == Gemm::Bf16Dot) {
-    // Small M: weights decoded in registers straight into vdpbf16ps (BF16 activations) or into
-    // float32 FMA (use_fma_gemv); the activations carry the weight scales of the current 128-row
-    // block (rescaled once per block and thread).
-    // One activation row only: with 2-7 rows the table kernel is faster (it holds 2 rows of BF16
-    // activations in registers; one thread, K = 4096: 2 rows 14.0 vs 12.6 GB/s, 4 rows 8.9 vs 7.5).
-    const bool fma = m == 1 && use_fma_gemv() && fma_gemv_suits(w.codes, w.n, k);
-    const int64_t ld = skewed(k);
-    float* act = grow(t_act_f32, static_cast<size_t>(m * ld));
-    prepare_rows(kern, pool, {x.data, x.ld, nullptr}, m, k, fma ? PanelOrder::Fp8Dwords : PanelOrder::Fp8,
-                 quantize_act, act, ld);
-    // A thread's pieces are mostly consecutive (Schedule::Stealing), so the activations it
-    // scaled for a block last are kept for its next piece of the same block.
-    const uint64_t call = g_fp8_gemv_calls.fetch_add(1, std::memory_order_relaxed);
-    parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
-      uint16_t* scaled = fma ? nullptr : grow(t_act, static_cast<size_t>(m * ld));
-      float* scaled_f32 = fma ? grow(t_act_scaled, static_cast<size_t>(m * ld)) : nullptr;
-      for (int64_t lo = b; lo < e;) {
-        const int64_t nb = lo / 128, hi = std::min(e, (nb + 1) * 128);
-        if (t_scaled_for.call != call || t_scaled_for.block != nb) {
-          for (int64_t i = 0; i < m; ++i) {
-            if (fma) avx512::scale_act_f32(act + i * ld, w.scales + nb * kblocks, k, scaled_f32 + i * ld);
-            else kern.scale_act_bf16(act + i * ld, w.scales + nb * kblocks, k, scaled + i * ld);
-          }
-          t_scaled_for = {call, nb};
-        }
-        for (int64_t n0 = lo; n0 < hi; n0 += kPanelRows) {
-          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, hi - n0));
-          if (fma) avx512::fp8_rows_dot_f32(w.codes + n0 * k, k, nr, scaled_f32, ld, m, k, y.data + n0, y.ld);
-          else kern.fp8_rows_dot(w.codes + n0 * k, k, nr, scaled, ld, m, k, y.data + n0, y.ld);
-        }
-        lo = hi;
-      }
-      finish_cols(y, m, b, e);
-    }, Schedule::Stealing);
+    const Fp8Group g{w, x, y};
+    fp8_gemv_groups(std::span<const Fp8Group>(&g, 1), pool, quantize_act);
     return;
   }
   const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
@@ -500,6 +558,23 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
     run_panels(kern, decode, prefetch, b, e, k, m, act, y);
     finish_cols(y, m, b, e);
   }, Schedule::Stealing);
+}
+
+void linear_fp8_grouped(std::span<const Fp8Group> groups, ThreadPool* pool, bool quantize_act) {
+  bool small = true;
+  double bytes = 0;
+  for (const Fp8Group& g : groups) {
+    check_quant_k("linear_fp8_grouped", g.w.n, g.w.k, g.w.codes, g.w.scales);
+    check_rows("linear_fp8_grouped", g.x.m, g.x.data, g.y.data);
+    small &= g.x.m > 0 && gemm_kind(g.x.m) == Gemm::Bf16Dot;
+    bytes += fp8_weight_bytes(g.w);
+  }
+  if (!small) {  // prefill: each group's GEMM keeps its own passes over the activations
+    for (const Fp8Group& g : groups) linear_fp8(g.w, g.x, g.y, pool, quantize_act);
+    return;
+  }
+  const LinearTimer timer(LinearKind::Fp8, bytes);
+  fp8_gemv_groups(groups, pool, quantize_act);
 }
 
 // The integer form (Fp4IntRows) of the prepared BF16 rows of every in-register group, in the

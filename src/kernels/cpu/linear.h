@@ -54,6 +54,18 @@ struct OutRows {  // float32 output rows: row i at data + i * ld
 
 void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                 bool quantize_act = true);
+// Several independent FP8 products y = W x in one call, with results identical to one
+// linear_fp8 per group: the grouped output projection wo_a (8 groups, each its own input) and
+// the shared expert's w1 and w3 (one input). In decode (1-2 rows per group) all groups' rows are
+// split over the threads in one parallel region (one dispatch, one ramp and tail instead of one
+// per group); with more rows each group runs as its own linear_fp8.
+struct Fp8Group {
+  Fp8Weight w;
+  Rows x;
+  OutRows y;
+};
+void linear_fp8_grouped(std::span<const Fp8Group> groups, ThreadPool* pool,
+                        bool quantize_act = true);
 // The multiply the one-row FP8 decode GEMV runs on at the active level and GEMM unit: "fma"
 // (AVX2; AVX-512 with the fma unit, FP8 decoded by shifts), "dpbf16" (AVX-512 with the dpbf16
 // unit; emulated by FMA at the plain AVX-512 level) or "scalar". Weights full of zero/subnormal
