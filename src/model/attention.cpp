@@ -252,7 +252,14 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   const int64_t base_pos = pos0 - nold;  // position of staging row 0
   auto& staging = sc.staging;
   staging.resize(static_cast<size_t>((nold + n) * D));
-  for (int64_t i = 0; i < nold; ++i) st.window.read((base_pos + i) % W, &staging[i * D]);
+  // older window rows: ring slots (base_pos + i) % W, decoded in pieces over the backend's threads
+  be.for_units(nold, 0.5 * D, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e;) {
+      const int64_t slot = (base_pos + i) % W, len = std::min(e - i, W - slot);
+      read_kv_rows(be, st.window, nullptr, slot, len, &staging[i * D]);
+      i += len;
+    }
+  });
   std::copy(kv.begin(), kv.begin() + n * D, staging.begin() + nold * D);
   const int64_t split = nold + n;
 

@@ -147,6 +147,16 @@ class Backend {
                                   size_t /*key_bytes*/) const {
     return false;
   }
+  // Compact attention KV entries (runtime/kv_codec.h KvEntryCodec: nope E4M3 codes, their E8M0
+  // scales, rope BF16 values; entry i at entries + i * entry_bytes) decoded exactly into float
+  // rows: out row r <- entry ids[r] (ids == nullptr: entry first + r), rows nope + rope floats
+  // apart. Single-threaded (callers split rows). Returns false when the backend has no such
+  // kernel (the caller then decodes them itself, with the same result).
+  virtual bool decode_kv_rows(const uint8_t* /*entries*/, size_t /*entry_bytes*/, const int32_t* /*ids*/,
+                              int64_t /*first*/, int64_t /*n*/, int /*nope*/, int /*rope*/,
+                              float* /*out*/) const {
+    return false;
+  }
 
   // The row ops the forward pass calls between the heavy ops (inside for_units pieces).
   virtual const RowOps& row_ops() const { return reference_row_ops(); }

@@ -6,6 +6,18 @@
 
 namespace dsv4 {
 
+void read_kv_rows(const Backend& be, const KvRows& rows, const int32_t* ids, int64_t first, int64_t n,
+                  float* out) {
+  if (n <= 0) return;
+  if (rows.layout() == KvLayout::Compact && rows.kind() == KvRowKind::Attention &&
+      be.decode_kv_rows(rows.entry(0), rows.entry_bytes(), ids, first, n, rows.width() - rows.rope_dim(),
+                        rows.rope_dim(), out)) {
+    return;
+  }
+  if (ids != nullptr) rows.read_rows(ids, n, out);
+  else rows.read_range(first, n, out);
+}
+
 void gather_compressed(const Backend& be, const KvRows& ckv, int64_t split, int32_t* lists,
                        int64_t count, std::vector<float>& rows, KvGatherScratch& sc) {
   std::vector<int32_t>& slot = sc.slot;  // entry id -> row in `rows`, -1 = not referenced
@@ -26,11 +38,11 @@ void gather_compressed(const Backend& be, const KvRows& ckv, int64_t split, int3
   rows.resize(std::max<size_t>(1, ids.size() * static_cast<size_t>(ckv.width())));
   const int64_t used = static_cast<int64_t>(ids.size());
   // Each row is decoded on its own, so the split over threads does not change a bit. A row of
-  // 512 values costs about 1 us (FP8 table lookups).
+  // 512 values costs about 0.2 us with the backend's kernel (1 us with the table decode).
   const int64_t width = ckv.width();
-  be.for_units(used, 2.0 * width, [&](int64_t b, int64_t e) {
-    if (used == hi) ckv.read_range(b, e - b, rows.data() + b * width);  // every entry referenced (HCA)
-    else ckv.read_rows(ids.data() + b, e - b, rows.data() + b * width);
+  be.for_units(used, 0.5 * width, [&](int64_t b, int64_t e) {
+    // every entry referenced (HCA): a plain range
+    read_kv_rows(be, ckv, used == hi ? nullptr : ids.data() + b, b, e - b, rows.data() + b * width);
   });
   for (int64_t i = 0; i < count; ++i)
     if (lists[i] >= split)

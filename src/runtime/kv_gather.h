@@ -28,6 +28,12 @@ struct KvGatherScratch {
 // Keys per indexer scoring block (bounds key_block / score_block).
 inline constexpr int64_t kIndexerKeyBlock = 4096;
 
+// Rows of `rows` into out [n][width]: entry ids[r] (ids == nullptr: entry first + r), through the
+// backend's decode_kv_rows where it has one (compact attention rows), else KvRows' own decode;
+// the same values either way. Single-threaded.
+void read_kv_rows(const Backend& be, const KvRows& rows, const int32_t* ids, int64_t first, int64_t n,
+                  float* out);
+
 // Key list entries >= split refer to compressed entry (index - split) of `ckv`. Decodes every
 // referenced entry (ascending, once) into `rows` [used][width] and rewrites those list entries to
 // split + (row in `rows`). `lists` has `count` entries (-1 = no key, left alone). The rows are

@@ -28,6 +28,7 @@ class KvRows {
   void init(int64_t capacity, int width, KvRowKind kind, KvLayout layout, int rope_dim);
   int64_t capacity() const { return capacity_; }
   int width() const { return width_; }
+  int rope_dim() const { return rope_; }
   KvRowKind kind() const { return kind_; }
   KvLayout layout() const { return layout_; }
   size_t entry_bytes() const { return entry_bytes_; }

@@ -1,5 +1,6 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/indexer_fp4.h"
+#include "kernels/cpu/kv_decode.h"
 
 #include <algorithm>
 #include <vector>
@@ -88,6 +89,12 @@ class CpuBackend final : public Backend {
   void hadamard_rows(float* x, int64_t rows, int n) const override {
     cpu::hadamard(x, n, rows, n);
     round_to_bf16(x, rows * n);
+  }
+  bool decode_kv_rows(const uint8_t* entries, size_t entry_bytes, const int32_t* ids, int64_t first,
+                      int64_t n, int nope, int rope, float* out) const override {
+    if (!isa_at_least(Isa::Avx512) || nope % 64 != 0) return false;
+    avx512::decode_kv_rows(entries, entry_bytes, ids, first, n, nope, rope, out, int64_t{nope} + rope);
+    return true;
   }
   bool indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) const override {
     cpu::indexer_scores_fp4(a, keys, key_bytes, pool());  // compact keys scanned in place (indexer_fp4.h)
