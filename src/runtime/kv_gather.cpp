@@ -9,6 +9,10 @@ namespace dsv4 {
 void read_kv_rows(const Backend& be, const KvRows& rows, const int32_t* ids, int64_t first, int64_t n,
                   float* out) {
   if (n <= 0) return;
+  // the same bounds checks as KvRows' own reads (the backend's kernel reads the entries directly)
+  if (ids == nullptr) rows.check(first, n);
+  else
+    for (int64_t r = 0; r < n; ++r) rows.check(ids[r], 1);
   if (rows.layout() == KvLayout::Compact && rows.kind() == KvRowKind::Attention &&
       be.decode_kv_rows(rows.entry(0), rows.entry_bytes(), ids, first, n, rows.width() - rows.rope_dim(),
                         rows.rope_dim(), out)) {

@@ -30,7 +30,8 @@ inline constexpr int64_t kIndexerKeyBlock = 4096;
 
 // Rows of `rows` into out [n][width]: entry ids[r] (ids == nullptr: entry first + r), through the
 // backend's decode_kv_rows where it has one (compact attention rows), else KvRows' own decode;
-// the same values either way. Single-threaded.
+// the same values either way; entries past the store's capacity throw, as KvRows' reads do.
+// Single-threaded.
 void read_kv_rows(const Backend& be, const KvRows& rows, const int32_t* ids, int64_t first, int64_t n,
                   float* out);
 

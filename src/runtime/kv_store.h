@@ -42,9 +42,10 @@ class KvRows {
   void read_rows(const int32_t* ids, int64_t n, float* out) const;
   // Raw stored bytes of entry i (entry_bytes() bytes).
   const uint8_t* entry(int64_t i) const { return bytes_.data() + static_cast<size_t>(i) * entry_bytes_; }
+  // Throws (naming the range and the capacity) unless entries [first, first+n) exist.
+  void check(int64_t first, int64_t n) const;
 
  private:
-  void check(int64_t first, int64_t n) const;
   void decode(const uint8_t* e, float* out) const;
   int64_t capacity_ = 0;
   int width_ = 0, rope_ = 0;

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/kv_decode.h"
@@ -100,5 +101,12 @@ TEST(CpuKvDecode, StoredRowsReadTheSameThroughEitherBackend) {
     read_kv_rows(*cpu, store, id, 5, n, a.data());
     read_kv_rows(*ref, store, id, 5, n, b.data());
     for (int64_t i = 0; i < n * D; ++i) ASSERT_TRUE(same(a[i], b[i])) << i;
+  }
+  // Entries past the capacity are refused on either path, not read.
+  std::vector<float> out(2 * D);
+  const int32_t bad[] = {3, static_cast<int32_t>(cap)};
+  for (const Backend* be : {cpu.get(), ref.get()}) {
+    EXPECT_THROW(read_kv_rows(*be, store, nullptr, cap - 1, 2, out.data()), Error);
+    EXPECT_THROW(read_kv_rows(*be, store, bad, 0, 2, out.data()), Error);
   }
 }
