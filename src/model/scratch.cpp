@@ -35,9 +35,9 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(gather.key_block, kb * c.index_head_dim);
   res(gather.score_block, n * kb);
   res(gather.visible, n);
-  res(gather.best, n * topk);
-  res(gather.merge, topk + kb);
+  res(gather.best, n * 2 * topk);
   res(gather.have, n);
+  res(gather.bar, n);
   for (auto* v : {&a, &xin, &f}) res(*v, n * dim);
   res(hc_pre, n * hc);
   res(hc_post, n * hc);

@@ -1,6 +1,7 @@
 #include "runtime/kv_gather.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -98,39 +99,70 @@ void indexer_topk_stored(const Backend& be, const IndexerScoreArgs& a, const KvR
   const int64_t n = a.n, nk = a.n_keys;
   if (nk > keys.capacity()) throw_error("indexer: ", nk, " keys requested, store holds ", keys.capacity());
   if (block <= 0) throw_error("indexer: block must be positive");
+  if (topk <= 0) throw_error("indexer: top-k must be positive, got ", topk);
   using Cand = KvGatherScratch::Cand;
+  // `better` is a total order (ties -> lower index), so the k best of any candidate set are one
+  // well-defined set, whatever order the candidates arrive in.
   auto better = [](const Cand& x, const Cand& y) { return x.v > y.v || (x.v == y.v && x.i < y.i); };
+  const int64_t cap = 2 * int64_t{topk};  // per row: the kept candidates plus room for as many new
   std::vector<float>& sb = sc.score_block;
   std::vector<Cand>& best = sc.best;
-  std::vector<Cand>& merge = sc.merge;
   std::vector<int64_t>& have = sc.have;
-  best.resize(static_cast<size_t>(n * topk));
+  std::vector<float>& bar = sc.bar;
+  best.resize(static_cast<size_t>(n * cap));
   have.assign(static_cast<size_t>(n), 0);
+  // bar[t]: the k-th best score of row t's candidates at its last reduction (-inf before). Keys
+  // arrive in ascending index, so once k are held a later key scoring <= bar ranks below k earlier
+  // ones: only scores above it are kept. Past the first block, almost every key fails that compare.
+  bar.assign(static_cast<size_t>(n), -std::numeric_limits<float>::infinity());
+  // Reduces row t's candidates to its k best (unordered) and raises its bar.
+  auto reduce = [&](Cand* b, int64_t& h, int64_t k, float& row_bar) {
+    if (h > k) std::nth_element(b, b + (k - 1), b + h, better);
+    h = std::min(h, k);
+    if (h == k) row_bar = b[k - 1].v;
+  };
   for (int64_t k0 = 0; k0 < nk; k0 += block) {
     const int64_t len = std::min(block, nk - k0);
     sb.resize(static_cast<size_t>(n * len));
     score_range(be, a, keys, k0, len, sb.data(), sc);
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t vis = std::clamp<int64_t>(a.visible[t] - k0, 0, len);
+    // Rows are independent (each has its own candidates), so the split over threads does not
+    // change a result.
+    be.for_units(n, 1.0 * static_cast<double>(len), [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t vis = std::clamp<int64_t>(a.visible[t] - k0, 0, len);
+        const int64_t k = std::min<int64_t>(topk, std::min(a.visible[t], nk));
+        if (vis == 0 || k == 0) continue;
+        Cand* b = best.data() + t * cap;
+        int64_t h = have[static_cast<size_t>(t)];
+        float row_bar = bar[static_cast<size_t>(t)];
+        const float* s = sb.data() + t * len;
+        for (int64_t j = 0; j < vis; ++j) {
+          // with k candidates held, a score <= the bar (still -inf before the first reduction)
+          // cannot place
+          if (h >= k && !(s[j] > row_bar)) continue;
+          if (h == cap) {
+            reduce(b, h, k, row_bar);
+            if (!(s[j] > row_bar)) continue;  // the bar rose
+          }
+          b[h++] = Cand{s[j], static_cast<int32_t>(k0 + j)};
+        }
+        have[static_cast<size_t>(t)] = h;
+        bar[static_cast<size_t>(t)] = row_bar;
+      }
+    });
+  }
+  be.for_units(n, 4.0 * static_cast<double>(topk), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
       const int64_t k = std::min<int64_t>(topk, std::min(a.visible[t], nk));
-      if (vis == 0 || k == 0) continue;
-      Cand* b = best.data() + t * topk;
-      merge.assign(b, b + have[static_cast<size_t>(t)]);
-      for (int64_t j = 0; j < vis; ++j) merge.push_back(Cand{sb[static_cast<size_t>(t * len + j)], static_cast<int32_t>(k0 + j)});
-      const int64_t keep = std::min<int64_t>(k, static_cast<int64_t>(merge.size()));
-      // `better` is a total order (ties by index), so selecting then sorting the kept part gives
-      // exactly what a partial sort gives, in O(n) + O(k log k) instead of O(n log k).
-      if (keep < static_cast<int64_t>(merge.size()))
-        std::nth_element(merge.begin(), merge.begin() + keep, merge.end(), better);
-      std::sort(merge.begin(), merge.begin() + keep, better);
-      std::copy(merge.begin(), merge.begin() + keep, b);
-      have[static_cast<size_t>(t)] = keep;
+      Cand* b = best.data() + t * cap;
+      int64_t h = have[static_cast<size_t>(t)];
+      float row_bar = bar[static_cast<size_t>(t)];
+      if (k > 0) reduce(b, h, k, row_bar);
+      std::sort(b, b + h, better);
+      nsel[t] = h;
+      for (int64_t j = 0; j < h; ++j) sel[t * topk + j] = b[j].i;
     }
-  }
-  for (int64_t t = 0; t < n; ++t) {
-    nsel[t] = have[static_cast<size_t>(t)];
-    for (int64_t j = 0; j < nsel[t]; ++j) sel[t * topk + j] = best[static_cast<size_t>(t * topk + j)].i;
-  }
+  });
 }
 
 }  // namespace dsv4

@@ -21,8 +21,9 @@ struct KvGatherScratch {
     float v;
     int32_t i;
   };
-  std::vector<Cand> best, merge;  // top-k winners [n][topk]; merge buffer (topk + block)
-  std::vector<int64_t> have;      // winners per row
+  std::vector<Cand> best;     // per row: up to 2 * topk candidates [n][2 * topk]
+  std::vector<int64_t> have;  // candidates per row
+  std::vector<float> bar;     // per row: the score a later key must beat to be kept
 };
 
 // Keys per indexer scoring block (bounds key_block / score_block).
@@ -48,9 +49,11 @@ void indexer_scores_stored(const Backend& be, const IndexerScoreArgs& a, const K
 
 // Top-k indexer selection without an [n][n_keys] score matrix: keys are scored in blocks of
 // `block` (scratch [n][block]) and each row keeps its k = min(topk, visible) best, descending,
-// equal scores -> lower index first (ref::topk_desc's order; a total order, so merging per-block
-// winners gives exactly the one-shot selection). Writes sel [n][topk] (first nsel[t] valid).
-// a.scores is ignored.
+// equal scores -> lower index first (ref::topk_desc's order; a total order, so the k best of the
+// candidates kept along the way are exactly the one-shot selection). A row keeps only the keys that
+// beat its k-th best so far, reduced (nth_element) to k when 2 * topk are held: O(keys) compares
+// plus O(topk log topk) at the end. Rows are split over the backend's threads (be.for_units).
+// Writes sel [n][topk] (first nsel[t] valid). a.scores is ignored.
 void indexer_topk_stored(const Backend& be, const IndexerScoreArgs& a, const KvRows& keys, int topk,
                          int32_t* sel, int64_t* nsel, KvGatherScratch& sc,
                          int64_t block = kIndexerKeyBlock);

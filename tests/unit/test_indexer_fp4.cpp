@@ -157,52 +157,64 @@ TEST(IndexerFp4, Avx2MatchesScalar) {
 }  // namespace
 }  // namespace dsv4
 
-// The blocked top-k (bounded scratch) selects exactly what one [n][n_keys] score matrix + topk_desc
-// selects, for block sizes that split the keys anywhere, in both layouts and with ties.
+// The blocked top-k (bounded scratch, a running bar) selects exactly what one [n][n_keys] score
+// matrix + topk_desc selects, for block sizes that split the keys anywhere, in both layouts, with
+// ties (also at the bar), with keys whose scores rise along the list (every key beats the bar: the
+// most reductions), and with the rows split over threads.
+#include "kernels/cpu/cpu_backend.h"
 #include "runtime/kv_gather.h"
 
 namespace dsv4 {
 namespace {
 
 TEST(IndexerTopk, BlockedEqualsOneShot) {
-  const auto be = make_reference_backend();
-  const int H = 2, D = 128, topk = 5;
-  const int64_t n = 4, nk = 61;
+  const auto ref_be = make_reference_backend();
+  const auto cpu_be = cpu::make_cpu_backend(2);
+  const int H = 2, D = 128;
+  const int64_t n = 6, nk = 611;
   std::mt19937 rng(5);
   std::normal_distribution<float> g(0.0f, 1.0f);
   std::vector<float> q(static_cast<size_t>(n * H * D)), w(static_cast<size_t>(n * H), 0.25f);
-  for (auto& v : q) v = g(rng);
+  for (auto& v : q) v = std::abs(g(rng));  // positive queries: a positive key scores higher
   for (int64_t r = 0; r < n * H; ++r) quant::fp4_sim(q.data() + r * D, D, 32);
   std::vector<float> key(D);
-  for (KvLayout layout : {KvLayout::Compact, KvLayout::Bf16}) {
-    KvRows keys;
-    keys.init(nk, D, KvRowKind::Indexer, layout, 0);
-    for (int64_t i = 0; i < nk; ++i) {
-      for (auto& v : key) v = g(rng);
-      if (i % 10 == 3) key.assign(D, 0.0f);  // equal (zero) scores: ties broken by index
-      quant::fp4_sim(key.data(), D, 32);
-      keys.write(i, key.data());
+  for (const bool rising : {false, true})
+    for (KvLayout layout : {KvLayout::Compact, KvLayout::Bf16}) {
+      KvRows keys;
+      keys.init(nk, D, KvRowKind::Indexer, layout, 0);
+      for (int64_t i = 0; i < nk; ++i) {
+        for (auto& v : key) v = g(rng);
+        // rising: every element grows with i (fp4 steps, so also equal runs), scores rise
+        if (rising) key.assign(D, 0.05f * static_cast<float>(i));
+        if (i % 10 == 3) key.assign(D, 0.0f);  // equal (zero) scores: ties broken by index
+        quant::fp4_sim(key.data(), D, 32);
+        keys.write(i, key.data());
+      }
+      std::vector<int64_t> vis{1, 17, 60, 61, 400, 611};
+      std::vector<float> all(static_cast<size_t>(n * nk));
+      std::vector<float> dec(static_cast<size_t>(nk * D));
+      keys.read_range(0, nk, dec.data());
+      ref_be->indexer_scores(IndexerScoreArgs{q.data(), w.data(), n, H, D, dec.data(), nk, vis.data(), all.data()});
+      for (const int topk : {1, 5, 64}) {
+        std::vector<int32_t> want(static_cast<size_t>(n * topk), -1), work(static_cast<size_t>(nk));
+        for (int64_t t = 0; t < n; ++t)
+          ref::topk_desc(&all[static_cast<size_t>(t * nk)], vis[static_cast<size_t>(t)],
+                         std::min<int64_t>(topk, vis[static_cast<size_t>(t)]), &want[static_cast<size_t>(t * topk)],
+                         work.data());
+        KvGatherScratch gs;
+        for (const Backend* be : {ref_be.get(), cpu_be.get()})
+          for (int64_t block : {1, 4, 7, 60, 61, 1000}) {
+            std::vector<int32_t> sel(static_cast<size_t>(n * topk), -1);
+            std::vector<int64_t> nsel(static_cast<size_t>(n));
+            indexer_topk_stored(*be, IndexerScoreArgs{q.data(), w.data(), n, H, D, nullptr, nk, vis.data(), nullptr},
+                                keys, topk, sel.data(), nsel.data(), gs, block);
+            EXPECT_EQ(sel, want) << "block " << block << " layout " << kv_layout_name(layout) << " topk " << topk
+                                 << " rising " << rising << " backend " << (be == cpu_be.get() ? "cpu" : "ref");
+            for (int64_t t = 0; t < n; ++t)
+              EXPECT_EQ(nsel[static_cast<size_t>(t)], std::min<int64_t>(topk, vis[static_cast<size_t>(t)]));
+          }
+      }
     }
-    std::vector<int64_t> vis{1, 17, 60, 61};
-    std::vector<float> all(static_cast<size_t>(n * nk));
-    std::vector<float> dec(static_cast<size_t>(nk * D));
-    keys.read_range(0, nk, dec.data());
-    be->indexer_scores(IndexerScoreArgs{q.data(), w.data(), n, H, D, dec.data(), nk, vis.data(), all.data()});
-    std::vector<int32_t> want(static_cast<size_t>(n * topk), -1), work(static_cast<size_t>(nk));
-    for (int64_t t = 0; t < n; ++t)
-      ref::topk_desc(&all[static_cast<size_t>(t * nk)], vis[static_cast<size_t>(t)],
-                     std::min<int64_t>(topk, vis[static_cast<size_t>(t)]), &want[static_cast<size_t>(t * topk)],
-                     work.data());
-    KvGatherScratch gs;
-    for (int64_t block : {1, 4, 7, 60, 61, 1000}) {
-      std::vector<int32_t> sel(static_cast<size_t>(n * topk), -1);
-      std::vector<int64_t> nsel(static_cast<size_t>(n));
-      indexer_topk_stored(*be, IndexerScoreArgs{q.data(), w.data(), n, H, D, nullptr, nk, vis.data(), nullptr}, keys,
-                          topk, sel.data(), nsel.data(), gs, block);
-      EXPECT_EQ(sel, want) << "block " << block << " layout " << kv_layout_name(layout);
-      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(nsel[static_cast<size_t>(t)], std::min<int64_t>(topk, vis[static_cast<size_t>(t)]));
-    }
-  }
 }
 
 }  // namespace
