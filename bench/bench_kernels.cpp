@@ -25,12 +25,15 @@
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/indexer_fp4.h"
 #include "kernels/cpu/kv_decode.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/rowwise.h"
 #include "quant/quant.h"
+#include "runtime/kv_gather.h"
+#include "runtime/kv_store.h"
 
 namespace {
 
@@ -362,6 +365,42 @@ void BM_IndexerScoresFp4(benchmark::State& st) {
 }
 BENCHMARK(BM_IndexerScoresFp4)->ArgNames({"n", "keys"})->Args({1, 8192})->Args({1, 65536})
     ->Args({4, 8192})->Args({64, 8192})->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The CSA indexer's whole selection (runtime/kv_gather.h indexer_topk_stored): scoring compact FP4
+// keys in 4096-key blocks and keeping each query row's 512 best, through the CPU backend (threads:
+// DSV4_THREADS). Flash shape (64 heads x 128 dims). Args: query rows (1 = decode), keys. Compare
+// with BM_IndexerScoresFp4 at the same shape for the selection's share.
+void BM_IndexerTopk(benchmark::State& st) {
+  const int64_t n = st.range(0), nk = st.range(1);
+  const int H = 64, D = 128, topk = 512;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  KvRows keys;
+  keys.init(nk, D, KvRowKind::Indexer, KvLayout::Compact, 0);
+  std::vector<float> key(D);
+  for (int64_t i = 0; i < nk; ++i) {
+    for (auto& v : key) v = g(rng);
+    quant::fp4_sim(key.data(), D, 32);
+    keys.write(i, key.data());
+  }
+  std::vector<float> q(n * H * D);
+  for (auto& v : q) v = std::ldexp(float(int(rng() % 13) - 6) * 0.5f, -3);
+  const auto w = act_rows(n, H);
+  std::vector<int64_t> visible(n);
+  for (int64_t t = 0; t < n; ++t) visible[t] = nk - n + 1 + t;  // a prefill chunk's causal rows
+  const IndexerScoreArgs a = indexer_args(q.data(), w.data(), n, H, D, nk, visible.data(), nullptr);
+  const auto be = make_cpu_backend(pool().size());
+  KvGatherScratch sc;
+  std::vector<int32_t> sel(n * topk);
+  std::vector<int64_t> nsel(n);
+  for (auto _ : st) {
+    indexer_topk_stored(*be, a, keys, topk, sel.data(), nsel.data(), sc);
+    benchmark::DoNotOptimize(sel.data());
+  }
+  set_counters(st, double(nk * keys.entry_bytes()), 2.0 * n * nk * H * D);
+}
+BENCHMARK(BM_IndexerTopk)->ArgNames({"n", "keys"})->Args({1, 8192})->Args({1, 65536})->Args({64, 8192})
+    ->Args({64, 65536})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Row-wise kernels (single thread). Arg: 0 RMSNorm [64 x 4096], 1 softmax [64 x 4096],
 // 2 RoPE [64 rows x 64 heads of 64 rope dims], 3 Hadamard [64 x 64 heads x 128].
