@@ -165,6 +165,20 @@ DSV4_AVX512 inline void to_bf16_pair(const float* k0, const float* k1, int D, ui
   }
 }
 
+// The same pair layout from two keys already in BF16 rows (to_bf16_row: D values, zeros up to a
+// multiple of 32): out[2d] = r0[d], out[2d + 1] = r1[d]. Reads the block's keys from the BF16
+// copy in cache instead of their float rows a second time.
+DSV4_AVX512 inline void to_bf16_pair(const uint16_t* r0, const uint16_t* r1, int D, uint16_t* out) {
+  const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                      39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+  const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+  for (int d = 0; d < D; d += 32) {
+    const __m512i a = _mm512_loadu_si512(r0 + d), b = _mm512_loadu_si512(r1 + d);
+    _mm512_storeu_si512(out + 2 * d, _mm512_permutex2var_epi16(a, lo, b));
+    if (d + 16 < D) _mm512_storeu_si512(out + 2 * d + 32, _mm512_permutex2var_epi16(a, hi, b));
+  }
+}
+
 // One block's weighted sum over `NV` vectors of 16 dims starting at d0, folded into the running
 // accumulators: acc[h] = acc[h] * alpha[h] + sum_j p[h][j] * key_j. The keys come in pairs (pair
 // u at kt + u * ldk, to_bf16_pair layout) and the BF16 weights p (ldp per head, zero past the
@@ -359,7 +373,8 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
     if (nv % 2) keys[nv] = keys[nv - 1];  // its weight is 0
     for (int j = 0; j < nv; ++j) to_bf16_row(keys[j], D, Dp, kb + j * Dp);
     amx::to_vnni(kb, Dp, nv, Dp, kv);  // rows past nv zero
-    for (int u = 0; u < pairs; ++u) to_bf16_pair(keys[2 * u], keys[2 * u + 1], D, kt + u * 2 * D);
+    for (int u = 0; u < pairs; ++u)
+      to_bf16_pair(kb + 2 * u * Dp, kb + std::min(2 * u + 1, nv - 1) * Dp, D, kt + u * 2 * D);
     std::fill(kt + pairs * 2 * D, kt + steps * 16 * 2 * D, uint16_t{0});  // whole 32-key steps
     for (int g = 0; g < groups; ++g) {
     const uint16_t* qg = qb + 16 * g * Dp;
