@@ -154,20 +154,9 @@ DSV4_AVX512 inline void to_bf16_row(const float* x, int D, int Dp, uint16_t* out
                                                               _mm512_loadu_ps(x + d)));
 }
 
-// Keys j and j + 1 (BF16 values in float32, D % 16 == 0) -> their BF16 words interleaved:
-// out[2d] = k0[d], out[2d + 1] = k1[d], the pair layout of the PV products.
-DSV4_AVX512 inline void to_bf16_pair(const float* k0, const float* k1, int D, uint16_t* out) {
-  const __m512i zip = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  for (int d = 0; d < D; d += 16) {
-    const __m512i both = cvt2_bf16(_mm512_loadu_ps(k1 + d), _mm512_loadu_ps(k0 + d));
-    _mm512_storeu_si512(out + 2 * d, _mm512_permutexvar_epi16(zip, both));
-  }
-}
-
-// The same pair layout from two keys already in BF16 rows (to_bf16_row: D values, zeros up to a
-// multiple of 32): out[2d] = r0[d], out[2d + 1] = r1[d]. Reads the block's keys from the BF16
-// copy in cache instead of their float rows a second time.
+// Two keys' BF16 rows (to_bf16_row: D values, zeros up to a multiple of 32) -> their words
+// interleaved: out[2d] = r0[d], out[2d + 1] = r1[d], the pair layout of the PV products. Built
+// from the block's BF16 copy in cache, not from the keys' float rows a second time.
 DSV4_AVX512 inline void to_bf16_pair(const uint16_t* r0, const uint16_t* r1, int D, uint16_t* out) {
   const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
                                       39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
@@ -208,17 +197,23 @@ DSV4_AVX512 inline void pv_block(const uint16_t* kt, int64_t ldk, int pairs, con
   }
 }
 
-// One head's step of the online softmax over a block of nv >= 1 scores sh: the running maximum
+// 16 scores times the softmax scale, lanes outside mk -inf.
+DSV4_AVX512 inline __m512 scaled_scores(const float* s, __mmask16 mk, __m512 scale) {
+  return _mm512_mask_mul_ps(_mm512_set1_ps(kNegInf), mk, _mm512_maskz_loadu_ps(mk, s), scale);
+}
+
+// One head's step of the online softmax over a block of nv >= 1 scores sh times `scale` (> 0; the
+// products the reference scales, made as the scores are read): the running maximum
 // *m and sum *l move to the block, the returned alpha = exp(m_old - m_new) rescales the
 // accumulator, and the BF16 probabilities (the reference's PV weights; the denominator keeps
 // float32) go to ph[0, width), zero from nv on (width: a multiple of 16, >= nv).
-DSV4_AVX512 inline float softmax_block(const float* sh, int nv, int width, float* m, float* l,
+DSV4_AVX512 inline float softmax_block(const float* sh, float scale, int nv, int width, float* m, float* l,
                                        uint16_t* ph) {
-  const __m512 ninf = _mm512_set1_ps(kNegInf);
+  const __m512 ninf = _mm512_set1_ps(kNegInf), scl = _mm512_set1_ps(scale);
   __m512 mv = ninf;
   for (int j = 0; j < nv; j += 16) {
     const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (nv - j)) - 1);
-    mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, mk, sh + j));
+    mv = _mm512_max_ps(mv, scaled_scores(sh + j, mk, scl));
   }
   const float mn = std::max(*m, hmax(mv));
   const float alpha = std::exp(*m - mn);
@@ -226,7 +221,7 @@ DSV4_AVX512 inline float softmax_block(const float* sh, int nv, int width, float
   const __m512 mb = _mm512_set1_ps(mn);
   for (int j = 0; j < width; j += 16) {
     const __mmask16 mk = nv - j >= 16 ? __mmask16(0xFFFF) : nv > j ? __mmask16((1u << (nv - j)) - 1) : __mmask16(0);
-    const __m512 p = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, mk, sh + j), mb)));
+    const __m512 p = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(scaled_scores(sh + j, mk, scl), mb)));
     lv = _mm512_add_ps(lv, p);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph + j), cvt_bf16(p));
   }
@@ -288,18 +283,19 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
       kp[j] = kb + j * Dp;
     }
     for (int j = nv; j < nv + 4; ++j) kp[j] = kp[0];  // padding for the 4-key tiles
-    for (int u = 0; u < pairs; ++u) to_bf16_pair(keys[2 * u], keys[2 * u + 1], D, kt + u * 2 * D);
+    for (int u = 0; u < pairs; ++u)
+      to_bf16_pair(kb + 2 * u * Dp, kb + std::min(2 * u + 1, nv - 1) * Dp, D, kt + u * 2 * D);
     for (int g = 0; g < groups; ++g) {
       const int hg = g * kHeadGroup;
       for (int j = 0; j < nv; j += 4) {
         float sc[4][4];
         qk_4x4(q + hg, kp + j, Dp, sc);
         for (int h = 0; h < kHeadGroup; ++h)
-          for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * kAttnBlock + j + jj] = sc[h][jj] * a.scale;
+          for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[h * kAttnBlock + j + jj] = sc[h][jj];
       }
       float alpha[kHeadGroup];
       for (int h = 0; h < kHeadGroup; ++h)
-        alpha[h] = softmax_block(s + h * kAttnBlock, nv, (nv + 15) / 16 * 16, m + hg + h, l + hg + h,
+        alpha[h] = softmax_block(s + h * kAttnBlock, a.scale, nv, (nv + 15) / 16 * 16, m + hg + h, l + hg + h,
                                  pw + h * kAttnBlock);
       float* ag = acc + hg * kMaxHeadDim;
       int d0 = 0;
@@ -365,7 +361,6 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
     std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
   }
   amx::begin();
-  const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
     const int nv = gather_block(a, t, b0, keys);
     if (nv == 0) continue;
@@ -405,11 +400,9 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
     _tile_stored(2, s + 32, kAttnBlock * 4);
     _tile_stored(3, s + 48, kAttnBlock * 4);
     // Online softmax per head; the weights are zero up to whole 32-key steps.
-    for (int h = 0; h < 16; ++h) {
-      float* sh = s + h * kAttnBlock;
-      for (int j = 0; j < ktiles * 16; j += 16) _mm512_store_ps(sh + j, _mm512_mul_ps(_mm512_load_ps(sh + j), scale));
-      alpha[h] = softmax_block(sh, nv, steps * 32, m + 16 * g + h, l + 16 * g + h, pw + h * kAttnBlock);
-    }
+    for (int h = 0; h < 16; ++h)
+      alpha[h] = softmax_block(s + h * kAttnBlock, a.scale, nv, steps * 32, m + 16 * g + h, l + 16 * g + h,
+                               pw + h * kAttnBlock);
     // Weighted sum, 4 dim tiles at a time.
     _tile_loadd(4, pw, kAttnBlock * 2);
     if (steps > 1) _tile_loadd(5, pw + 32, kAttnBlock * 2);
