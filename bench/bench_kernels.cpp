@@ -368,7 +368,8 @@ BENCHMARK(BM_IndexerScoresFp4)->ArgNames({"n", "keys"})->Args({1, 8192})->Args({
 
 // The CSA indexer's whole selection (runtime/kv_gather.h indexer_topk_stored): scoring compact FP4
 // keys in 4096-key blocks and keeping each query row's 512 best, through the CPU backend (threads:
-// DSV4_THREADS). Flash shape (64 heads x 128 dims). Args: query rows (1 = decode), keys. Compare
+// DSV4_THREADS). Flash shape (64 heads x 128 dims). Args: query rows (1 = decode, 512 = a prefill
+// chunk), keys. Compare
 // with BM_IndexerScoresFp4 at the same shape for the selection's share.
 void BM_IndexerTopk(benchmark::State& st) {
   const int64_t n = st.range(0), nk = st.range(1);
@@ -400,7 +401,7 @@ void BM_IndexerTopk(benchmark::State& st) {
   set_counters(st, double(nk * keys.entry_bytes()), 2.0 * n * nk * H * D);
 }
 BENCHMARK(BM_IndexerTopk)->ArgNames({"n", "keys"})->Args({1, 8192})->Args({1, 65536})->Args({64, 8192})
-    ->Args({64, 65536})->Unit(benchmark::kMicrosecond)->UseRealTime();
+    ->Args({64, 65536})->Args({512, 8192})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Row-wise kernels (single thread). Arg: 0 RMSNorm [64 x 4096], 1 softmax [64 x 4096],
 // 2 RoPE [64 rows x 64 heads of 64 rope dims], 3 Hadamard [64 x 64 heads x 128].
