@@ -170,6 +170,32 @@ TEST(CpuAttention, AmxRowsMatchAvx512OverManyBlocks) {
   }
 }
 
+// A prefill batch on AMX (>= 8 rows) converts every key the lists reference to BF16 once and the
+// rows copy their blocks from that table: bit for bit what each row gets converting its own float
+// keys, with keys in both tables (window rows and compressed entries), -1 holes and odd blocks.
+TEST(CpuAttention, AmxPrefillKeyTableChangesNothing) {
+  if (detected_isa() != Isa::Avx512Amx) GTEST_SKIP() << "no AMX on this CPU";
+  std::mt19937 rng(17);
+  ThreadPool pool(2);
+  for (const int D : {80, 512}) {
+    const int H = 64, n = 9, split = 150, n2 = 500;
+    const int64_t L = 203;
+    const auto q = bf16_randn(rng, n * H * D, 1.0f);
+    const auto k1 = bf16_randn(rng, split * D, 1.0f), k2 = bf16_randn(rng, n2 * D, 1.0f);
+    std::vector<float> sink(H, 0.25f);
+    std::vector<int32_t> lists(n * L);
+    std::uniform_int_distribution<int> pick(0, split + n2 - 1);
+    for (int64_t j = 0; j < n * L; ++j) lists[j] = (j % 11 == 5) ? -1 : pick(rng);
+    AttentionArgs a = attention_args(q, n, H, D, k1, k2.data(), lists, L, sink);
+    std::vector<float> want(n * H * D), got(n * H * D);
+    a.out = want.data();
+    for (int64_t t = 0; t < n; ++t) avx512::sparse_attention_rows_amx(a, t, 0, H);
+    a.out = got.data();
+    sparse_attention(a, &pool);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(want[i], got[i]) << "D " << D << " at " << i;
+  }
+}
+
 TEST(CpuAttention, IndexerScoresMatchFloat64) {
   std::mt19937 rng(12);
   const int H = 19, D = 128;  // H not a multiple of 16

@@ -154,6 +154,11 @@ DSV4_AVX512 inline void to_bf16_row(const float* x, int D, int Dp, uint16_t* out
                                                               _mm512_loadu_ps(x + d)));
 }
 
+// One BF16 row of Dp values (a multiple of 32) copied.
+DSV4_AVX512 inline void copy_bf16_row(const uint16_t* x, int Dp, uint16_t* out) {
+  for (int d = 0; d < Dp; d += 32) _mm512_storeu_si512(out + d, _mm512_loadu_si512(x + d));
+}
+
 // Two keys' BF16 rows (to_bf16_row: D values, zeros up to a multiple of 32) -> their words
 // interleaved: out[2d] = r0[d], out[2d + 1] = r1[d], the pair layout of the PV products. Built
 // from the block's BF16 copy in cache, not from the keys' float rows a second time.
@@ -336,7 +341,8 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
 // layout: 16 pairs x 16 dims per tile), 4 dim tiles at once, folded into the float32
 // accumulators with the block's alpha. Same BF16 inputs and exact products, float32 sums in the
 // tile unit's order.
-DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn) {
+DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn,
+                                        const uint16_t* k16, int64_t ld16) {
   constexpr int kHeads = kAmxMaxHeads;
   const int D = a.head_dim, Dp = (D + 31) / 32 * 32;
   const int groups = (hn + 15) / 16;
@@ -362,11 +368,17 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
   }
   amx::begin();
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
-    const int nv = gather_block(a, t, b0, keys);
+    int nv = 0;
+    if (k16 != nullptr) {  // the block's keys copied from the BF16 table
+      const int32_t* list = a.lists + t * a.list_len;
+      for (int64_t j = b0; j < std::min(a.list_len, b0 + kAttnBlock); ++j)
+        if (list[j] >= 0) copy_bf16_row(k16 + list[j] * ld16, Dp, kb + nv++ * Dp);
+    } else {
+      nv = gather_block(a, t, b0, keys);
+      for (int j = 0; j < nv; ++j) to_bf16_row(keys[j], D, Dp, kb + j * Dp);
+    }
     if (nv == 0) continue;
     const int pairs = (nv + 1) / 2, ktiles = (nv + 15) / 16, steps = (nv + 31) / 32;
-    if (nv % 2) keys[nv] = keys[nv - 1];  // its weight is 0
-    for (int j = 0; j < nv; ++j) to_bf16_row(keys[j], D, Dp, kb + j * Dp);
     amx::to_vnni(kb, Dp, nv, Dp, kv);  // rows past nv zero
     for (int u = 0; u < pairs; ++u)
       to_bf16_pair(kb + 2 * u * Dp, kb + std::min(2 * u + 1, nv - 1) * Dp, D, kt + u * 2 * D);
@@ -432,6 +444,11 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
   write_heads(a, t, h0, hn, m, l, acc);
 }
 #undef DSV4_PV_STEP
+
+// Keys [i0, i1) of the table (a.key(i)) in BF16, row i at out + i * Dp (zeros past head_dim).
+static DSV4_AVX512 void keys_to_bf16(const AttentionArgs& a, int64_t i0, int64_t i1, int Dp, uint16_t* out) {
+  for (int64_t i = i0; i < i1; ++i) to_bf16_row(a.key(i), a.head_dim, Dp, out + i * Dp);
+}
 #endif  // !DSV4_AVX512_FMA_PASS
 
 DSV4_AVX512 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1) {
@@ -659,13 +676,27 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
                                 : (a.n >= kAmxWideRows ? kAmxMaxHeads : kAmxTaskHeads);
   const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
-  parallel_for(pool_for_work(pool, work), a.n * groups, 1, [&](int64_t b, int64_t e, int) {
+  pool = pool_for_work(pool, work);
+  // Prefill on AMX: every key the lists reference is converted to BF16 once for all rows, which
+  // then copy their blocks from it instead of converting the float rows (a row's 640 keys at
+  // depth would otherwise be converted again for each of the chunk's rows).
+  const int Dp = (a.head_dim + 31) / 32 * 32;
+  const uint16_t* k16 = nullptr;
+  if (simd && amx && a.n >= kAmxWideRows) {
+    int64_t rows = a.split;
+    for (int64_t i = 0; i < a.n * a.list_len; ++i) rows = std::max<int64_t>(rows, a.lists[i] + 1);
+    static thread_local AlignedVector<uint16_t> t_k16;
+    uint16_t* k = grow(t_k16, static_cast<size_t>(rows * Dp));
+    parallel_for(pool, rows, 16, [&](int64_t b, int64_t e, int) { avx512::keys_to_bf16(a, b, e, Dp, k); });
+    k16 = k;
+  }
+  parallel_for(pool, a.n * groups, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
       const int64_t t = u / groups;
       const int h0 = static_cast<int>(u % groups) * unit_heads;
       const int hn = std::min(unit_heads, a.n_heads - h0);
       if (simd && amx) {
-        avx512::sparse_attention_rows_amx(a, t, h0, hn);
+        avx512::sparse_attention_rows_amx(a, t, h0, hn, k16, Dp);
       } else if (simd && bf16) {
         avx512::sparse_attention_rows(a, t, h0, hn);
       } else if (simd) {

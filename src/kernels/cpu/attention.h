@@ -38,8 +38,11 @@ void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64
 }  // namespace avx2
 namespace avx512 {  // head_dim % 16 == 0 and hn <= 16 for sparse_attention_rows
 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn);
-// The same on AMX tiles, hn <= 32 (only when detected_isa() == Isa::Avx512Amx).
-void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn);
+// The same on AMX tiles, hn <= 64 (only when detected_isa() == Isa::Avx512Amx). k16, when given:
+// every key of the table in BF16, row i (a.key(i)) at k16 + i * ld16 (ld16 >= head_dim rounded up
+// to 32, zeros past head_dim), read instead of converting the float rows (the same values).
+void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h0, int hn,
+                               const uint16_t* k16 = nullptr, int64_t ld16 = 0);
 void indexer_scores_rows(const IndexerScoreArgs& a, int64_t t, int64_t i0, int64_t i1);
 }  // namespace avx512
 namespace avx512fma {  // the same without BF16 (dispatch.h), detected_isa() >= Isa::Avx512
