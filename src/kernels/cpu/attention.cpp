@@ -154,11 +154,6 @@ DSV4_AVX512 inline void to_bf16_row(const float* x, int D, int Dp, uint16_t* out
                                                               _mm512_loadu_ps(x + d)));
 }
 
-// One BF16 row of Dp values (a multiple of 32) copied.
-DSV4_AVX512 inline void copy_bf16_row(const uint16_t* x, int Dp, uint16_t* out) {
-  for (int d = 0; d < Dp; d += 32) _mm512_storeu_si512(out + d, _mm512_loadu_si512(x + d));
-}
-
 // Two keys' BF16 rows (to_bf16_row: D values, zeros up to a multiple of 32) -> their words
 // interleaved: out[2d] = r0[d], out[2d + 1] = r1[d], the pair layout of the PV products. Built
 // from the block's BF16 copy in cache, not from the keys' float rows a second time.
@@ -354,6 +349,8 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
   uint16_t* qb = grow(t_q, static_cast<size_t>(kHeads) * Dp);
   float* acc = grow(t_acc, static_cast<size_t>(kHeads) * kMaxHeadDim);
   const float* keys[kAttnBlock + 1];
+  const uint16_t* krow[kAttnBlock];  // the block's BF16 key rows
+  alignas(64) static const uint16_t zero_row[(kMaxHeadDim + 31) / 32 * 32] = {};
   alignas(64) float s[16 * kAttnBlock];      // C[head][key] of one group
   alignas(64) uint16_t pw[16 * kAttnBlock];  // its BF16 PV weights [head][key]
   alignas(64) float cb[4][256];
@@ -368,20 +365,28 @@ DSV4_AMX void sparse_attention_rows_amx(const AttentionArgs& a, int64_t t, int h
   }
   amx::begin();
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
+    // The block's keys as BF16 rows: straight from the table, or converted into kb.
     int nv = 0;
-    if (k16 != nullptr) {  // the block's keys copied from the BF16 table
+    if (k16 != nullptr) {
       const int32_t* list = a.lists + t * a.list_len;
       for (int64_t j = b0; j < std::min(a.list_len, b0 + kAttnBlock); ++j)
-        if (list[j] >= 0) copy_bf16_row(k16 + list[j] * ld16, Dp, kb + nv++ * Dp);
+        if (list[j] >= 0) krow[nv++] = k16 + list[j] * ld16;
     } else {
       nv = gather_block(a, t, b0, keys);
-      for (int j = 0; j < nv; ++j) to_bf16_row(keys[j], D, Dp, kb + j * Dp);
+      for (int j = 0; j < nv; ++j) {
+        to_bf16_row(keys[j], D, Dp, kb + j * Dp);
+        krow[j] = kb + j * Dp;
+      }
     }
     if (nv == 0) continue;
     const int pairs = (nv + 1) / 2, ktiles = (nv + 15) / 16, steps = (nv + 31) / 32;
-    amx::to_vnni(kb, Dp, nv, Dp, kv);  // rows past nv zero
-    for (int u = 0; u < pairs; ++u)
-      to_bf16_pair(kb + 2 * u * Dp, kb + std::min(2 * u + 1, nv - 1) * Dp, D, kt + u * 2 * D);
+    for (int j = nv; j < ktiles * 16; ++j) krow[j] = zero_row;  // rows past nv: zero keys
+    // Tile operand layout of the keys (pairs of dims x 16 keys per tile row), as amx::to_vnni.
+    for (int k = 0; k < ktiles; ++k)
+      for (int r = 0; r < Dp / 2; r += 16)
+        avx512::transpose16x16_32(reinterpret_cast<const void* const*>(krow + 16 * k), int64_t{4} * r,
+                                  kv + 16 * k * Dp + 32 * r, 64);
+    for (int u = 0; u < pairs; ++u) to_bf16_pair(krow[2 * u], krow[std::min(2 * u + 1, nv - 1)], D, kt + u * 2 * D);
     std::fill(kt + pairs * 2 * D, kt + steps * 16 * 2 * D, uint16_t{0});  // whole 32-key steps
     for (int g = 0; g < groups; ++g) {
     const uint16_t* qg = qb + 16 * g * Dp;

@@ -140,14 +140,12 @@ DSV4_AVX512F inline __m512 exp_ps(__m512 x) {
 }
 
 // 16 x 16 block of 32-bit values transposed: destination row c (at dst + c * dst_stride bytes)
-// receives column c of the source rows (row r at src + r * src_stride bytes). Three shuffle
-// stages (32-bit and 64-bit unpacks within 128-bit lanes, then lane shuffles), 64 shuffles in all.
-DSV4_AVX512F inline void transpose16x16_32(const void* src, int64_t src_stride, void* dst,
-                                          int64_t dst_stride) {
-  const char* s = static_cast<const char*>(src);
+// receives column c of the source rows (here the registers r[0..15], clobbered; below row r at
+// src + r * src_stride bytes, or at rows[r] + offset). Three shuffle stages (32-bit and 64-bit
+// unpacks within 128-bit lanes, then lane shuffles), 64 shuffles in all.
+DSV4_AVX512F inline void transpose16x16_32(__m512* r, void* dst, int64_t dst_stride) {
   char* d = static_cast<char*>(dst);
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * src_stride);
+  __m512 t[16];
   for (int k = 0; k < 8; ++k) {
     t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
     t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
@@ -171,6 +169,21 @@ DSV4_AVX512F inline void transpose16x16_32(const void* src, int64_t src_stride, 
     _mm512_storeu_ps(d + (4 + q) * dst_stride, _mm512_shuffle_f32x4(v13, w13, 0x88));
     _mm512_storeu_ps(d + (12 + q) * dst_stride, _mm512_shuffle_f32x4(v13, w13, 0xDD));
   }
+}
+
+DSV4_AVX512F inline void transpose16x16_32(const void* src, int64_t src_stride, void* dst,
+                                          int64_t dst_stride) {
+  const char* s = static_cast<const char*>(src);
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * src_stride);
+  transpose16x16_32(r, dst, dst_stride);
+}
+
+DSV4_AVX512F inline void transpose16x16_32(const void* const* rows, int64_t offset, void* dst,
+                                          int64_t dst_stride) {
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(static_cast<const char*>(rows[i]) + offset);
+  transpose16x16_32(r, dst, dst_stride);
 }
 
 }  // namespace dsv4::cpu::DSV4_AVX512_NS
