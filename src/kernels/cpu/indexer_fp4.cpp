@@ -480,10 +480,36 @@ namespace avx512 {
 // of each block de-interleaved as the other versions decode them), the queries of one row the B
 // operand (pairs of de-interleaved dims x 16 heads, the layout scores_by_heads builds for
 // vdpbf16ps), and one accumulator tile per group of 16 heads (up to 4 at a time). The
-// combination is scores_by_heads': per key, bf16 / relu / weight on 16 heads per vector, head
-// groups in order, one horizontal sum.
+// combination rounds as scores_by_heads' (bf16 / relu / weight / bf16 per head) on BF16
+// conversions, two keys at a time (combine_pair), the heads summed in another order.
+// The combination of two keys' dot products with 16 heads (c: C[key][head], keys 2j and 2j + 1
+// at c and c + 16) on BF16 conversions: bf16(relu(bf16(dot)) * w) per head, added into *total.
+// One vcvtne2ps2bf16 rounds 32 values (round to nearest even, as bf16r_ps; it flushes float32
+// denormals, which dot products of FP4 keys and queries do not reach); the relu is an integer max
+// on the BF16 words; widening back (a zero low half) permutes the heads within 128-bit lanes, so
+// the weights come permuted to match (wlo / whi below) and the sums land in *total: 128-bit lanes
+// 0 and 2 for key 2j, 1 and 3 for key 2j + 1, each lane 4 heads' terms of a head group.
+DSV4_AVX512 inline void combine_pair(const float* c, __m512 wlo, __m512 whi, __m512* total) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i d = _mm512_max_epi16((__m512i)_mm512_cvtne2ps_pbh(_mm512_load_ps(c + 16), _mm512_load_ps(c)), zero);
+  const __m512 plo = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, d)), wlo);
+  const __m512 phi = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, d)), whi);
+  const __m512i p = (__m512i)_mm512_cvtne2ps_pbh(phi, plo);
+  *total = _mm512_add_ps(*total, _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, p)));
+  *total = _mm512_add_ps(*total, _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, p)));
+}
+
+DSV4_AVX512 inline float hsum4(__m128 v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
 DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
+  // The head weights in the order combine_pair's widening leaves the heads: per 128-bit lane of
+  // the dot products' words, heads 0-3 / 8-11 (unpacklo) and 4-7 / 12-15 (unpackhi).
+  const __m512i w_lo = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11);
+  const __m512i w_hi = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15);
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
   const int Hp = (H + 15) / 16 * 16, G = Hp / 16, nb = D / kBlock;
@@ -525,7 +551,7 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
           for (int j = 0; j < nk; ++j) out[j] = ninf;
           continue;
         }
-        __m512 total[16];
+        __m512 total[8];  // key pairs (see combine_pair)
         for (auto& v : total) v = _mm512_setzero_ps();
         for (int g0 = 0; g0 < G; g0 += 4) {
           const int gn = std::min(4, G - g0);
@@ -557,13 +583,18 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
           _tile_stored(3, cbuf[3], 64);
           for (int g = 0; g < gn; ++g) {
             const __m512 wv = _mm512_loadu_ps(wp.data() + r * Hp + 16 * (g0 + g));
-            for (int j = 0; j < 16; ++j) {
-              const __m512 rel = _mm512_max_ps(bf16r_ps(_mm512_load_ps(cbuf[g] + 16 * j)), _mm512_setzero_ps());
-              total[j] = _mm512_add_ps(total[j], bf16r_ps(_mm512_mul_ps(rel, wv)));
-            }
+            const __m512 wlo = _mm512_permutexvar_ps(w_lo, wv), whi = _mm512_permutexvar_ps(w_hi, wv);
+            for (int j = 0; j < 8; ++j) combine_pair(cbuf[g] + 32 * j, wlo, whi, &total[j]);
           }
         }
-        for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(hsum(total[j]));
+        for (int j = 0; j < 8; ++j) {
+          // lanes 0 and 2 (128-bit) hold key 2j's partial sums, lanes 1 and 3 key 2j + 1's
+          const __m512 both = _mm512_add_ps(total[j], _mm512_shuffle_f32x4(total[j], total[j], 0x4E));
+          const __m256 h = _mm512_castps512_ps256(both);
+          const float s0 = hsum4(_mm256_castps256_ps128(h)), s1 = hsum4(_mm256_extractf128_ps(h, 1));
+          if (2 * j < nk) out[2 * j] = 2 * j >= vis ? ninf : bf16r(s0);
+          if (2 * j + 1 < nk) out[2 * j + 1] = 2 * j + 1 >= vis ? ninf : bf16r(s1);
+        }
       }
     }
   }
