@@ -683,17 +683,22 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   pool = pool_for_work(pool, work);
   // Prefill on AMX: every key the lists reference is converted to BF16 once for all rows, which
-  // then copy their blocks from it instead of converting the float rows (a row's 640 keys at
-  // depth would otherwise be converted again for each of the chunk's rows).
+  // then read their blocks from it instead of converting the float rows (a row's 640 keys at
+  // depth would otherwise be converted again for each of the chunk's rows). Only where the rows
+  // share keys (the table at most half the references) and the table stays within 64 MiB (a
+  // 512-row chunk at 32K: 9 MiB); otherwise each row converts its own, as in decode.
   const int Dp = (a.head_dim + 31) / 32 * 32;
   const uint16_t* k16 = nullptr;
   if (simd && amx && a.n >= kAmxWideRows) {
     int64_t rows = a.split;
     for (int64_t i = 0; i < a.n * a.list_len; ++i) rows = std::max<int64_t>(rows, a.lists[i] + 1);
+    if (2 * rows > a.n * a.list_len || rows * Dp * 2 > (int64_t{64} << 20)) rows = 0;
     static thread_local AlignedVector<uint16_t> t_k16;
-    uint16_t* k = grow(t_k16, static_cast<size_t>(rows * Dp));
-    parallel_for(pool, rows, 16, [&](int64_t b, int64_t e, int) { avx512::keys_to_bf16(a, b, e, Dp, k); });
-    k16 = k;
+    if (rows > 0) {
+      uint16_t* k = grow(t_k16, static_cast<size_t>(rows * Dp));
+      parallel_for(pool, rows, 16, [&](int64_t b, int64_t e, int) { avx512::keys_to_bf16(a, b, e, Dp, k); });
+      k16 = k;
+    }
   }
   parallel_for(pool, a.n * groups, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t u = b; u < e; ++u) {
