@@ -475,13 +475,6 @@ DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t*
 }
 
 namespace avx512 {
-// AMX: the dot products of 16 keys x 16 heads are one tile product per 32 dimensions. The keys
-// are the A operand (16 keys x 32 BF16 per block, decoded with the block scale: exact, the dims
-// of each block de-interleaved as the other versions decode them), the queries of one row the B
-// operand (pairs of de-interleaved dims x 16 heads, the layout scores_by_heads builds for
-// vdpbf16ps), and one accumulator tile per group of 16 heads (up to 4 at a time). The
-// combination rounds as scores_by_heads' (bf16 / relu / weight / bf16 per head) on BF16
-// conversions, two keys at a time (combine_pair), the heads summed in another order.
 // The combination of two keys' dot products with 16 heads (c: C[key][head], keys 2j and 2j + 1
 // at c and c + 16) on BF16 conversions: bf16(relu(bf16(dot)) * w) per head, added into *total.
 // One vcvtne2ps2bf16 rounds 32 values (round to nearest even, as bf16r_ps; it flushes float32
@@ -504,6 +497,13 @@ DSV4_AVX512 inline float hsum4(__m128 v) {
   return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
 }
 
+// AMX: the dot products of 16 keys x 16 heads are one tile product per 32 dimensions. The keys
+// are the A operand (16 keys x 32 BF16 per block, decoded with the block scale: exact, the dims
+// of each block de-interleaved as the other versions decode them), the queries of one row the B
+// operand (pairs of de-interleaved dims x 16 heads, the layout scores_by_heads builds for
+// vdpbf16ps), and one accumulator tile per group of 16 heads (up to 4 at a time). The
+// combination rounds as scores_by_heads' (bf16 / relu / weight / bf16 per head) on BF16
+// conversions, two keys at a time (combine_pair), the heads summed in another order.
 DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
   // The head weights in the order combine_pair's widening leaves the heads: per 128-bit lane of

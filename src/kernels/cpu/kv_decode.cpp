@@ -1,8 +1,6 @@
 // The KV entry decode (kv_decode.h): the scalar twin and the AVX-512 kernel.
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
-#include <cstring>
-
 #include "kernels/cpu/kv_decode.h"
 #include "quant/quant.h"
 
@@ -17,12 +15,8 @@ const uint8_t* entry_of(const uint8_t* entries, size_t entry_bytes, const int32_
   return entries + static_cast<size_t>(i) * entry_bytes;
 }
 
-float bf16_value(const uint8_t* p) {
-  const uint32_t bits = (uint32_t{p[0]} | uint32_t{p[1]} << 8) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+// The little-endian BF16 value at p.
+float bf16_value(const uint8_t* p) { return quant::bf16_to_f32(static_cast<uint16_t>(p[0] | p[1] << 8)); }
 
 }  // namespace
 

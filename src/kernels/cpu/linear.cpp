@@ -491,9 +491,12 @@ void fp8_gemv_groups(std::span<const Fp8Group> groups, ThreadPool* pool, bool qu
   const uint64_t call0 = g_fp8_gemv_calls.fetch_add(groups.size(), std::memory_order_relaxed);
   const int64_t* off = t_off.data();  // the calling thread's (the workers have their own)
   const uint8_t* fma_of = t_fma.data();
+  // which scaled-activation buffers the threads need (FMA: float32, the table kernel: BF16)
+  const bool any_fma = std::any_of(t_fma.begin(), t_fma.end(), [](uint8_t f) { return f != 0; });
+  const bool any_table = std::any_of(t_fma.begin(), t_fma.end(), [](uint8_t f) { return f == 0; });
   parallel_for(pool_for_work(pool, work), units, 1, [&](int64_t ub, int64_t ue, int) {
-    uint16_t* scaled = grow(t_act, static_cast<size_t>(max_rows));
-    float* scaled_f32 = grow(t_act_scaled, static_cast<size_t>(max_rows));
+    uint16_t* scaled = any_table ? grow(t_act, static_cast<size_t>(max_rows)) : nullptr;
+    float* scaled_f32 = any_fma ? grow(t_act_scaled, static_cast<size_t>(max_rows)) : nullptr;
     int64_t unit0 = 0;
     for (size_t gi = 0; gi < groups.size() && unit0 < ue; ++gi) {
       const Fp8Group& g = groups[gi];
