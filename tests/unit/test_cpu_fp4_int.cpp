@@ -1,5 +1,5 @@
 // The FP4 decode GEMV on integer dot products (fp4_int_gemv.cpp): the integer form of quantised
-// activations is exact, the AVX-512 kernels equal their scalar twins bit for bit, and the dot
+// activations is exact, the AVX-512 and AVX2 kernels equal their scalar twins bit for bit, and the dot
 // products match float64 sums within the float32 bound.
 #include <gtest/gtest.h>
 
@@ -72,15 +72,19 @@ TEST(CpuFp4Int, ActivationFormIsExactAndSimdMatchesScalar) {
       EXPECT_EQ(rnz[c], any ? 1 : 0) << "chunk " << c;
       (any ? with_r : without_r)++;
     }
-    if (detected_isa() < Isa::Avx512) continue;
-    std::vector<int16_t> h2(k, 77), r2(k, 77);
-    std::vector<float> fac2(k / 128, -2.0f);
-    std::vector<uint8_t> rnz2(k / 128, 7);
-    avx512::fp4_int_act(row, k, h2.data(), r2.data(), fac2.data(), rnz2.data());
-    EXPECT_EQ(h2, h) << "row " << i;
-    EXPECT_EQ(r2, r) << "row " << i;
-    EXPECT_EQ(fac2, fac) << "row " << i;
-    EXPECT_EQ(rnz2, rnz) << "row " << i;
+    for (const Isa isa : {Isa::Avx2, Isa::Avx512}) {
+      if (detected_isa() < isa) continue;
+      std::vector<int16_t> h2(k, 77), r2(k, 77);
+      std::vector<float> fac2(k / 128, -2.0f);
+      std::vector<uint8_t> rnz2(k / 128, 7);
+      (isa == Isa::Avx2 ? avx2::fp4_int_act : avx512::fp4_int_act)(row, k, h2.data(), r2.data(),
+                                                                   fac2.data(), rnz2.data());
+      const std::string what = std::string(isa_name(isa)) + " row " + std::to_string(i);
+      EXPECT_EQ(h2, h) << what;
+      EXPECT_EQ(r2, r) << what;
+      EXPECT_EQ(fac2, fac) << what;
+      EXPECT_EQ(rnz2, rnz) << what;
+    }
   }
   // Both kinds of chunk occur, so both paths of the dot kernel run below.
   EXPECT_GT(with_r, 0);
@@ -127,11 +131,14 @@ TEST(CpuFp4Int, RowsDotMatchesScalarTwinAndFloat64) {
             ASSERT_NEAR(want[i * ldy + rr], e, sum_error_bound(k, mag)) << what << " i " << i << " r " << rr;
           }
         }
-        if (detected_isa() < Isa::Avx512) continue;
-        std::vector<float> got(m * ldy, -7.0f);
-        avx512::fp4_rows_dot_int(w.data(), ldw, s.data(), lds, nr, rows, m, k, got.data(), ldy);
-        for (size_t j = 0; j < got.size(); ++j)
-          ASSERT_EQ(f32_to_bits(got[j]), f32_to_bits(want[j])) << what << " entry " << j;
+        for (const Isa isa : {Isa::Avx2, Isa::Avx512}) {
+          if (detected_isa() < isa) continue;
+          std::vector<float> got(m * ldy, -7.0f);
+          (isa == Isa::Avx2 ? avx2::fp4_rows_dot_int : avx512::fp4_rows_dot_int)(
+              w.data(), ldw, s.data(), lds, nr, rows, m, k, got.data(), ldy);
+          for (size_t j = 0; j < got.size(); ++j)
+            ASSERT_EQ(f32_to_bits(got[j]), f32_to_bits(want[j])) << isa_name(isa) << " " << what << " entry " << j;
+        }
       }
     }
   }

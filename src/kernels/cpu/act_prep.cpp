@@ -8,7 +8,7 @@
 //   subtracting 2^14 in float), vcvtne2ps2bf16, then the panel permutation as vpermt2w between
 //   the naturally ordered vectors.
 //   AVX2: the same rounding in 8-lane registers; the panel order moves whole runs of 8 values
-//   (FP8 order) or even/odd-deinterleaved runs (FP4 order).
+//   (FP8 order) or even/odd-deinterleaved runs (FP4 order; FP4 word order: deinterleaved twice).
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 #include "kernels/cpu/simd_avx2.h"
 
@@ -219,12 +219,19 @@ DSV4_AVX2 inline void store8(uint16_t* out, __m256 v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bf16_pack(v, v)));
 }
 
+// The even and the odd words of the 32 words a then b (16 each, in order).
+DSV4_AVX2 inline void split_even_odd(__m256i a, __m256i b, __m256i* even, __m256i* odd) {
+  const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+  *even = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_and_si256(a, low16), _mm256_and_si256(b, low16)), 0xD8);
+  *odd = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_srli_epi32(a, 16), _mm256_srli_epi32(b, 16)), 0xD8);
+}
+
 }  // namespace
 
 DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, bool quant,
                                 uint16_t* out, int64_t ldo) {
-  if (k % 128 != 0 || order == PanelOrder::Fp4Words || order == PanelOrder::Fp8Dwords) {
-    // ragged K / the orders of the AVX-512 kernels
+  if (k % 128 != 0 || order == PanelOrder::Fp8Dwords) {
+    // ragged K / the order of the AVX-512 FMA GEMV
     scalar::prepare_act_bf16(x, k, order, quant, out, ldo);
     return;
   }
@@ -242,9 +249,22 @@ DSV4_AVX2 void prepare_act_bf16(const float* x, int64_t k, PanelOrder order, boo
           for (int l = 0; l < 4; ++l)
             for (int h = 0; h < 2; ++h) store8(o + 64 * c + 32 * h + 8 * l, v[8 * c + 2 * l + h]);
         break;
-      case PanelOrder::Fp4Words:  // handed to the scalar twin above
-      case PanelOrder::Fp8Dwords:
+      case PanelOrder::Fp8Dwords:  // handed to the scalar twin above
         break;
+      case PanelOrder::Fp4Words: {  // K = 4 j + t -> 32 t + j: the words of K % 4 == t in order
+        __m256i nat[8], ev[4], od[4];
+        for (int i = 0; i < 8; ++i) nat[i] = bf16_pack(v[2 * i], v[2 * i + 1]);
+        for (int i = 0; i < 4; ++i) split_even_odd(nat[2 * i], nat[2 * i + 1], &ev[i], &od[i]);
+        for (int half = 0; half < 2; ++half) {  // K in [64 half, 64 half + 64)
+          __m256i t0, t1, t2, t3;
+          split_even_odd(ev[2 * half], ev[2 * half + 1], &t0, &t2);
+          split_even_odd(od[2 * half], od[2 * half + 1], &t1, &t3);
+          const __m256i t[4] = {t0, t1, t2, t3};
+          for (int q = 0; q < 4; ++q)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32 * q + 16 * half), t[q]);
+        }
+        break;
+      }
       case PanelOrder::Fp4:  // k = 32l + 16u + 2j + e  ->  32(u + 2e) + 8l + j
         for (int l = 0; l < 4; ++l)
           for (int u = 0; u < 2; ++u) {

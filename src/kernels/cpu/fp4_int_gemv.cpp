@@ -5,7 +5,7 @@
 // which issues about once per 1.5-2 cycles on the Intel cores measured and shares the shuffle
 // port with the vpermw decode. vpdpwssd does the same 32 products at 3.2x the rate there
 // (BM_PeakMac/3 vs /1), so the decode and the dot no longer compete (linear.cpp,
-// use_int_fp4_gemv, gives the measured GEMV rates).
+// int_fp4_gemv, gives the measured GEMV rates).
 //
 // Exactness: twice an E2M1 value is an integer in [-12, 12] (the word table), and an activation
 // after act_quant is an E4M3 code times the block's power of two, i.e. an integer C times
@@ -21,10 +21,12 @@
 // vector q (the nibble of each 16-bit word) holds K = 4 j + q (PanelOrder::Fp4Words), so 128-bit
 // lane L, i.e. dword lanes 4L .. 4L + 3, is the 32-value scale block L of the chunk.
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
+#include "kernels/cpu/simd_avx2.h"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear_kernels.h"
@@ -259,4 +261,137 @@ DSV4_AVX512VNNI void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8
 }
 
 }  // namespace avx512
+
+// The AVX2 tier (no VNNI): vpmaddwd + vpaddd for the 16-bit products, the same activation form
+// and the same lanes, so its results equal the scalar twin's bit for bit.
+//
+// Decode: a 32-byte load x covers K = 64 q + [0, 64) of a chunk (q = 0, 1); its 16-bit word i
+// holds K = 64 q + 4 i + t in nibble t. Two vpshufb of the byte table (x & 0x0F and
+// (x >> 4) & 0x0F per byte) put 2 x E2M1 of nibbles 0 and 2 (1 and 3) in the low and high byte of
+// each word; a shift pair sign-extends each byte to the word. vpmaddwd of nibble t's words with
+// the activation words at chunk position 32 t + 16 q + [0, 16) (PanelOrder::Fp4Words: K = 4 j + t
+// for word j) sums K = 64 q + 8 j + {t, t + 4} into dword j, so over t dword j of x's sum is
+// K in [8 (8 q + j), + 8): the AVX-512 kernel's lane 8 q + j, whose 32-value block is 2 q + j / 4.
+namespace avx2 {
+namespace {
+
+// The low 16 bits of the lanes of v[0] then v[1] (a truncation, as the scalar cast and vpmovdw),
+// as 16 words in order.
+DSV4_AVX2 inline __m256i low_words(const __m256i* v, __m256i low16) {
+  return _mm256_permute4x64_epi64(
+      _mm256_packus_epi32(_mm256_and_si256(v[0], low16), _mm256_and_si256(v[1], low16)), 0xD8);
+}
+
+// The low byte of each word, sign-extended to the word.
+DSV4_AVX2 inline __m256i low_byte_words(__m256i v) { return _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8); }
+
+DSV4_AVX2 inline __m256i load_words(const int16_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+}  // namespace
+
+DSV4_AVX2 void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac,
+                           uint8_t* rnz) {
+  const __m256i exp_mask = _mm256_set1_epi16(0x7F80);
+  const __m256i four = _mm256_set1_epi32(4), low16 = _mm256_set1_epi32(0xFFFF);
+  for (int64_t c = 0; c < k; c += kChunk) {
+    __m256i mx = _mm256_setzero_si256();
+    for (int q = 0; q < 8; ++q)
+      mx = _mm256_max_epu16(mx, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + c + 16 * q)), exp_mask));
+    // Largest exponent field: the 16-bit maximum as 0xFFFF minus the minimum of the complements.
+    const __m128i m8 = _mm_max_epu16(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    const int least = _mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(m8, _mm_set1_epi32(-1)))) & 0xFFFF;
+    const ChunkScale cs(((0xFFFF - least) >> 7) & 0xFF);
+    const __m256 lift = _mm256_set1_ps(cs.lift), lift2 = _mm256_set1_ps(cs.lift2);
+    __m256i any_r = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {  // 16 values: two halves of 8, packed back to 16 words
+      __m256i hv[2], rv[2];
+      for (int half = 0; half < 2; ++half) {
+        const __m128i words = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + c + 16 * g + 8 * half));
+        const __m256 x = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(words), 16));
+        const __m256i cv = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(x, lift), lift2));
+        hv[half] = _mm256_srai_epi32(_mm256_add_epi32(cv, four), 3);
+        rv[half] = _mm256_sub_epi32(cv, _mm256_slli_epi32(hv[half], 3));
+        any_r = _mm256_or_si256(any_r, rv[half]);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + c + 16 * g), low_words(hv, low16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + c + 16 * g), low_words(rv, low16));
+    }
+    fac[c / kChunk] = cs.fac;
+    rnz[c / kChunk] = _mm256_testz_si256(any_r, any_r) ? 0 : 1;
+  }
+}
+
+namespace {
+
+// The int32 sums of 32 packed bytes x (K = 64 q + [0, 64) of a chunk) with the activation words
+// at act = chunk + 16 q: dword j = the products of K in 64 q + 8 j + [0, 8) (see above).
+DSV4_AVX2 inline __m256i int_sums(__m256i x, __m256i table, const int16_t* act) {
+  const __m256i nib = _mm256_set1_epi8(0x0F);
+  const __m256i y = _mm256_shuffle_epi8(table, _mm256_and_si256(x, nib));                      // t = 0, 2
+  const __m256i z = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));  // t = 1, 3
+  const __m256i p01 = _mm256_add_epi32(_mm256_madd_epi16(low_byte_words(y), load_words(act)),
+                                       _mm256_madd_epi16(low_byte_words(z), load_words(act + 32)));
+  const __m256i p23 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_srai_epi16(y, 8), load_words(act + 64)),
+                                       _mm256_madd_epi16(_mm256_srai_epi16(z, 8), load_words(act + 96)));
+  return _mm256_add_epi32(p01, p23);
+}
+
+// Rows [0, kPanelRows) (pointers clamped to nr - 1) x activation row i0: per chunk and row two
+// 32-byte loads, each decoded once and multiplied with the H words (and the R words in a flagged
+// chunk); lanes 0-7 and 8-15 of the AVX-512 kernel are acc[r][0] and acc[r][1].
+DSV4_AVX2 void int_dot_row(const uint8_t* const* rows, const uint8_t* const* srows, int nr,
+                           const Fp4IntRows& a, int64_t i0, int64_t k, float* y, int64_t ahead,
+                           int64_t sahead) {
+  const __m256i table = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,  //
+                                         0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  // Scale byte 2 q (lanes 0-3) and 2 q + 1 (lanes 4-7) of a chunk's 4 into bits 24-31; shifted
+  // right by one they are the float32 2^(e - 127) (0 for e = 0), scale_bits of the scalar twin.
+  const __m256i spread[2] = {
+      _mm256_setr_epi8(-1, -1, -1, 0, -1, -1, -1, 0, -1, -1, -1, 0, -1, -1, -1, 0,  //
+                       -1, -1, -1, 1, -1, -1, -1, 1, -1, -1, -1, 1, -1, -1, -1, 1),
+      _mm256_setr_epi8(-1, -1, -1, 2, -1, -1, -1, 2, -1, -1, -1, 2, -1, -1, -1, 2,  //
+                       -1, -1, -1, 3, -1, -1, -1, 3, -1, -1, -1, 3, -1, -1, -1, 3)};
+  const __m256 eighth = _mm256_set1_ps(0.125f);
+  const int16_t* h = a.h + i0 * a.ld;
+  const int16_t* rv = a.r + i0 * a.ld;
+  const float* fac = a.fac + i0 * a.ldc;
+  const uint8_t* rnz = a.rnz + i0 * a.ldc;
+  __m256 acc[kPanelRows][2];
+  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < k; c += kChunk) {
+    const __m256 f = _mm256_set1_ps(fac[c / kChunk]);
+    const bool with_r = rnz[c / kChunk] != 0;
+    for (int r = 0; r < kPanelRows; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
+      if (c % (4 * kChunk) == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      uint32_t sbytes;
+      std::memcpy(&sbytes, srows[r] + c / 32, 4);
+      const __m256i sb = _mm256_set1_epi32(static_cast<int32_t>(sbytes));
+      for (int q = 0; q < 2; ++q) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + c / 2 + 32 * q));
+        __m256 part = _mm256_cvtepi32_ps(int_sums(x, table, h + c + 16 * q));
+        if (with_r) part = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums(x, table, rv + c + 16 * q)), eighth, part);
+        const __m256 sv = _mm256_castsi256_ps(_mm256_srli_epi32(_mm256_shuffle_epi8(sb, spread[q]), 1));
+        acc[r][q] = _mm256_fmadd_ps(part, _mm256_mul_ps(sv, f), acc[r][q]);
+      }
+    }
+  }
+  for (int r = 0; r < nr; ++r) y[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+}
+
+}  // namespace
+
+DSV4_AVX2 void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds,
+                                int nr, const Fp4IntRows& a, int64_t m, int64_t k, float* y,
+                                int64_t ldy) {
+  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
+  const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
+  // One activation row at a time: the panel's 4 rows (at most 8 KiB) stay in L1/L2 for the next.
+  for (int64_t i = 0; i < m; ++i) int_dot_row(ptr.rows, ptr.srows, nr, a, i, k, y + i * ldy, ahead, sahead);
+}
+
+}  // namespace avx2
 }  // namespace dsv4::cpu

@@ -145,7 +145,21 @@ bool use_fma_gemv() { return isa_at_least(Isa::Avx512) && gemm_unit() == GemmUni
 // L2-resident 1024 x 2048 30 vs 26.5 GB/s (at the plain AVX-512 level, where vdpbf16ps is
 // emulated: 33 vs 24); streaming 6 experts of 2048 x 4096 from DRAM 22.1 vs 21.4 GB/s (memory
 // bound there). DSV4_GEMM=dpbf16 keeps the BF16 kernel (fp4_rows_dot) for comparison.
-bool use_int_fp4_gemv(bool quantize_act) { return quantize_act && use_fma_gemv(); }
+// At the AVX2 level (no VNNI) the same kernel runs on vpmaddwd + vpaddd: 2 x 47 instructions per
+// 128 weights against ~88 for the float32 decode it replaces (avx2::fp4_rows_dot); measured on the
+// same VM forced to AVX2 (DSV4_ISA=avx2), see docs/performance.md.
+struct Fp4IntKernels {
+  void (*act)(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac, uint8_t* rnz);
+  void (*dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+              const Fp4IntRows& a, int64_t m, int64_t k, float* y, int64_t ldy);
+};
+const Fp4IntKernels* int_fp4_gemv(bool quantize_act) {
+  static constexpr Fp4IntKernels kAvx512{avx512::fp4_int_act, avx512::fp4_rows_dot_int};
+  static constexpr Fp4IntKernels kAvx2{avx2::fp4_int_act, avx2::fp4_rows_dot_int};
+  if (!quantize_act) return nullptr;
+  if (use_fma_gemv()) return &kAvx512;
+  return active_isa() == Isa::Avx2 ? &kAvx2 : nullptr;
+}
 
 // Whether these FP8 weights suit the FMA decode GEMV: its table-free decode takes a slower path
 // for 64-byte chunks holding a zero or subnormal code (e = 0), about 1% of the chunks of
@@ -184,7 +198,7 @@ Gemm gemm_kind(int64_t rows) {
 // AMX tile-operand layout (amx::to_vnni, ceil(m / 16) blocks of 16 * kp values) or its float32
 // counterpart (FmaTiles: avx512::to_f32_blocks, as many floats).
 struct Act {
-  Fp4IntRows fp4i;  // the integer form of bf16 (FP4 decode GEMV, use_int_fp4_gemv), or empty
+  Fp4IntRows fp4i;  // the integer form of bf16 (FP4 decode GEMV, int_fp4_gemv), or empty
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
   const uint16_t* vnni = nullptr;
@@ -592,7 +606,7 @@ bool same_input_as_previous(std::span<const Fp4Group> groups, size_t gi) {
          a.w.k == b.w.k;
 }
 
-void to_int_rows(std::span<const Fp4Group> groups, std::vector<Act>& acts) {
+void to_int_rows(const Fp4IntKernels& ik, std::span<const Fp4Group> groups, std::vector<Act>& acts) {
   int64_t values = 0, chunks = 0;
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     if (groups[gi].count == 0 || acts[gi].kind != Gemm::Bf16Dot) continue;
@@ -614,8 +628,8 @@ void to_int_rows(std::span<const Fp4Group> groups, std::vector<Act>& acts) {
     }
     a.fp4i = Fp4IntRows{hr, hr + m * a.ld, fac, rnz, a.ld, k / 128};
     for (int64_t i = 0; i < m; ++i)
-      avx512::fp4_int_act(a.bf16 + i * a.ld, k, hr + i * a.ld, hr + (m + i) * a.ld,
-                          fac + i * a.fp4i.ldc, rnz + i * a.fp4i.ldc);
+      ik.act(a.bf16 + i * a.ld, k, hr + i * a.ld, hr + (m + i) * a.ld, fac + i * a.fp4i.ldc,
+             rnz + i * a.fp4i.ldc);
     hr += 2 * m * a.ld;
     fac += m * a.fp4i.ldc;
     rnz += m * a.fp4i.ldc;
@@ -629,6 +643,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     if (g.count > 0) weight_bytes += double(g.w.n) * g.w.k / 2 + double(g.w.n) * g.w.k / 32;
   const LinearTimer timer(LinearKind::Fp4, weight_bytes);
   const PanelKernels& kern = panel_kernels(active_isa());
+  const Fp4IntKernels* int_kern = int_fp4_gemv(quantize_act);
   // Each group takes the path its own row count calls for (a prefill batch mixes experts with
   // a few rows, decoded in registers, and experts with many, on panels).
   thread_local std::vector<Act> t_acts;
@@ -658,10 +673,13 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
       t_acts[gi] = t_acts[gi - 1];
       continue;
     }
-    t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, kern.fp4_order,
-                             quantize_act, t_acts[gi].kind, &at);
+    // The integer GEMV reads its activations in the AVX-512 word order at every level.
+    const PanelOrder order = int_kern != nullptr && t_acts[gi].kind == Gemm::Bf16Dot ? PanelOrder::Fp4Words
+                                                                                      : kern.fp4_order;
+    t_acts[gi] = prepare_act(pool, {g.x, g.ldx, g.rows}, g.count, g.w.k, g.w.k, order, quantize_act,
+                             t_acts[gi].kind, &at);
   }
-  if (use_int_fp4_gemv(quantize_act)) to_int_rows(groups, t_acts);
+  if (int_kern != nullptr) to_int_rows(*int_kern, groups, t_acts);
   const std::vector<Act>& acts = t_acts;
   parallel_for(pool_for_work(pool, work), total_units, 1, [&](int64_t ub, int64_t ue, int) {
     int64_t unit0 = 0;
@@ -682,8 +700,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
             const uint8_t* packed = g.w.packed + n0 * (k / 2);
             const uint8_t* scales = g.w.scales + n0 * (k / 32);
             if (act.fp4i.h != nullptr)
-              avx512::fp4_rows_dot_int(packed, k / 2, scales, k / 32, nr, act.fp4i, g.count, k,
-                                       g.y.data + n0, g.y.ld);
+              int_kern->dot(packed, k / 2, scales, k / 32, nr, act.fp4i, g.count, k, g.y.data + n0,
+                            g.y.ld);
             else
               kern.fp4_rows_dot(packed, k / 2, scales, k / 32, nr, act.bf16, act.ld, g.count, k,
                                 g.y.data + n0, g.y.ld);

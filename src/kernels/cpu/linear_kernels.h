@@ -183,7 +183,7 @@ struct Fp4IntRows {
 // while the chunk's largest exponent field is >= 17; a chunk of zeros gets h = r = 0, fac = 0.
 // fp4_rows_dot_int: y[i * ldy + r] = sum_K e2m1(w) e8m0(s) x value(a row i) for rows [0, nr)
 // (packed row r at w + r * ldw, scales at s + r * lds), i < m, k % 128 == 0, k <= lds * 32.
-// The scalar twin follows the AVX-512 kernel's lanes and sums, bit for bit.
+// The scalar twin follows the SIMD kernels' lanes and sums, bit for bit (AVX-512 and AVX2 alike).
 #define DSV4_FP4_INT_DECLS                                                                        \
   void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac, uint8_t* rnz); \
   void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,     \
@@ -192,6 +192,9 @@ namespace scalar {
 DSV4_FP4_INT_DECLS
 }
 namespace avx512 {  // AVX-512 F + VNNI: callable when detected_isa() >= Isa::Avx512
+DSV4_FP4_INT_DECLS
+}
+namespace avx2 {  // AVX2 (vpmaddwd): callable when detected_isa() >= Isa::Avx2
 DSV4_FP4_INT_DECLS
 }
 #undef DSV4_FP4_INT_DECLS
