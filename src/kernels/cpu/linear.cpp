@@ -145,9 +145,9 @@ bool use_fma_gemv() { return isa_at_least(Isa::Avx512) && gemm_unit() == GemmUni
 // L2-resident 1024 x 2048 30 vs 26.5 GB/s (at the plain AVX-512 level, where vdpbf16ps is
 // emulated: 33 vs 24); streaming 6 experts of 2048 x 4096 from DRAM 22.1 vs 21.4 GB/s (memory
 // bound there). DSV4_GEMM=dpbf16 keeps the BF16 kernel (fp4_rows_dot) for comparison.
-// At the AVX2 level (no VNNI) the same kernel runs on vpmaddwd + vpaddd: 2 x 47 instructions per
-// 128 weights against ~88 for the float32 decode it replaces (avx2::fp4_rows_dot); measured on the
-// same VM forced to AVX2 (DSV4_ISA=avx2), see docs/performance.md.
+// At the AVX2 level (no VNNI) the same kernel runs on vpmaddwd + vpaddd: ~47 instructions per 128
+// weights and row against ~88 for the float32 decode (avx2::fp4_rows_dot); on the same VM forced
+// to AVX2, 6 experts from DRAM 12.3-13.0 -> 17.8-18.0 GB/s (docs/performance.md).
 struct Fp4IntKernels {
   void (*act)(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac, uint8_t* rnz);
   void (*dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
