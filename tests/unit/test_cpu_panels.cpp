@@ -90,6 +90,14 @@ TEST(CpuPanels, Fp8DecodeAndScaleAreBitIdenticalToScalar) {
           for (int64_t p = 0; p < k; ++p)
             ASSERT_EQ(got[r * ldp + p], want[r * ldp + p])
                 << isa_name(isa) << " nr " << nr << " row " << r << " pos " << p;
+        if (kern.decode_fp8_f32 == nullptr) continue;
+        // The float32 panel: the widening of the twin's BF16 panel, bit for bit.
+        std::vector<float> wide(kPanelRows * ldp, -3.0f);
+        kern.decode_fp8_f32(w.data(), ldw, s.data(), nr, k, wide.data(), ldp);
+        for (int r = 0; r < kPanelRows; ++r)
+          for (int64_t p = 0; p < k; ++p)
+            ASSERT_EQ(f32_to_bits(wide[r * ldp + p]), uint32_t{want[r * ldp + p]} << 16)
+                << isa_name(isa) << " float32 nr " << nr << " row " << r << " pos " << p;
       }
     }
     std::normal_distribution<float> d(0.0f, 3.0f);
@@ -136,6 +144,14 @@ TEST(CpuPanels, Fp4DecodeIsBitIdenticalToScalar) {
           ASSERT_EQ(got[r * ldp + p], want[r * ldp + pr])
               << isa_name(isa) << " nr " << nr << " row " << r << " k " << kk;
         }
+      if (kern.decode_fp4_f32 == nullptr) continue;
+      // The float32 panel (same order as the BF16 one): the widening of got, bit for bit.
+      std::vector<float> wide(kPanelRows * ldp, -3.0f);
+      kern.decode_fp4_f32(w.data(), ldw, s.data(), lds, nr, k, wide.data(), ldp);
+      for (int r = 0; r < kPanelRows; ++r)
+        for (int64_t p = 0; p < k; ++p)
+          ASSERT_EQ(f32_to_bits(wide[r * ldp + p]), uint32_t{got[r * ldp + p]} << 16)
+              << isa_name(isa) << " float32 nr " << nr << " row " << r << " pos " << p;
     }
   }
   // The twin's words: the rounded product, with -0 (code 8) written as +0 like code 0.

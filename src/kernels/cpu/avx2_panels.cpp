@@ -62,6 +62,25 @@ DSV4_AVX2 inline void zero_row(uint16_t* out, int64_t n) {
   for (; p + 16 <= n; p += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + p), _mm256_setzero_si256());
   for (; p < n; ++p) out[p] = 0;
 }
+DSV4_AVX2 inline void zero_row(float* out, int64_t n) {
+  int64_t p = 0;
+  for (; p + 8 <= n; p += 8) _mm256_storeu_ps(out + p, _mm256_setzero_ps());
+  for (; p < n; ++p) out[p] = 0.0f;
+}
+
+// Two runs of 8 decoded values, at a and at b, into a panel: BF16 words (RNE), or float32 (the
+// FMA path's panel) rounded the same way only where `round`: a block whose scale may put products
+// outside the range where they are exact BF16 values (linear_kernels.h, decode_fp8_f32).
+DSV4_AVX2 inline void put_pair(uint16_t* a, uint16_t* b, __m256 va, __m256 vb, bool) {
+  const __m256i p = bf16_pack(va, vb);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(a), _mm256_castsi256_si128(p));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(b), _mm256_extracti128_si256(p, 1));
+}
+DSV4_AVX2 inline void put_pair(float* a, float* b, __m256 va, __m256 vb, bool round) {
+  _mm256_storeu_ps(a, round ? bf16_round_ps(va) : va);
+  _mm256_storeu_ps(b, round ? bf16_round_ps(vb) : vb);
+}
+DSV4_AVX2 inline bool outside_fast_scales(uint8_t e) { return e < kMinFastScale || e > kMaxFastScale; }
 
 DSV4_AVX2 inline void store16(uint16_t* out, __m256i v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
@@ -85,14 +104,14 @@ DSV4_AVX2 inline __m256 codes_to_ps(const int8_t* buf) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(buf))));
 }
 
-}  // namespace
-
-DSV4_AVX2 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
-                          uint16_t* panel, int64_t ldp) {
+// decode_fp8 into BF16 or float32 panels (put_pair).
+template <class Out>
+DSV4_AVX2 inline void decode_fp8_to(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr,
+                                    int64_t k, Out* panel, int64_t ldp) {
   const float* e8 = e8m0_tables().full;
   const __m256 two8 = _mm256_set1_ps(256.0f);
   for (int r = 0; r < kPanelRows; ++r) {
-    uint16_t* out = panel + r * ldp;
+    Out* out = panel + r * ldp;
     if (r >= nr) {
       zero_row(out, k);
       continue;
@@ -100,6 +119,7 @@ DSV4_AVX2 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, 
     const uint8_t* row = w + r * ldw;
     for (int64_t kb = 0; kb < k; kb += 128) {
       const __m256 s = _mm256_set1_ps(e8[scales[kb / 128]]);
+      const bool round = outside_fast_scales(scales[kb / 128]);
       for (int64_t c = kb; c < kb + 128; c += 64) {
         for (int u = 0; u < 2; ++u) {
           __m256i lo, hi;
@@ -109,12 +129,23 @@ DSV4_AVX2 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, 
           const __m256 l1 = _mm256_mul_ps(_mm256_mul_ps(half_hi(lo), two8), s);
           const __m256 h0 = _mm256_mul_ps(_mm256_mul_ps(half_lo(hi), two8), s);
           const __m256 h1 = _mm256_mul_ps(_mm256_mul_ps(half_hi(hi), two8), s);
-          store16(out + c + 16 * u, bf16_pack(l0, l1));
-          store16(out + c + 32 + 16 * u, bf16_pack(h0, h1));
+          put_pair(out + c + 16 * u, out + c + 16 * u + 8, l0, l1, round);
+          put_pair(out + c + 32 + 16 * u, out + c + 40 + 16 * u, h0, h1, round);
         }
       }
     }
   }
+}
+
+}  // namespace
+
+DSV4_AVX2 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
+                          uint16_t* panel, int64_t ldp) {
+  decode_fp8_to(w, ldw, scales, nr, k, panel, ldp);
+}
+DSV4_AVX2 void decode_fp8_f32(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr,
+                              int64_t k, float* panel, int64_t ldp) {
+  decode_fp8_to(w, ldw, scales, nr, k, panel, ldp);
 }
 
 namespace {
@@ -179,13 +210,17 @@ DSV4_AVX2 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, 
   }
 }
 
-DSV4_AVX2 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
-                          int64_t k, uint16_t* panel, int64_t ldp) {
+namespace {
+
+// decode_fp4 into BF16 or float32 panels (put_pair).
+template <class Out>
+DSV4_AVX2 inline void decode_fp4_to(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds,
+                                    int nr, int64_t k, Out* panel, int64_t ldp) {
   const float* half = e8m0_tables().half;
   const __m256i table = e2m1_x2_table();
   alignas(32) int8_t buf[128];
   for (int r = 0; r < kPanelRows; ++r) {
-    uint16_t* out = panel + r * ldp;
+    Out* out = panel + r * ldp;
     if (r >= nr) {
       zero_row(out, k);
       continue;
@@ -203,16 +238,25 @@ DSV4_AVX2 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64
           const int off = 64 * (q >> 1) + 16 * l + 8 * (q & 1);
           v[q] = _mm256_mul_ps(codes_to_ps(buf + off), sc);
         }
-        // Positions 32v + 8l: (v0, v1) and (v2, v3) packed pairwise, halves stored apart.
-        const __m256i p01 = bf16_pack(v[0], v[1]), p23 = bf16_pack(v[2], v[3]);
-        uint16_t* o = out + c + 8 * l;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(p01));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 32), _mm256_extracti128_si256(p01, 1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 64), _mm256_castsi256_si128(p23));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 96), _mm256_extracti128_si256(p23, 1));
+        // Positions 32v + 8l: v0 .. v3.
+        const bool round = outside_fast_scales(srow[c / 32 + l]);
+        Out* o = out + c + 8 * l;
+        put_pair(o, o + 32, v[0], v[1], round);
+        put_pair(o + 64, o + 96, v[2], v[3], round);
       }
     }
   }
+}
+
+}  // namespace
+
+DSV4_AVX2 void decode_fp4(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                          int64_t k, uint16_t* panel, int64_t ldp) {
+  decode_fp4_to(w, ldw, s, lds, nr, k, panel, ldp);
+}
+DSV4_AVX2 void decode_fp4_f32(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                              int64_t k, float* panel, int64_t ldp) {
+  decode_fp4_to(w, ldw, s, lds, nr, k, panel, ldp);
 }
 
 namespace {

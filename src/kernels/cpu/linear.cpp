@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -30,7 +31,12 @@ namespace dsv4::cpu {
 
 const PanelKernels& panel_kernels(Isa isa) {
   static const PanelKernels kScalar = DSV4_PANEL_TABLE(scalar, PanelOrder::Fp4);
-  static const PanelKernels kAvx2 = DSV4_PANEL_TABLE(avx2, PanelOrder::Fp4);
+  static const PanelKernels kAvx2 = [] {
+    PanelKernels t = DSV4_PANEL_TABLE(avx2, PanelOrder::Fp4);
+    t.decode_fp8_f32 = avx2::decode_fp8_f32;
+    t.decode_fp4_f32 = avx2::decode_fp4_f32;
+    return t;
+  }();
   static const PanelKernels kAvx512 = DSV4_PANEL_TABLE(avx512, PanelOrder::Fp4Words);
   static const PanelKernels kAvx512Fma = DSV4_PANEL_TABLE(avx512fma, PanelOrder::Fp4Words);
   if (static_cast<int>(isa) >= static_cast<int>(Isa::Avx512Bf16)) return kAvx512;
@@ -330,6 +336,9 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64
 
 // decode(n0, nr, k0, len, panel, ldp): weight rows [n0, n0 + nr) (nr <= kPanelRows), K values
 // [k0, k0 + len) (k0 % 128 == 0) into kPanelRows panel rows of stride ldp (rows >= nr zero).
+// Given a float* panel (the FMA path) it writes the float32 widening of those rows and returns
+// true, or returns false where the level has no float32 decoder: the BF16 rows are then decoded
+// and widened.
 template <class Decode, class Prefetch>
 void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, int64_t n_lo,
                 int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
@@ -350,14 +359,15 @@ void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, 
       if (fma) {
         for (int h = 0; h < kWidePanelRows; h += kPanelRows) {
           const int hr = std::clamp(nr - h, 0, kPanelRows);
-          uint16_t* half = panel + h * ps;
-          if (hr > 0) {
+          float* wide_half = wide + h * ps;
+          if (hr == 0) {
+            std::fill(wide_half, wide_half + kPanelRows * ps, 0.0f);
+          } else if (!decode(n0 + h, hr, 0, kp, wide_half, ps)) {
+            uint16_t* half = panel + h * ps;
             decode(n0 + h, hr, 0, kp, half, ps);
-          } else {
-            std::fill(half, half + kPanelRows * ps, uint16_t{0});
+            kern.widen_bf16(half, kPanelRows * ps, wide_half);
           }
         }
-        kern.widen_bf16(panel, kWidePanelRows * ps, wide);
         kern.dot_f32(wide, ps, nr, act.f32 + m0 * act.ld, act.ld, mt, kp, out, y.ld);
       } else {
         decode(n0, nr, 0, kp, panel, ps);
@@ -563,9 +573,16 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   }
   const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
                                  quantize_act, kind);
-  auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
-    kern.decode_fp8(w.codes + n0 * k + k0, k, w.scales + (n0 / 128) * kblocks + k0 / 128, nr, len,
-                    panel, ldp);
+  auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, auto* panel, int64_t ldp) {
+    const uint8_t* codes = w.codes + n0 * k + k0;
+    const uint8_t* scales = w.scales + (n0 / 128) * kblocks + k0 / 128;
+    if constexpr (std::is_same_v<decltype(panel), float*>) {
+      if (kern.decode_fp8_f32 == nullptr) return false;
+      kern.decode_fp8_f32(codes, k, scales, nr, len, panel, ldp);
+    } else {
+      kern.decode_fp8(codes, k, scales, nr, len, panel, ldp);
+    }
+    return true;
   };
   auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
     prefetch_rows(w.codes + n0 * k + k0, k, nr, kTileChunk);
@@ -707,9 +724,16 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
                                 g.y.data + n0, g.y.ld);
           }
         } else {
-          auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
-            kern.decode_fp4(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, g.w.scales + n0 * (k / 32) + k0 / 32,
-                            k / 32, nr, len, panel, ldp);
+          auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, auto* panel, int64_t ldp) {
+            const uint8_t* packed = g.w.packed + n0 * (k / 2) + k0 / 2;
+            const uint8_t* scales = g.w.scales + n0 * (k / 32) + k0 / 32;
+            if constexpr (std::is_same_v<decltype(panel), float*>) {
+              if (kern.decode_fp4_f32 == nullptr) return false;
+              kern.decode_fp4_f32(packed, k / 2, scales, k / 32, nr, len, panel, ldp);
+            } else {
+              kern.decode_fp4(packed, k / 2, scales, k / 32, nr, len, panel, ldp);
+            }
+            return true;
           };
           auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
             prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kTileChunk / 2);
@@ -739,17 +763,21 @@ void linear_bf16_rounded(const PanelKernels& kern, const Bf16Weight& w, const Ro
   const Gemm kind = gemm_kind(m);
   const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, kp, PanelOrder::Natural,
                                  false, kind);
-  auto copy = [&](int64_t n0, int nr, int64_t k0, int64_t len, uint16_t* panel, int64_t ldp) {
+  auto copy = [&](int64_t n0, int nr, int64_t k0, int64_t len, auto* panel, int64_t ldp) {
+    using Elem = std::remove_pointer_t<decltype(panel)>;
     const int64_t valid = std::clamp<int64_t>(k - k0, 0, len);
     for (int r = 0; r < kPanelRows; ++r) {
-      uint16_t* dst = panel + r * ldp;
+      Elem* dst = panel + r * ldp;
       if (r < nr) {
-        std::memcpy(dst, w.bits + (n0 + r) * k + k0, static_cast<size_t>(valid) * 2);
-        std::fill(dst + valid, dst + len, uint16_t{0});
+        const uint16_t* src = w.bits + (n0 + r) * k + k0;
+        if constexpr (std::is_same_v<Elem, float>) kern.widen_bf16(src, valid, dst);
+        else std::memcpy(dst, src, static_cast<size_t>(valid) * 2);
+        std::fill(dst + valid, dst + len, Elem{0});
       } else {
-        std::fill(dst, dst + len, uint16_t{0});
+        std::fill(dst, dst + len, Elem{0});
       }
     }
+    return true;
   };
   auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
     if (k0 < k) prefetch_rows(reinterpret_cast<const uint8_t*>(w.bits + n0 * k + k0), k * 2, nr,

@@ -122,6 +122,13 @@ struct PanelKernels {
   // after the exact act_quant rounding (spec 6.2) when `quant` (act_prep.cpp).
   void (*prepare_act_bf16)(const float* x, int64_t k, PanelOrder order, bool quant, uint16_t* out,
                            int64_t ldo);
+  // Optional float32 panels for the FMA path: widen_bf16 of what decode_fp8 / decode_fp4 write,
+  // bit for bit, in one pass (nullptr: decode, then widen). The AVX2 tier has them, where the
+  // BF16 rounding and the widening cost more than the decode itself.
+  void (*decode_fp8_f32)(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
+                         float* panel, int64_t ldp) = nullptr;
+  void (*decode_fp4_f32)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
+                         int64_t k, float* panel, int64_t ldp) = nullptr;
 };
 
 #define DSV4_PANEL_KERNEL_DECLS                                                                   \
@@ -213,6 +220,13 @@ DSV4_LIMB_DECLS
 #undef DSV4_LIMB_DECLS
 namespace avx2 {  // callable only when detected_isa() >= Isa::Avx2 (avx2_panels.cpp)
 DSV4_PANEL_KERNEL_DECLS
+// PanelKernels::decode_fp8_f32 / decode_fp4_f32: the products in float32 (exact), rounded to
+// BF16 only in blocks whose scale is outside [kMinFastScale, kMaxFastScale] (where they may
+// leave the exact range); elsewhere every product is a BF16 value already.
+void decode_fp8_f32(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
+                    float* panel, int64_t ldp);
+void decode_fp4_f32(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr, int64_t k,
+                    float* panel, int64_t ldp);
 }
 namespace avx512 {  // callable only when detected_isa() >= Isa::Avx512Bf16
 DSV4_PANEL_KERNEL_DECLS
