@@ -251,6 +251,8 @@ DSV4_COMMAND(bench) {
               if (o->threads < 0) throw_error("--threads must be >= 0, got ", o->threads);
               if (o->chunk < 1) throw_error("--chunk must be >= 1, got ", o->chunk);
               if (o->bw_mib < 16) throw_error("--bw-mib must be >= 16, got ", o->bw_mib);
+              if (o->prompt < 0) throw_error("-p must be >= 0 (0: no prefill test), got ", o->prompt);
+              if (o->gen < 0) throw_error("-n must be >= 0 (0: no decode test), got ", o->gen);
               if (o->prompt == 0 && o->gen == 0) throw_error("-p and -n are both 0: nothing to run");
               const std::vector<int64_t> depths = parse_list(o->depths, "--depth");
               const WeightBytes wb = count_weight_bytes(o->model);

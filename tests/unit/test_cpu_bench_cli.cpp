@@ -128,6 +128,12 @@ void expect_refused(const std::string& args, const std::string& flag) {
 
 TEST(CpuBenchCli, BadDepthListIsAClearError) { expect_refused("-d 0,x", "--depth"); }
 
+// Negative test sizes are refused by name (they used to read as 0, "skip this test").
+TEST(CpuBenchCli, NegativeTestSizesAreRefused) {
+  expect_refused("-p -5 -n 3", "-p must be >= 0");
+  expect_refused("-p 4 -n -2", "-n must be >= 0");
+}
+
 // --weights names where the weights lie in the header; a bad value is refused by name.
 TEST(CpuBenchCli, WeightMemoryFlag) {
   for (const char* w : {"mmap", "private"}) {
