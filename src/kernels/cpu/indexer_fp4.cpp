@@ -62,6 +62,31 @@ inline void deinterleave_dims(const float* q, int D, float* o, int64_t stride) {
     }
 }
 
+// The queries of every row as the by-heads kernels read them: qt[r][d][h] (dims de-interleaved
+// as the keys decode, Hp heads, the extra ones zero), wp[r][h] the padded head weights, and when
+// q16 is given q16[r][d / 2][h][2] the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact: the
+// queries are FP4-simulated).
+void transpose_queries(const IndexerScoreArgs& a, int Hp, std::vector<float>& qt, std::vector<float>& wp,
+                       AlignedVector<uint16_t>* q16) {
+  const int H = a.n_heads, D = a.head_dim;
+  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
+  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int h = 0; h < H; ++h) {
+      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
+      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
+    }
+  if (q16 == nullptr) return;
+  uint16_t* o16 = grow(*q16, static_cast<size_t>(a.n * D * Hp));
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int d = 0; d < D; d += 2)
+      for (int h = 0; h < Hp; ++h) {
+        const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
+        o16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
+        o16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
+      }
+}
+
 }  // namespace
 
 #if !defined(DSV4_AVX512_FMA_PASS)  // the scalar / AVX2 / AMX tiers and the dispatch: first pass only
@@ -206,31 +231,6 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
   }
 }
 
-// The queries of every row as the by-heads kernels read them: qt[r][d][h] (dims de-interleaved
-// as the keys decode, Hp heads, the extra ones zero), wp[r][h] the padded head weights, and when
-// q16 is given q16[r][d / 2][h][2] the BF16 bits of qt[r][d][h], qt[r][d + 1][h] (exact: the
-// queries are FP4-simulated).
-void transpose_queries(const IndexerScoreArgs& a, int Hp, std::vector<float>& qt, std::vector<float>& wp,
-                       AlignedVector<uint16_t>* q16) {
-  const int H = a.n_heads, D = a.head_dim;
-  qt.assign(static_cast<size_t>(a.n * D * Hp), 0.0f);
-  wp.assign(static_cast<size_t>(a.n * Hp), 0.0f);
-  for (int64_t r = 0; r < a.n; ++r)
-    for (int h = 0; h < H; ++h) {
-      deinterleave_dims(a.q + (r * H + h) * D, D, qt.data() + r * D * Hp + h, Hp);
-      wp[static_cast<size_t>(r * Hp + h)] = a.w[r * H + h];
-    }
-  if (q16 == nullptr) return;
-  uint16_t* o16 = grow(*q16, static_cast<size_t>(a.n * D * Hp));
-  for (int64_t r = 0; r < a.n; ++r)
-    for (int d = 0; d < D; d += 2)
-      for (int h = 0; h < Hp; ++h) {
-        const size_t o = static_cast<size_t>((r * D + d) * Hp + 2 * h);
-        o16[o] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d) * Hp + h)]);
-        o16[o + 1] = f32_to_bf16_bits(qt[static_cast<size_t>((r * D + d + 1) * Hp + h)]);
-      }
-}
-
 // 32-dim block b of key e (scale byte sc[b]) decoded with its scale: lo = the 16 even dims (low
 // nibbles), hi = the 16 odd dims. table: t.e2m1 as a vector.
 DSV4_AVX512 inline void decode_key_block(const Lut& t, const uint8_t* e, const uint8_t* sc, int b,
@@ -360,118 +360,95 @@ DSV4_AVX2 inline __m256 e2m1_ps(__m256i nib) {
   return _mm256_xor_ps(_mm256_permutevar8x32_ps(mag, nib), _mm256_castsi256_ps(sign));
 }
 
-// Many query rows (prefill): as the AVX-512 scores_tiled with 8 keys per vector.
-DSV4_AVX2 void scores_tiled_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  const int H = a.n_heads, D = a.head_dim;
+}  // namespace
+
+namespace {
+
+// Few query rows (decode): the AVX-512 scores_by_heads on 8-lane vectors. The queries of each
+// row are transposed once per call to dim-major [D][Hp] (Hp = heads rounded up to 8 HV, the
+// extra heads zero), KB keys are decoded into a small buffer, and per pass of 8 HV heads one
+// broadcast of each key's value per dimension times the HV query vectors advances every head's
+// dot product (no horizontal sum per head; HV + KB x HV + 1 registers of the 16). The bf16 /
+// relu / weight combination runs on 8 heads per vector, one horizontal sum per key and row (in
+// lane-tree order: within a bf16 step of the scalar twin).
+template <int HV, int KB>
+DSV4_AVX2 void scores_by_heads_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  constexpr int kPass = 8 * HV;
+  const int D = a.head_dim, nb = D / kBlock, Hp = (a.n_heads + kPass - 1) / kPass * kPass;
   const Lut& t = lut();
-  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(D) * 8);
-  for (int64_t i0 = 0; i0 < a.n_keys; i0 += 8) {
-    const int nk = static_cast<int>(std::min<int64_t>(8, a.n_keys - i0));
-    std::fill(tile.begin(), tile.end(), 0.0f);
-    for (int j = 0; j < nk; ++j) {
-      const uint8_t* e = keys + static_cast<size_t>(i0 + j) * key_bytes;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  thread_local std::vector<float> qt, wp, kbuf;
+  transpose_queries(a, Hp, qt, wp, nullptr);
+  // Keys are decoded a span at a time and every row runs over the span before the next, so a
+  // row's queries (D x Hp floats, 32 KiB for Flash) are read once per span: KB keys per row, at
+  // most 128 (64 KiB of decoded keys).
+  const int64_t span = std::clamp<int64_t>(KB * a.n, KB, 128 / KB * KB);
+  kbuf.resize(static_cast<size_t>(span * D));
+  const __m256i low4 = _mm256_set1_epi32(0xF);
+  for (int64_t s0 = 0; s0 < a.n_keys; s0 += span) {
+    const int64_t s1 = std::min(a.n_keys, s0 + span);
+    for (int64_t i = s0; i < s0 + (s1 - s0 + KB - 1) / KB * KB; ++i) {  // past the end: the last key again
+      const uint8_t* e = keys + static_cast<size_t>(std::min(i, s1 - 1)) * key_bytes;
       const uint8_t* sc = e + D / 2;
-      for (int d = 0; d < D; d += 2) {
-        const float s = t.e8m0[sc[d / 32]];
-        const uint8_t byte = e[d / 2];
-        tile[static_cast<size_t>(d * 8 + j)] = t.e2m1[byte & 0xF] * s;
-        tile[static_cast<size_t>((d + 1) * 8 + j)] = t.e2m1[byte >> 4] * s;
+      float* kd = kbuf.data() + (i - s0) * D;
+      for (int b = 0; b < nb; ++b) {  // per block: the 16 even dims, then the 16 odd dims
+        const __m256 s = _mm256_set1_ps(t.e8m0[sc[b]]);
+        for (int half = 0; half < 2; ++half) {
+          const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(e + b * 16 + 8 * half)));
+          _mm256_storeu_ps(kd + b * 32 + 8 * half, _mm256_mul_ps(e2m1_ps(_mm256_and_si256(bytes, low4)), s));
+          _mm256_storeu_ps(kd + b * 32 + 16 + 8 * half, _mm256_mul_ps(e2m1_ps(_mm256_srli_epi32(bytes, 4)), s));
+        }
       }
     }
-    const __m256i store = avx2::tail_mask(nk);
     for (int64_t r = 0; r < a.n; ++r) {
-      const int64_t vis = a.visible[r] - i0;
+      const float* qr = qt.data() + r * D * Hp;
+      const float* wr = wp.data() + r * Hp;
+      for (int64_t i0 = s0; i0 < s1; i0 += KB) {
+      const int nk = static_cast<int>(std::min<int64_t>(KB, s1 - i0));
+      const float* kb = kbuf.data() + (i0 - s0) * D;
       float* out = a.scores + r * a.n_keys + i0;
+      const int64_t vis = a.visible[r] - i0;
       if (vis <= 0) {
-        _mm256_maskstore_ps(out, store, ninf);
+        for (int j = 0; j < nk; ++j) out[j] = ninf;
         continue;
       }
-      __m256 total = _mm256_setzero_ps();
-      for (int h = 0; h < H; ++h) {
-        const float* q = a.q + (r * H + h) * D;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        for (int d = 0; d < D; d += 4) {
-          const float* tl = &tile[static_cast<size_t>(d) * 8];
-          acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(tl), acc0);
-          acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 1), _mm256_loadu_ps(tl + 8), acc1);
-          acc2 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 2), _mm256_loadu_ps(tl + 16), acc2);
-          acc3 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 3), _mm256_loadu_ps(tl + 24), acc3);
+      __m256 total[KB];
+      for (auto& v : total) v = _mm256_setzero_ps();
+      for (int h0 = 0; h0 < Hp; h0 += kPass) {
+        __m256 acc[KB][HV];
+        for (auto& row : acc)
+          for (auto& v : row) v = _mm256_setzero_ps();
+        for (int d = 0; d < D; ++d) {
+          __m256 qv[HV];
+          for (int v = 0; v < HV; ++v) qv[v] = _mm256_loadu_ps(qr + d * Hp + h0 + 8 * v);
+          for (int j = 0; j < KB; ++j) {
+            const __m256 kv = _mm256_broadcast_ss(kb + j * D + d);
+            for (int v = 0; v < HV; ++v) acc[j][v] = _mm256_fmadd_ps(kv, qv[v], acc[j][v]);
+          }
         }
-        const __m256 dot = avx2::bf16_round_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-        const __m256 rel = _mm256_max_ps(dot, _mm256_setzero_ps());
-        total = _mm256_add_ps(total, avx2::bf16_round_ps(_mm256_mul_ps(rel, _mm256_set1_ps(a.w[r * H + h]))));
+        for (int j = 0; j < KB; ++j)
+          for (int v = 0; v < HV; ++v) {
+            const __m256 rel = _mm256_max_ps(avx2::bf16_round_ps(acc[j][v]), _mm256_setzero_ps());
+            total[j] = _mm256_add_ps(total[j], avx2::bf16_round_ps(_mm256_mul_ps(rel, _mm256_loadu_ps(wr + h0 + 8 * v))));
+          }
       }
-      const __m256i vmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(vis, 8))), lane);
-      const __m256 res = _mm256_blendv_ps(ninf, avx2::bf16_round_ps(total), _mm256_castsi256_ps(vmask));
-      _mm256_maskstore_ps(out, store, res);
+      for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(avx2::hsum(total[j]));
+      }
     }
   }
 }
 
 }  // namespace
 
-// Few query rows (decode): each key decoded once into 4 vectors per 32-block (even dims 0-7,
-// 8-15 of the block from the low nibbles, odd dims from the high nibbles) against queries
-// de-interleaved the same way.
 DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
-  const int H = a.n_heads, D = a.head_dim;
-  if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
-  if (a.n >= 8) return scores_tiled_avx2(a, keys, key_bytes);
-  const int nb = D / kBlock;
-  constexpr int kMaxBlocks = 16;  // head_dim <= 512
-  if (nb > kMaxBlocks) return indexer_scores_fp4_scalar(a, keys, key_bytes);
-  const Lut& t = lut();
-  const float ninf = -std::numeric_limits<float>::infinity();
-  thread_local std::vector<float> qd, dots;
-  qd.resize(static_cast<size_t>(a.n * H * D));
-  dots.resize(static_cast<size_t>(H));
-  for (int64_t rh = 0; rh < a.n * H; ++rh) deinterleave_dims(a.q + rh * D, D, qd.data() + rh * D, 1);
-  const __m256i low4 = _mm256_set1_epi32(0xF);
-  __m256 kv[4 * kMaxBlocks];
-  int64_t max_vis = 0;
-  for (int64_t r = 0; r < a.n; ++r) max_vis = std::max(max_vis, std::min(a.visible[r], a.n_keys));
-  for (int64_t i = 0; i < a.n_keys; ++i) {
-    float* col = a.scores + i;
-    if (i >= max_vis) {
-      for (int64_t r = 0; r < a.n; ++r) col[r * a.n_keys] = ninf;
-      continue;
-    }
-    const uint8_t* e = keys + static_cast<size_t>(i) * key_bytes;
-    const uint8_t* sc = e + D / 2;
-    for (int b = 0; b < nb; ++b) {
-      const __m256 s = _mm256_set1_ps(t.e8m0[sc[b]]);
-      for (int half = 0; half < 2; ++half) {
-        const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(e + b * 16 + 8 * half)));
-        kv[4 * b + half] = _mm256_mul_ps(e2m1_ps(_mm256_and_si256(bytes, low4)), s);
-        kv[4 * b + 2 + half] = _mm256_mul_ps(e2m1_ps(_mm256_srli_epi32(bytes, 4)), s);
-      }
-    }
-    for (int64_t r = 0; r < a.n; ++r) {
-      if (i >= a.visible[r]) {
-        col[r * a.n_keys] = ninf;
-        continue;
-      }
-      for (int h = 0; h < H; ++h) {
-        const float* q = qd.data() + (r * H + h) * D;
-        __m256 acc0 = _mm256_mul_ps(_mm256_loadu_ps(q), kv[0]);
-        __m256 acc1 = _mm256_mul_ps(_mm256_loadu_ps(q + 8), kv[1]);
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 16), kv[2], acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 24), kv[3], acc1);
-        for (int b = 1; b < nb; ++b) {
-          acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32), kv[4 * b], acc0);
-          acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32 + 8), kv[4 * b + 1], acc1);
-          acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32 + 16), kv[4 * b + 2], acc0);
-          acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * 32 + 24), kv[4 * b + 3], acc1);
-        }
-        dots[static_cast<size_t>(h)] = avx2::hsum(_mm256_add_ps(acc0, acc1));
-      }
-      col[r * a.n_keys] = combine(dots.data(), a.w + r * H, H);
-    }
-  }
+  if (a.head_dim % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
+  // Every head at once per key at once per key, in passes of 16 heads x 4 keys. Measured (64 heads, one
+  // row x 65536 keys, 2 threads, BM_IndexerScoresFp4), heads x keys per pass: 16 x 4 6.5-7.1 ms,
+  // 32 x 2 8.0-8.5, 8 x 8 7.1, 16 x 5 / 6 7.8-8.0, 24 x 3 10.1-10.4; the per-key kernel before
+  // (a horizontal sum per head) 14.0-14.2.
+  if (a.n_heads <= 8) return scores_by_heads_avx2<1, 4>(a, keys, key_bytes);
+  return scores_by_heads_avx2<2, 4>(a, keys, key_bytes);
 }
 
 namespace avx512 {

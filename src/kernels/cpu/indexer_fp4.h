@@ -5,7 +5,9 @@
 //   score[t][i] = bf16( sum_h bf16( relu(bf16(q[t][h] . k[i])) * w[t][h] ) ),  -inf for i >= visible[t].
 // The scalar function is the reference twin kept forever; the AVX-512 and AVX2 versions decode
 // each key once (nibble -> float through a permute, times the block scale) and score it against
-// every query row and head of the call (many rows: keys decoded 16 / 8 at a time into a tile).
+// every query row and head of the call: per dimension one broadcast of the key's value times the
+// row's queries transposed to [D][heads] (AVX-512 with many rows: keys decoded 16 at a time into
+// a tile; AVX2: spans of up to 128 decoded keys that every row runs over in turn).
 // With AMX the dot products are tile products (16 keys x 16 heads per 32 dimensions).
 #pragma once
 #include <cstddef>
