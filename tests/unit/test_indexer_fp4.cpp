@@ -91,7 +91,8 @@ void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
   for (auto [n, nk, H, D] : {std::tuple{1L, 1000L, 2, 128}, std::tuple{7L, 129L, 4, 128}, std::tuple{2L, 33L, 3, 96},
                                  std::tuple{9L, 45L, 2, 128}, std::tuple{20L, 300L, 3, 64}, std::tuple{3L, 50L, 5, 512},
                                  std::tuple{11L, 13L, 1, 32}, std::tuple{1L, 1001L, 64, 128},
-                                 std::tuple{2L, 37L, 20, 64}, std::tuple{1L, 70L, 100, 128}}) {
+                                 std::tuple{2L, 37L, 20, 64}, std::tuple{1L, 70L, 100, 128},
+                                 std::tuple{9L, 40L, 100, 128}, std::tuple{10L, 21L, 130, 64}}) {
     Problem p = make(n, nk, H, D, static_cast<uint32_t>(nk));
     std::vector<float> s, v;
     IndexerScoreArgs a = args(p, s);

@@ -241,9 +241,10 @@ DSV4_AVX512 inline void decode_key_block(const Lut& t, const uint8_t* e, const u
   *hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table), s);
 }
 
-// Few query rows (decode), at most 128 heads: the queries of each row are transposed once per
-// call to dim-major [D][Hp] (Hp = heads rounded up to 16, the extra heads zero; dims in the
-// de-interleaved order of the decoded keys), and KB keys advance together: per dimension one
+// At most 128 heads (decode, and prefill without vdpbf16ps): the queries of each row are
+// transposed once per call to dim-major [D][Hp] (Hp = heads rounded up to 16, the extra heads
+// zero; dims in the de-interleaved order of the decoded keys), and KB keys advance together
+// (within spans that every row runs over, see below): per dimension one
 // broadcast of each key's value times the Hp / 16 query vectors gives every head's dot product at
 // once (no horizontal sum per head). The bf16 / relu / weight combination runs on 16 heads per
 // vector; one horizontal sum per key and row adds the heads (in lane-tree order, not head order:
@@ -260,27 +261,35 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
   thread_local std::vector<float> qt, wp, kbuf;
   thread_local AlignedVector<uint16_t> qt16, kbuf16;
   transpose_queries(a, Hp, qt, wp, kDp ? &qt16 : nullptr);
-  kbuf.resize(static_cast<size_t>(KB * D));
-  if constexpr (kDp) grow(kbuf16, static_cast<size_t>(KB * D));
+  // Keys are decoded a span at a time and every row runs over the span before the next, so a
+  // row's queries (D x Hp, 32 KiB as float32 for Flash) are read once per span: KB keys per row,
+  // at most 128.
+  const int64_t span = std::clamp<int64_t>(KB * a.n, KB, 128 / KB * KB);
+  kbuf.resize(static_cast<size_t>(span * D));
+  if constexpr (kDp) grow(kbuf16, static_cast<size_t>(span * D));
   const __m512 table = _mm512_loadu_ps(t.e2m1.data());
-  for (int64_t i0 = 0; i0 < a.n_keys; i0 += KB) {
-    const int nk = static_cast<int>(std::min<int64_t>(KB, a.n_keys - i0));
-    for (int j = 0; j < KB; ++j) {  // keys past the end repeat the last one (not stored)
-      const uint8_t* e = keys + static_cast<size_t>(i0 + std::min(j, nk - 1)) * key_bytes;
+  for (int64_t s0 = 0; s0 < a.n_keys; s0 += span) {
+    const int64_t s1 = std::min(a.n_keys, s0 + span);
+    for (int64_t i = s0; i < s0 + (s1 - s0 + KB - 1) / KB * KB; ++i) {  // past the end: the last key again
+      const uint8_t* e = keys + static_cast<size_t>(std::min(i, s1 - 1)) * key_bytes;
       const uint8_t* sc = e + D / 2;
-      float* kd = kbuf.data() + j * D;
+      float* kd = kbuf.data() + (i - s0) * D;
       for (int b = 0; b < nb; ++b) {
         __m512 lo, hi;
         decode_key_block(t, e, sc, b, table, &lo, &hi);
         if constexpr (kDp) {
-          _mm512_storeu_si512(kbuf16.data() + j * D + b * 32, cvt2_bf16(hi, lo));
+          _mm512_storeu_si512(kbuf16.data() + (i - s0) * D + b * 32, cvt2_bf16(hi, lo));
         } else {
           _mm512_storeu_ps(kd + b * 32, lo);
           _mm512_storeu_ps(kd + b * 32 + 16, hi);
         }
       }
     }
-    for (int64_t r = 0; r < a.n; ++r) {
+    for (int64_t r = 0; r < a.n; ++r)
+    for (int64_t i0 = s0; i0 < s1; i0 += KB) {
+      const int nk = static_cast<int>(std::min<int64_t>(KB, s1 - i0));
+      const float* kspan = kbuf.data() + (i0 - s0) * D;
+      const uint16_t* kspan16 = kDp ? kbuf16.data() + (i0 - s0) * D : nullptr;
       float* out = a.scores + r * a.n_keys + i0;
       const int64_t vis = a.visible[r] - i0;
       if (vis <= 0) {
@@ -297,7 +306,7 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
           for (int v = 0; v < HV; ++v) qv[v] = (__m512bh)_mm512_loadu_si512(qr + d * Hp + 32 * v);
           for (int j = 0; j < KB; ++j) {
             int32_t pair;
-            std::memcpy(&pair, kbuf16.data() + j * D + d, 4);
+            std::memcpy(&pair, kspan16 + j * D + d, 4);
             const __m512bh kv = (__m512bh)_mm512_set1_epi32(pair);
             for (int v = 0; v < HV; ++v) acc[j][v] = dpbf16(acc[j][v], qv[v], kv);
           }
@@ -308,7 +317,7 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
           __m512 qv[HV];
           for (int v = 0; v < HV; ++v) qv[v] = _mm512_loadu_ps(qr + d * Hp + 16 * v);
           for (int j = 0; j < KB; ++j) {
-            const __m512 kv = _mm512_set1_ps(kbuf[static_cast<size_t>(j * D + d)]);
+            const __m512 kv = _mm512_set1_ps(kspan[j * D + d]);
             for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_fmadd_ps(kv, qv[v], acc[j][v]);
           }
         }
@@ -336,14 +345,20 @@ DSV4_AVX512 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* ke
   const int H = a.n_heads, D = a.head_dim;
   if (D % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
   const bool dp = kNativeBf16 && gemm_unit() == GemmUnit::Dpbf16;
-  // Decode (few rows, up to 128 heads): every head at once per key. Prefill, or more heads:
-  // 16 keys per vector.
-  if (a.n < 8 && H <= 16)
-    return dp ? scores_by_heads<1, 4, true>(a, keys, key_bytes) : scores_by_heads<1, 4, false>(a, keys, key_bytes);
-  if (a.n < 8 && H <= 64)
-    return dp ? scores_by_heads<4, 4, true>(a, keys, key_bytes) : scores_by_heads<4, 4, false>(a, keys, key_bytes);
-  if (a.n < 8 && H <= 128)
-    return dp ? scores_by_heads<8, 2, true>(a, keys, key_bytes) : scores_by_heads<8, 2, false>(a, keys, key_bytes);
+  // Up to 128 heads: every head at once per key, keys in spans that every row runs over. With
+  // vdpbf16ps (AMD) from 8 rows on, and beyond 128 heads: 16-key tiles. On the AMX Xeon VM forced
+  // to the FMA unit (2 threads, BM_IndexerScoresFp4 / BM_IndexerTopk) the by-heads scan took 64
+  // rows x 8192 keys from 83.6 to 27.6 ms and 512 x 8192 from 742 to 293 ms against the tiles;
+  // with vdpbf16ps there the two measured the same (47 / 44 and 400 / 420 ms), and they were
+  // not compared on AMD, where the tiles were tuned, so the tiles stay there.
+  if (!(dp && a.n >= 8)) {
+    if (H <= 16)
+      return dp ? scores_by_heads<1, 4, true>(a, keys, key_bytes) : scores_by_heads<1, 4, false>(a, keys, key_bytes);
+    if (H <= 64)
+      return dp ? scores_by_heads<4, 4, true>(a, keys, key_bytes) : scores_by_heads<4, 4, false>(a, keys, key_bytes);
+    if (H <= 128)
+      return dp ? scores_by_heads<8, 2, true>(a, keys, key_bytes) : scores_by_heads<8, 2, false>(a, keys, key_bytes);
+  }
   return dp ? scores_tiled<true>(a, keys, key_bytes) : scores_tiled<false>(a, keys, key_bytes);
 }
 
