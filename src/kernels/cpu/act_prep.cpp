@@ -221,9 +221,8 @@ DSV4_AVX2 inline void store8(uint16_t* out, __m256 v) {
 
 // The even and the odd words of the 32 words a then b (16 each, in order).
 DSV4_AVX2 inline void split_even_odd(__m256i a, __m256i b, __m256i* even, __m256i* odd) {
-  const __m256i low16 = _mm256_set1_epi32(0xFFFF);
-  *even = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_and_si256(a, low16), _mm256_and_si256(b, low16)), 0xD8);
-  *odd = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_srli_epi32(a, 16), _mm256_srli_epi32(b, 16)), 0xD8);
+  *even = pack_low_words(a, b);
+  *odd = pack_high_words(a, b);
 }
 
 }  // namespace

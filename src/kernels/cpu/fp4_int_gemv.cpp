@@ -273,28 +273,11 @@ DSV4_AVX512VNNI void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8
 // for word j) sums K = 64 q + 8 j + {t, t + 4} into dword j, so over t dword j of x's sum is
 // K in [8 (8 q + j), + 8): the AVX-512 kernel's lane 8 q + j, whose 32-value block is 2 q + j / 4.
 namespace avx2 {
-namespace {
-
-// The low 16 bits of the lanes of v[0] then v[1] (a truncation, as the scalar cast and vpmovdw),
-// as 16 words in order.
-DSV4_AVX2 inline __m256i low_words(const __m256i* v, __m256i low16) {
-  return _mm256_permute4x64_epi64(
-      _mm256_packus_epi32(_mm256_and_si256(v[0], low16), _mm256_and_si256(v[1], low16)), 0xD8);
-}
-
-// The low byte of each word, sign-extended to the word.
-DSV4_AVX2 inline __m256i low_byte_words(__m256i v) { return _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8); }
-
-DSV4_AVX2 inline __m256i load_words(const int16_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-}  // namespace
 
 DSV4_AVX2 void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac,
                            uint8_t* rnz) {
   const __m256i exp_mask = _mm256_set1_epi16(0x7F80);
-  const __m256i four = _mm256_set1_epi32(4), low16 = _mm256_set1_epi32(0xFFFF);
+  const __m256i four = _mm256_set1_epi32(4);
   for (int64_t c = 0; c < k; c += kChunk) {
     __m256i mx = _mm256_setzero_si256();
     for (int q = 0; q < 8; ++q)
@@ -315,8 +298,9 @@ DSV4_AVX2 void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r,
         rv[half] = _mm256_sub_epi32(cv, _mm256_slli_epi32(hv[half], 3));
         any_r = _mm256_or_si256(any_r, rv[half]);
       }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + c + 16 * g), low_words(hv, low16));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + c + 16 * g), low_words(rv, low16));
+      // The low 16 bits of each lane: a truncation, as the scalar cast and vpmovdw.
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + c + 16 * g), pack_low_words(hv[0], hv[1]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r + c + 16 * g), pack_low_words(rv[0], rv[1]));
     }
     fac[c / kChunk] = cs.fac;
     rnz[c / kChunk] = _mm256_testz_si256(any_r, any_r) ? 0 : 1;
@@ -324,6 +308,13 @@ DSV4_AVX2 void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r,
 }
 
 namespace {
+
+// The low byte of each word, sign-extended to the word.
+DSV4_AVX2 inline __m256i low_byte_words(__m256i v) { return _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8); }
+
+DSV4_AVX2 inline __m256i load_words(const int16_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
 
 // The int32 sums of 32 packed bytes x (K = 64 q + [0, 64) of a chunk) with the activation words
 // at act = chunk + 16 q: dword j = the products of K in 64 q + 8 j + [0, 8) (see above).

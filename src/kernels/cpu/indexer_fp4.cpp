@@ -285,54 +285,55 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
         }
       }
     }
-    for (int64_t r = 0; r < a.n; ++r)
-    for (int64_t i0 = s0; i0 < s1; i0 += KB) {
-      const int nk = static_cast<int>(std::min<int64_t>(KB, s1 - i0));
-      const float* kspan = kbuf.data() + (i0 - s0) * D;
-      const uint16_t* kspan16 = kDp ? kbuf16.data() + (i0 - s0) * D : nullptr;
-      float* out = a.scores + r * a.n_keys + i0;
-      const int64_t vis = a.visible[r] - i0;
-      if (vis <= 0) {
-        for (int j = 0; j < nk; ++j) out[j] = ninf;
-        continue;
-      }
-      __m512 acc[KB][HV];
-      for (auto& row : acc)
-        for (auto& v : row) v = _mm512_setzero_ps();
-      if constexpr (kDp) {
-        const uint16_t* qr = qt16.data() + r * D * Hp;
-        for (int d = 0; d < D; d += 2) {
-          __m512bh qv[HV];
-          for (int v = 0; v < HV; ++v) qv[v] = (__m512bh)_mm512_loadu_si512(qr + d * Hp + 32 * v);
-          for (int j = 0; j < KB; ++j) {
-            int32_t pair;
-            std::memcpy(&pair, kspan16 + j * D + d, 4);
-            const __m512bh kv = (__m512bh)_mm512_set1_epi32(pair);
-            for (int v = 0; v < HV; ++v) acc[j][v] = dpbf16(acc[j][v], qv[v], kv);
-          }
-        }
-      } else {
-        const float* qr = qt.data() + r * D * Hp;
-        for (int d = 0; d < D; ++d) {
-          __m512 qv[HV];
-          for (int v = 0; v < HV; ++v) qv[v] = _mm512_loadu_ps(qr + d * Hp + 16 * v);
-          for (int j = 0; j < KB; ++j) {
-            const __m512 kv = _mm512_set1_ps(kspan[j * D + d]);
-            for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_fmadd_ps(kv, qv[v], acc[j][v]);
-          }
-        }
-      }
-      for (int j = 0; j < nk; ++j) {
-        if (j >= vis) {
-          out[j] = ninf;
+    for (int64_t r = 0; r < a.n; ++r) {
+      for (int64_t i0 = s0; i0 < s1; i0 += KB) {
+        const int nk = static_cast<int>(std::min<int64_t>(KB, s1 - i0));
+        const float* kspan = kbuf.data() + (i0 - s0) * D;
+        const uint16_t* kspan16 = kDp ? kbuf16.data() + (i0 - s0) * D : nullptr;
+        float* out = a.scores + r * a.n_keys + i0;
+        const int64_t vis = a.visible[r] - i0;
+        if (vis <= 0) {
+          for (int j = 0; j < nk; ++j) out[j] = ninf;
           continue;
         }
-        __m512 total = _mm512_setzero_ps();
-        for (int v = 0; v < HV; ++v) {
-          const __m512 rel = _mm512_max_ps(bf16r_ps(acc[j][v]), _mm512_setzero_ps());
-          total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_loadu_ps(wp.data() + r * Hp + 16 * v))));
+        __m512 acc[KB][HV];
+        for (auto& row : acc)
+          for (auto& v : row) v = _mm512_setzero_ps();
+        if constexpr (kDp) {
+          const uint16_t* qr = qt16.data() + r * D * Hp;
+          for (int d = 0; d < D; d += 2) {
+            __m512bh qv[HV];
+            for (int v = 0; v < HV; ++v) qv[v] = (__m512bh)_mm512_loadu_si512(qr + d * Hp + 32 * v);
+            for (int j = 0; j < KB; ++j) {
+              int32_t pair;
+              std::memcpy(&pair, kspan16 + j * D + d, 4);
+              const __m512bh kv = (__m512bh)_mm512_set1_epi32(pair);
+              for (int v = 0; v < HV; ++v) acc[j][v] = dpbf16(acc[j][v], qv[v], kv);
+            }
+          }
+        } else {
+          const float* qr = qt.data() + r * D * Hp;
+          for (int d = 0; d < D; ++d) {
+            __m512 qv[HV];
+            for (int v = 0; v < HV; ++v) qv[v] = _mm512_loadu_ps(qr + d * Hp + 16 * v);
+            for (int j = 0; j < KB; ++j) {
+              const __m512 kv = _mm512_set1_ps(kspan[j * D + d]);
+              for (int v = 0; v < HV; ++v) acc[j][v] = _mm512_fmadd_ps(kv, qv[v], acc[j][v]);
+            }
+          }
         }
-        out[j] = bf16r(hsum(total));
+        for (int j = 0; j < nk; ++j) {
+          if (j >= vis) {
+            out[j] = ninf;
+            continue;
+          }
+          __m512 total = _mm512_setzero_ps();
+          for (int v = 0; v < HV; ++v) {
+            const __m512 rel = _mm512_max_ps(bf16r_ps(acc[j][v]), _mm512_setzero_ps());
+            total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_loadu_ps(wp.data() + r * Hp + 16 * v))));
+          }
+          out[j] = bf16r(hsum(total));
+        }
       }
     }
   }
@@ -375,11 +376,7 @@ DSV4_AVX2 inline __m256 e2m1_ps(__m256i nib) {
   return _mm256_xor_ps(_mm256_permutevar8x32_ps(mag, nib), _mm256_castsi256_ps(sign));
 }
 
-}  // namespace
-
-namespace {
-
-// Few query rows (decode): the AVX-512 scores_by_heads on 8-lane vectors. The queries of each
+// The AVX-512 scores_by_heads on 8-lane vectors, for every row count. The queries of each
 // row are transposed once per call to dim-major [D][Hp] (Hp = heads rounded up to 8 HV, the
 // extra heads zero), KB keys are decoded into a small buffer, and per pass of 8 HV heads one
 // broadcast of each key's value per dimension times the HV query vectors advances every head's
@@ -419,35 +416,35 @@ DSV4_AVX2 void scores_by_heads_avx2(const IndexerScoreArgs& a, const uint8_t* ke
       const float* qr = qt.data() + r * D * Hp;
       const float* wr = wp.data() + r * Hp;
       for (int64_t i0 = s0; i0 < s1; i0 += KB) {
-      const int nk = static_cast<int>(std::min<int64_t>(KB, s1 - i0));
-      const float* kb = kbuf.data() + (i0 - s0) * D;
-      float* out = a.scores + r * a.n_keys + i0;
-      const int64_t vis = a.visible[r] - i0;
-      if (vis <= 0) {
-        for (int j = 0; j < nk; ++j) out[j] = ninf;
-        continue;
-      }
-      __m256 total[KB];
-      for (auto& v : total) v = _mm256_setzero_ps();
-      for (int h0 = 0; h0 < Hp; h0 += kPass) {
-        __m256 acc[KB][HV];
-        for (auto& row : acc)
-          for (auto& v : row) v = _mm256_setzero_ps();
-        for (int d = 0; d < D; ++d) {
-          __m256 qv[HV];
-          for (int v = 0; v < HV; ++v) qv[v] = _mm256_loadu_ps(qr + d * Hp + h0 + 8 * v);
-          for (int j = 0; j < KB; ++j) {
-            const __m256 kv = _mm256_broadcast_ss(kb + j * D + d);
-            for (int v = 0; v < HV; ++v) acc[j][v] = _mm256_fmadd_ps(kv, qv[v], acc[j][v]);
-          }
+        const int nk = static_cast<int>(std::min<int64_t>(KB, s1 - i0));
+        const float* kb = kbuf.data() + (i0 - s0) * D;
+        float* out = a.scores + r * a.n_keys + i0;
+        const int64_t vis = a.visible[r] - i0;
+        if (vis <= 0) {
+          for (int j = 0; j < nk; ++j) out[j] = ninf;
+          continue;
         }
-        for (int j = 0; j < KB; ++j)
-          for (int v = 0; v < HV; ++v) {
-            const __m256 rel = _mm256_max_ps(avx2::bf16_round_ps(acc[j][v]), _mm256_setzero_ps());
-            total[j] = _mm256_add_ps(total[j], avx2::bf16_round_ps(_mm256_mul_ps(rel, _mm256_loadu_ps(wr + h0 + 8 * v))));
+        __m256 total[KB];
+        for (auto& v : total) v = _mm256_setzero_ps();
+        for (int h0 = 0; h0 < Hp; h0 += kPass) {
+          __m256 acc[KB][HV];
+          for (auto& row : acc)
+            for (auto& v : row) v = _mm256_setzero_ps();
+          for (int d = 0; d < D; ++d) {
+            __m256 qv[HV];
+            for (int v = 0; v < HV; ++v) qv[v] = _mm256_loadu_ps(qr + d * Hp + h0 + 8 * v);
+            for (int j = 0; j < KB; ++j) {
+              const __m256 kv = _mm256_broadcast_ss(kb + j * D + d);
+              for (int v = 0; v < HV; ++v) acc[j][v] = _mm256_fmadd_ps(kv, qv[v], acc[j][v]);
+            }
           }
-      }
-      for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(avx2::hsum(total[j]));
+          for (int j = 0; j < KB; ++j)
+            for (int v = 0; v < HV; ++v) {
+              const __m256 rel = _mm256_max_ps(avx2::bf16_round_ps(acc[j][v]), _mm256_setzero_ps());
+              total[j] = _mm256_add_ps(total[j], avx2::bf16_round_ps(_mm256_mul_ps(rel, _mm256_loadu_ps(wr + h0 + 8 * v))));
+            }
+        }
+        for (int j = 0; j < nk; ++j) out[j] = j >= vis ? ninf : bf16r(avx2::hsum(total[j]));
       }
     }
   }
@@ -458,7 +455,7 @@ DSV4_AVX2 void scores_by_heads_avx2(const IndexerScoreArgs& a, const uint8_t* ke
 DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   check(a, key_bytes);
   if (a.head_dim % kBlock != 0) return indexer_scores_fp4_scalar(a, keys, key_bytes);
-  // Every head at once per key at once per key, in passes of 16 heads x 4 keys. Measured (64 heads, one
+  // Every head at once per key, in passes of 16 heads x 4 keys. Measured (64 heads, one
   // row x 65536 keys, 2 threads, BM_IndexerScoresFp4), heads x keys per pass: 16 x 4 6.5-7.1 ms,
   // 32 x 2 8.0-8.5, 8 x 8 7.1, 16 x 5 / 6 7.8-8.0, 24 x 3 10.1-10.4; the per-key kernel before
   // (a horizontal sum per head) 14.0-14.2.

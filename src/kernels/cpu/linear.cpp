@@ -339,6 +339,19 @@ void run_panels_tiled(Decode&& decode, Prefetch&& prefetch, Widen&& widen, int64
 // Given a float* panel (the FMA path) it writes the float32 widening of those rows and returns
 // true, or returns false where the level has no float32 decoder: the BF16 rows are then decoded
 // and widened.
+// One format's decode for run_panels: into a BF16 panel with `bf16`, into a float32 one with
+// `f32` (false where the level has none). args: the decoder's arguments before (panel, ldp).
+template <class Elem, class F32, class Bf16, class... Args>
+bool decode_rows(Elem* panel, int64_t ldp, F32 f32, Bf16 bf16, Args... args) {
+  if constexpr (std::is_same_v<Elem, float>) {
+    if (f32 == nullptr) return false;
+    f32(args..., panel, ldp);
+  } else {
+    bf16(args..., panel, ldp);
+  }
+  return true;
+}
+
 template <class Decode, class Prefetch>
 void run_panels(const PanelKernels& kern, Decode&& decode, Prefetch&& prefetch, int64_t n_lo,
                 int64_t n_hi, int64_t kp, int64_t m, const Act& act, const OutRows& y) {
@@ -574,15 +587,8 @@ void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool*
   const Act act = prepare_single(pool, {x.data, x.ld, nullptr}, m, k, k, PanelOrder::Fp8,
                                  quantize_act, kind);
   auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, auto* panel, int64_t ldp) {
-    const uint8_t* codes = w.codes + n0 * k + k0;
-    const uint8_t* scales = w.scales + (n0 / 128) * kblocks + k0 / 128;
-    if constexpr (std::is_same_v<decltype(panel), float*>) {
-      if (kern.decode_fp8_f32 == nullptr) return false;
-      kern.decode_fp8_f32(codes, k, scales, nr, len, panel, ldp);
-    } else {
-      kern.decode_fp8(codes, k, scales, nr, len, panel, ldp);
-    }
-    return true;
+    return decode_rows(panel, ldp, kern.decode_fp8_f32, kern.decode_fp8, w.codes + n0 * k + k0, k,
+                       w.scales + (n0 / 128) * kblocks + k0 / 128, nr, len);
   };
   auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
     prefetch_rows(w.codes + n0 * k + k0, k, nr, kTileChunk);
@@ -725,15 +731,9 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
           }
         } else {
           auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, auto* panel, int64_t ldp) {
-            const uint8_t* packed = g.w.packed + n0 * (k / 2) + k0 / 2;
-            const uint8_t* scales = g.w.scales + n0 * (k / 32) + k0 / 32;
-            if constexpr (std::is_same_v<decltype(panel), float*>) {
-              if (kern.decode_fp4_f32 == nullptr) return false;
-              kern.decode_fp4_f32(packed, k / 2, scales, k / 32, nr, len, panel, ldp);
-            } else {
-              kern.decode_fp4(packed, k / 2, scales, k / 32, nr, len, panel, ldp);
-            }
-            return true;
+            return decode_rows(panel, ldp, kern.decode_fp4_f32, kern.decode_fp4,
+                               g.w.packed + n0 * (k / 2) + k0 / 2, k / 2,
+                               g.w.scales + n0 * (k / 32) + k0 / 32, k / 32, nr, len);
           };
           auto prefetch = [&](int64_t n0, int nr, int64_t k0) {
             prefetch_rows(g.w.packed + n0 * (k / 2) + k0 / 2, k / 2, nr, kTileChunk / 2);

@@ -86,12 +86,17 @@ DSV4_AVX2 inline __m256 bf16_round_ps(__m256 x) {
       _mm256_and_si256(bf16_rne_hi(x), _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
-// 16 floats -> 16 BF16 words in order (lo = elements 0..7, hi = 8..15).
-DSV4_AVX2 inline __m256i bf16_pack(__m256 lo, __m256 hi) {
-  const __m256i a = _mm256_srli_epi32(bf16_rne_hi(lo), 16);
-  const __m256i b = _mm256_srli_epi32(bf16_rne_hi(hi), 16);
-  return _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);
+// The low / high 16 bits of the 32-bit lanes of a, then of b: 16 words in lane order.
+DSV4_AVX2 inline __m256i pack_low_words(__m256i a, __m256i b) {
+  const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_and_si256(a, low16), _mm256_and_si256(b, low16)), 0xD8);
 }
+DSV4_AVX2 inline __m256i pack_high_words(__m256i a, __m256i b) {
+  return _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_srli_epi32(a, 16), _mm256_srli_epi32(b, 16)), 0xD8);
+}
+
+// 16 floats -> 16 BF16 words in order (lo = elements 0..7, hi = 8..15).
+DSV4_AVX2 inline __m256i bf16_pack(__m256 lo, __m256 hi) { return pack_high_words(bf16_rne_hi(lo), bf16_rne_hi(hi)); }
 
 // 8 BF16 words -> 8 float32 lanes (exact).
 DSV4_AVX2 inline __m256 bf16x8_to_ps(const uint16_t* p) {
