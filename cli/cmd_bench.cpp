@@ -18,6 +18,8 @@
 //   by kind of linear (FP8 / FP4 / BF16 / float32 weights, timed around each call while the
 //   decode runs: cpu/linear.h, LinearTimer), their GB/s and fraction of that test's probe, and
 //   the time outside the linears (attention, norms, routing, the hyper-connection mixes' glue).
+//   -o table | csv | json: the table, the CSV (fixed columns, read by other tools) or a JSON array
+//   with each rep's seconds, the setup and the breakdown in every test's object.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -28,6 +30,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "cli/gen_common.h"
@@ -103,6 +107,7 @@ struct Row {
   double weight_gb_per_s = 0;
   double bw_fraction = 0;
   double probe = 0;       // median over reps of the mean probe pass before and after (GB/s)
+  std::vector<double> samples;  // each rep's seconds, in order
   // --breakdown, decode tests: the linears' totals over all reps, the total timed seconds and
   // the tokens decoded in them.
   std::array<dsv4::cpu::LinearTotals, dsv4::cpu::kLinearKinds> linears{};
@@ -127,6 +132,7 @@ Row summarise(std::string test, int64_t depth, int threads, int64_t tokens,
   r.threads = threads;
   r.tokens = tokens;
   r.seconds = median(secs);
+  r.samples = secs;
   const auto [lo, hi] = std::minmax_element(secs.begin(), secs.end());
   r.spread = r.seconds > 0 ? (*hi - *lo) / r.seconds : 0;
   r.tok_per_s = r.seconds > 0 ? tokens / r.seconds : 0;
@@ -135,29 +141,80 @@ Row summarise(std::string test, int64_t depth, int threads, int64_t tokens,
   return r;
 }
 
-// The --breakdown table of one decode test.
-void print_breakdown(std::FILE* f, const Row& r) {
+// One decode test's time and weight traffic per token by kind of linear (--breakdown).
+struct KindShare {
+  const char* kind;
+  double ms_per_token, share, mb_per_token, gb_per_s, bw_fraction, calls_per_token;
+};
+struct Breakdown {
+  std::vector<KindShare> linears;  // kinds with calls
+  double other_ms_per_token = 0, other_share = 0;
+};
+
+Breakdown breakdown(const Row& r) {
   using dsv4::cpu::LinearKind;
   const double tokens = double(std::max<int64_t>(1, r.total_tokens));
-  std::fprintf(f, "\ndecode breakdown, %s at depth %lld (probe %.2f GB/s): per token, by kind of linear\n",
-               r.test.c_str(), static_cast<long long>(r.depth), r.probe);
-  std::fprintf(f, "  %-6s %10s %7s %10s %9s %8s %9s\n", "kind", "ms/token", "share", "MB/token",
-               "GB/s", "bw_frac", "calls/tok");
+  auto share = [&](double s) { return r.total_seconds > 0 ? 100 * s / r.total_seconds : 0.0; };
+  Breakdown b;
   double in_linears = 0;
   for (int k = 0; k < dsv4::cpu::kLinearKinds; ++k) {
     const auto& t = r.linears[static_cast<size_t>(k)];
     in_linears += t.seconds;
     if (t.calls == 0) continue;
     const double gbs = t.seconds > 0 ? t.weight_bytes / t.seconds / 1e9 : 0;
-    std::fprintf(f, "  %-6s %10.3f %6.1f%% %10.2f %9.2f %8.3f %9.1f\n",
-                 dsv4::cpu::linear_kind_name(static_cast<LinearKind>(k)), 1e3 * t.seconds / tokens,
-                 r.total_seconds > 0 ? 100 * t.seconds / r.total_seconds : 0.0,
-                 t.weight_bytes / tokens / 1e6, gbs, r.probe > 0 ? gbs / r.probe : 0.0,
-                 double(t.calls) / tokens);
+    b.linears.push_back({dsv4::cpu::linear_kind_name(static_cast<LinearKind>(k)), 1e3 * t.seconds / tokens,
+                         share(t.seconds), t.weight_bytes / tokens / 1e6, gbs, r.probe > 0 ? gbs / r.probe : 0.0,
+                         double(t.calls) / tokens});
   }
   const double other = std::max(0.0, r.total_seconds - in_linears);
-  std::fprintf(f, "  %-6s %10.3f %6.1f%%\n", "other", 1e3 * other / tokens,
-               r.total_seconds > 0 ? 100 * other / r.total_seconds : 0.0);
+  b.other_ms_per_token = 1e3 * other / tokens;
+  b.other_share = share(other);
+  return b;
+}
+
+// The --breakdown table of one decode test.
+void print_breakdown(std::FILE* f, const Row& r) {
+  std::fprintf(f, "\ndecode breakdown, %s at depth %lld (probe %.2f GB/s): per token, by kind of linear\n",
+               r.test.c_str(), static_cast<long long>(r.depth), r.probe);
+  std::fprintf(f, "  %-6s %10s %7s %10s %9s %8s %9s\n", "kind", "ms/token", "share", "MB/token",
+               "GB/s", "bw_frac", "calls/tok");
+  const Breakdown b = breakdown(r);
+  for (const KindShare& k : b.linears)
+    std::fprintf(f, "  %-6s %10.3f %6.1f%% %10.2f %9.2f %8.3f %9.1f\n", k.kind, k.ms_per_token, k.share,
+                 k.mb_per_token, k.gb_per_s, k.bw_fraction, k.calls_per_token);
+  std::fprintf(f, "  %-6s %10.3f %6.1f%%\n", "other", b.other_ms_per_token, b.other_share);
+}
+
+// -o json: one object per test with the CSV's columns, each rep's seconds, the run's setup and,
+// for decode tests under --breakdown, the split by kind of linear.
+nlohmann::ordered_json json_rows(const std::vector<Row>& rows, const nlohmann::ordered_json& setup) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const Row& r : rows) {
+    nlohmann::ordered_json j = setup;
+    j["test"] = r.test;
+    j["depth"] = r.depth;
+    j["threads"] = r.threads;
+    j["tokens"] = r.tokens;
+    j["seconds"] = r.seconds;
+    j["tok_per_s"] = r.tok_per_s;
+    j["weight_gb_per_s"] = r.weight_gb_per_s;
+    j["bw_fraction"] = r.bw_fraction;
+    j["spread"] = r.spread;
+    j["probe_gb_per_s"] = r.probe;
+    j["samples_s"] = r.samples;
+    if (r.total_tokens > 0) {
+      const Breakdown b = breakdown(r);
+      nlohmann::ordered_json kinds = nlohmann::ordered_json::object();
+      for (const KindShare& k : b.linears)
+        kinds[k.kind] = {{"ms_per_token", k.ms_per_token}, {"share_pct", k.share},
+                         {"mb_per_token", k.mb_per_token}, {"gb_per_s", k.gb_per_s},
+                         {"bw_fraction", k.bw_fraction}, {"calls_per_token", k.calls_per_token}};
+      kinds["other"] = {{"ms_per_token", b.other_ms_per_token}, {"share_pct", b.other_share}};
+      j["breakdown"] = kinds;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 std::string svg_plot(const std::vector<Row>& rows) {
@@ -217,7 +274,7 @@ std::string svg_plot(const std::vector<Row>& rows) {
 
 DSV4_COMMAND(bench) {
   struct Opts {
-    std::string model, depths = "0", numerics = "fast", backend = "cpu", svg, weights = "auto";
+    std::string model, depths = "0", numerics = "fast", backend = "cpu", svg, weights = "auto", output = "table";
     int64_t prompt = 512, gen = 64, chunk = 512, bw_mib = 1024;
     int threads = 0, reps = 3;
     bool csv = false, breakdown = false;
@@ -225,12 +282,12 @@ DSV4_COMMAND(bench) {
   auto o = std::make_shared<Opts>();
   return {"bench", "Prefill / decode speed at several context depths (tok/s, weight GB/s)",
           [o](CLI::App& a) {
-            a.add_option("--model", o->model, "checkpoint directory")->required();
+            a.add_option("-m,--model", o->model, "checkpoint directory")->required();
             a.add_option("-p,--prompt", o->prompt, "prompt tokens per prefill test (0: skip)");
             a.add_option("-n,--gen", o->gen, "decoded tokens per generation test (0: skip)");
             a.add_option("-d,--depth", o->depths, "comma-separated context depths");
-            a.add_option("--threads", o->threads, "threads (0: all hardware threads)");
-            a.add_option("--reps", o->reps, "repetitions per test (median reported)");
+            a.add_option("-t,--threads", o->threads, "threads (0: all hardware threads)");
+            a.add_option("-r,--reps", o->reps, "repetitions per test (median reported)");
             a.add_option("--chunk", o->chunk, "prefill chunk (rows per forward call)");
             a.add_option("--numerics", o->numerics, "fast | reference")
                 ->check(CLI::IsMember({"reference", "fast"}));
@@ -239,7 +296,13 @@ DSV4_COMMAND(bench) {
                 ->check(CLI::IsMember({"cpu", "engine"}));
             a.add_option("--bw-mib", o->bw_mib, "bandwidth probe buffer (MiB)");
             dsv4::cli::add_weight_memory_flag(a, o->weights);
-            a.add_flag("--csv", o->csv, "CSV output: header + one row per test");
+            a.add_option("-o,--output", o->output,
+                         "table (default), csv (header + one row per test) or json (an array of one "
+                         "object per test: the CSV's columns, each rep's seconds, the setup and, with "
+                         "--breakdown, the split by kind of linear); the model line goes to stderr "
+                         "for csv and json")
+                ->check(CLI::IsMember({"table", "csv", "json"}));
+            a.add_flag("--csv", o->csv, "the same as -o csv");
             a.add_flag("--breakdown", o->breakdown,
                        "after the table: each decode test's time and weight GB/s by kind of linear "
                        "(FP8 / FP4 / BF16 / F32) and the time outside them (stderr with --csv)");
@@ -248,6 +311,11 @@ DSV4_COMMAND(bench) {
               using namespace dsv4;
               using clock = std::chrono::steady_clock;
               if (o->reps < 1) throw_error("--reps must be >= 1, got ", o->reps);
+              if (o->csv) {
+                if (o->output == "json") throw_error("--csv and -o json: choose one output");
+                o->output = "csv";
+              }
+              const bool table = o->output == "table";
               if (o->threads < 0) throw_error("--threads must be >= 0, got ", o->threads);
               if (o->chunk < 1) throw_error("--chunk must be >= 1, got ", o->chunk);
               if (o->bw_mib < 16) throw_error("--bw-mib must be >= 16, got ", o->bw_mib);
@@ -282,7 +350,7 @@ DSV4_COMMAND(bench) {
               const ReadProbe probe(&probe_pool, size_t(o->bw_mib) << 20);
               const BandwidthResult bw = probe.run(5);
               auto probe_pass = [&] { return probe.run(1).gb_per_s; };
-              std::FILE* info = o->csv ? stderr : stdout;
+              std::FILE* info = table ? stdout : stderr;
               std::fprintf(info,
                            "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, weights %s): loaded in %.2f s; %d "
                            "threads; read bandwidth %.2f GB/s (best of 5, median %.2f); active "
@@ -303,6 +371,12 @@ DSV4_COMMAND(bench) {
               // Deterministic token stream (ids 2.. avoid BOS/EOS-like specials at 0/1).
               const int64_t maxd = *std::max_element(depths.begin(), depths.end());
               const int64_t need = maxd + std::max(o->prompt, o->gen) + 2;
+              if (const int64_t trained = engine->info().max_context; trained > 0 && need - 1 > trained)
+                std::fprintf(stderr,
+                             "bench: warning: depth %lld + %lld tokens goes past the model's context of %lld "
+                             "(max_position_embeddings); those positions are computed all the same\n",
+                             static_cast<long long>(maxd), static_cast<long long>(std::max(o->prompt, o->gen)),
+                             static_cast<long long>(trained));
               std::vector<int32_t> toks(static_cast<size_t>(need));
               uint64_t s = 0x243F6A8885A308D3ull;
               for (auto& t : toks) {
@@ -373,7 +447,14 @@ DSV4_COMMAND(bench) {
                 }
               }
 
-              if (o->csv) {
+              if (o->output == "json") {
+                const nlohmann::ordered_json setup = {
+                    {"model", o->model}, {"numerics", o->numerics}, {"isa", cpu::isa_name(cpu::active_isa())},
+                    {"weights", weight_memory_name(engine->info().weight_memory)}, {"reps", o->reps},
+                    {"chunk", o->chunk}, {"active_weight_gb_per_token", wb.per_token / 1e9},
+                    {"probe_start_gb_per_s", bw.gb_per_s}};
+                std::printf("%s\n", json_rows(rows, setup).dump(2).c_str());
+              } else if (o->output == "csv") {
                 std::printf("test,depth,threads,tokens,seconds,tok_per_s,weight_gb_per_s,bw_fraction,spread,probe_gb_per_s,isa\n");
                 for (const Row& r : rows)
                   std::printf("%s,%lld,%d,%lld,%.6f,%.4f,%.4f,%.4f,%.4f,%.4f,%s\n", r.test.c_str(),
@@ -390,9 +471,9 @@ DSV4_COMMAND(bench) {
                               static_cast<long long>(r.tokens), r.seconds, r.tok_per_s,
                               r.weight_gb_per_s, r.bw_fraction, 100 * r.spread, r.probe);
               }
-              if (o->breakdown)
+              if (o->breakdown && o->output != "json")
                 for (const Row& r : rows)
-                  if (r.total_tokens > 0) print_breakdown(o->csv ? stderr : stdout, r);
+                  if (r.total_tokens > 0) print_breakdown(table ? stdout : stderr, r);
               if (!o->svg.empty()) {
                 std::ofstream f(o->svg);
                 if (!f) throw_error("--svg: cannot write ", o->svg);

@@ -69,6 +69,11 @@ Loaded load_model(const ModelFlags& f, bool verbose) {
   if (mi.vocab_size < l.tok->vocab_size())
     throw_error(f.model_dir, ": the tokenizer has ", l.tok->vocab_size(), " tokens but the model's vocabulary is ",
                 mi.vocab_size);
+  if (mi.max_context > 0 && f.ctx > mi.max_context)
+    std::fprintf(stderr,
+                 "warning: --ctx %lld is longer than the model's context of %lld (max_position_embeddings); "
+                 "positions past it are computed all the same\n",
+                 static_cast<long long>(f.ctx), static_cast<long long>(mi.max_context));
   if (verbose)
     std::fprintf(stderr, "loaded in %.2f s: %d layers, vocab %lld, max context %lld, weights %s\n",
                  l.seconds, mi.n_layers, static_cast<long long>(mi.vocab_size),

@@ -2,11 +2,14 @@
 // positive timings, an SVG plot, and a clear error for a bad depth list.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -146,6 +149,71 @@ TEST(CpuBenchCli, WeightMemoryFlag) {
     EXPECT_NE(out.find(std::string("weights ") + w + ")"), std::string::npos) << out;
   }
   expect_refused("--weights swap", "--weights");
+}
+
+// -o json (and the llama-bench style -m / -t / -r): one object per test whose numbers agree with
+// each other (tok/s from tokens and seconds, seconds the median of the reps' samples, the
+// fraction from weight GB/s and the probe) and, with --breakdown, the decode test's split by
+// kind of linear with shares adding up to 100%. stdout is the JSON alone.
+TEST(CpuBenchCli, JsonOutput) {
+  int status = -1;
+  const std::string out = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt -p 4 -n 3 -d 0,8 -r 3 -t 2 --bw-mib 16 --breakdown -o json 2>/dev/null",
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 4u) << out;
+  const char* want[4] = {"pp4", "tg3", "pp4", "tg3"};
+  for (size_t i = 0; i < 4; ++i) {
+    const nlohmann::json& r = j[i];
+    EXPECT_EQ(r.at("test"), want[i]);
+    EXPECT_EQ(r.at("depth"), i < 2 ? 0 : 8);
+    EXPECT_EQ(r.at("threads"), 2);
+    EXPECT_EQ(r.at("reps"), 3);
+    const double secs = r.at("seconds");
+    ASSERT_GT(secs, 0.0);
+    EXPECT_NEAR(r.at("tok_per_s").get<double>(), r.at("tokens").get<double>() / secs, 1e-9 * r.at("tok_per_s").get<double>());
+    std::vector<double> samples = r.at("samples_s");
+    ASSERT_EQ(samples.size(), 3u);
+    std::sort(samples.begin(), samples.end());
+    EXPECT_DOUBLE_EQ(samples[1], secs);
+    EXPECT_NEAR(r.at("bw_fraction").get<double>(),
+                r.at("weight_gb_per_s").get<double>() / r.at("probe_gb_per_s").get<double>(), 1e-9);
+    EXPECT_FALSE(r.at("isa").get<std::string>().empty());
+    if (i % 2 == 0) {
+      EXPECT_FALSE(r.contains("breakdown")) << r.dump();
+      continue;
+    }
+    const nlohmann::json& b = r.at("breakdown");
+    double share = 0;
+    for (const char* kind : {"fp8", "fp4", "bf16", "f32", "other"}) {
+      ASSERT_TRUE(b.contains(kind)) << b.dump();
+      EXPECT_GE(b.at(kind).at("ms_per_token").get<double>(), 0.0);
+      share += b.at(kind).at("share_pct").get<double>();
+    }
+    EXPECT_NEAR(share, 100.0, 0.01);
+    EXPECT_GT(b.at("fp8").at("mb_per_token").get<double>(), 0.0);
+  }
+}
+
+// --csv is -o csv; asking for both CSV and JSON is refused.
+TEST(CpuBenchCli, CsvAndJsonTogetherAreRefused) { expect_refused("--csv -o json", "choose one output"); }
+
+// Depths past the model's max_position_embeddings (tiny-a: 4096) run, with a warning naming it.
+TEST(CpuBenchCli, DepthPastTheModelContextWarns) {
+  int status = -1;
+  const std::string out = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt -p 2 -n 2 -d 4095 -r 1 -t 2 --bw-mib 16 --csv 2>&1",
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("past the model's context of 4096"), std::string::npos) << out;
+  EXPECT_NE(out.find("tg2,4095,"), std::string::npos) << out;
+  const std::string inside = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
+                                     "/tiny-a/ckpt -p 2 -n 2 -d 16 -r 1 -t 2 --bw-mib 16 --csv 2>&1",
+                                 &status);
+  ASSERT_EQ(status, 0) << inside;
+  EXPECT_EQ(inside.find("warning"), std::string::npos) << inside;
 }
 
 }  // namespace
