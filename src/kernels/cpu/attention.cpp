@@ -139,8 +139,7 @@ DSV4_AVX512 inline void qk_4x4(const uint16_t* const* q, const uint16_t* const* 
       for (int j = 0; j < 4; ++j) acc[h][j] = dpbf16(acc[h][j], qv, kv[j]);
     }
   }
-  for (int h = 0; h < 4; ++h)
-    for (int j = 0; j < 4; ++j) out[h][j] = hsum(acc[h][j]);
+  _mm512_storeu_ps(&out[0][0], hsum16(&acc[0][0]));
 }
 
 // Row x[0, D) (BF16 values in float32, D % 16 == 0) -> BF16 words out[0, Dp), zero past D.

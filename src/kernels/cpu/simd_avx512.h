@@ -100,6 +100,21 @@ DSV4_AVX512F inline float hsum(__m512 v) {
   return _mm_cvtss_f32(b);
 }
 
+// Lane i = the sum of the lanes of x[i], for 16 vectors at once: a transpose-and-add tree of 15
+// steps (two shuffles and an add each), against 16 x 7 operations for 16 hsum calls.
+DSV4_AVX512F inline __m512 hsum16(const __m512* x) {
+  __m512 y[8], z[4], w[2];
+  for (int i = 0; i < 8; ++i)  // per 128-bit block: [x0 (0+2), x1 (0+2), x0 (1+3), x1 (1+3)]
+    y[i] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]), _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]));
+  for (int i = 0; i < 4; ++i) {  // per block: the block's sums of x[4i .. 4i + 3]
+    const __m512d a = _mm512_castps_pd(y[2 * i]), b = _mm512_castps_pd(y[2 * i + 1]);
+    z[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  for (int i = 0; i < 2; ++i)  // blocks: z[2i] (0+1), z[2i] (2+3), z[2i+1] (0+1), z[2i+1] (2+3)
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(z[2 * i], z[2 * i + 1], 0x88), _mm512_shuffle_f32x4(z[2 * i], z[2 * i + 1], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88), _mm512_shuffle_f32x4(w[0], w[1], 0xDD));
+}
+
 DSV4_AVX512F inline float hmax(__m512 v) {
   const __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
