@@ -245,6 +245,111 @@ DSV4_AVX512 inline void write_heads(const AttentionArgs& a, int64_t t, int h0, i
 
 }  // namespace
 
+#if defined(DSV4_AVX512_FMA_PASS)
+namespace {
+
+// Scores of 4 heads (float32 rows q[4]) against 4 keys (float32 rows k[4]) over D (multiple of
+// 16), out[h][j]: exact products of the BF16 values the rows hold, float32 sums (FMA).
+DSV4_AVX512 inline void qk_4x4_f32(const float* const* q, const float* const* k, int D, float out[4][4]) {
+  __m512 acc[4][4];
+  for (auto& r : acc)
+    for (auto& v : r) v = _mm512_setzero_ps();
+  for (int d = 0; d < D; d += 16) {
+    __m512 kv[4];
+    for (int j = 0; j < 4; ++j) kv[j] = _mm512_loadu_ps(k[j] + d);
+    for (int h = 0; h < 4; ++h) {
+      __m512 qv = _mm512_loadu_ps(q[h] + d);
+      asm("" : "+v"(qv));  // one load per query vector, not one per FMA
+      for (int j = 0; j < 4; ++j) acc[h][j] = _mm512_fmadd_ps(qv, kv[j], acc[h][j]);
+    }
+  }
+  _mm512_storeu_ps(&out[0][0], hsum16(&acc[0][0]));
+}
+
+// pv_block on float32 keys: acc[h] = acc[h] * alpha[h] + sum_j p[h][j] * key_j over NV vectors of
+// 16 dims from d0 (p: the BF16 weights as float32, ldp per head).
+template <int NV>
+DSV4_AVX512 inline void pv_block_f32(const float* const* keys, int nv, const float* p, int ldp, int d0,
+                                     const float* alpha, float* acc, int lda) {
+  __m512 r[kHeadGroup][NV];
+  for (auto& row : r)
+    for (auto& v : row) v = _mm512_setzero_ps();
+  for (int j = 0; j < nv; ++j) {
+    __m512 kv[NV];
+    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(keys[j] + d0 + 16 * v);
+    for (int h = 0; h < kHeadGroup; ++h) {
+      const __m512 pb = _mm512_set1_ps(p[h * ldp + j]);
+      for (int v = 0; v < NV; ++v) r[h][v] = _mm512_fmadd_ps(pb, kv[v], r[h][v]);
+    }
+  }
+  for (int h = 0; h < kHeadGroup; ++h) {
+    const __m512 al = _mm512_set1_ps(alpha[h]);
+    float* ah = acc + h * lda + d0;
+    for (int v = 0; v < NV; ++v)
+      _mm512_storeu_ps(ah + 16 * v, _mm512_fmadd_ps(_mm512_loadu_ps(ah + 16 * v), al, r[h][v]));
+  }
+}
+
+}  // namespace
+
+// The FMA level (AVX-512 without BF16 instructions): the same online softmax on float32 FMA over
+// the keys' float rows. vdpbf16ps emulated by FMAs (the BF16 path below) spends a shift or a mask
+// per operand and product pair on top of the FMAs, and converts every key block to BF16 first;
+// here the products are the same exact ones, summed in float32 in another order. The loops run
+// over the unit's head groups innermost, so each 4-key tile (scores) and each 64-dim slab of the
+// block's keys (weighted sums, 16 KiB) is read from L2 once and from L1 by the other groups.
+DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
+  const int D = a.head_dim;
+  const int groups = (hn + kHeadGroup - 1) / kHeadGroup;
+  thread_local AlignedVector<float> t_acc;
+  float* acc = grow(t_acc, static_cast<size_t>(kTaskHeads) * kMaxHeadDim);
+  const float* keys[kAttnBlock + 3];
+  alignas(64) float s[kTaskHeads * kAttnBlock];
+  alignas(64) uint16_t pw[kAttnBlock];
+  alignas(64) float pf[kTaskHeads * kAttnBlock];
+  const float* q[kTaskHeads];
+  float m[kTaskHeads], l[kTaskHeads], alpha[kTaskHeads];
+  for (int h = 0; h < groups * kHeadGroup; ++h) {
+    q[h] = a.q + (t * a.n_heads + h0 + std::min(h, hn - 1)) * D;
+    m[h] = kNegInf;
+    l[h] = 0.0f;
+    std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
+  }
+  for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
+    const int nv = gather_block(a, t, b0, keys);
+    if (nv == 0) continue;
+    for (int j = nv; j < nv + 3; ++j) keys[j] = keys[0];  // padding for the 4-key tiles
+    const int width = (nv + 15) / 16 * 16;
+    for (int j = 0; j < nv; j += 4)
+      for (int g = 0; g < groups; ++g) {
+        const int hg = g * kHeadGroup;
+        float sc[4][4];
+        qk_4x4_f32(q + hg, keys + j, D, sc);
+        for (int h = 0; h < kHeadGroup; ++h)
+          for (int jj = 0; jj < 4 && j + jj < nv; ++jj) s[(hg + h) * kAttnBlock + j + jj] = sc[h][jj];
+      }
+    for (int h = 0; h < groups * kHeadGroup; ++h) {
+      alpha[h] = softmax_block(s + h * kAttnBlock, a.scale, nv, width, m + h, l + h, pw);
+      for (int j = 0; j < width; j += 16)
+        _mm512_storeu_ps(pf + h * kAttnBlock + j,
+                         _mm512_castsi512_ps(_mm512_slli_epi32(
+                             _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pw + j))), 16)));
+    }
+    int d0 = 0;
+    for (; d0 + 64 <= D; d0 += 64)
+      for (int g = 0; g < groups; ++g) {
+        const int hg = g * kHeadGroup;
+        pv_block_f32<4>(keys, nv, pf + hg * kAttnBlock, kAttnBlock, d0, alpha + hg, acc + hg * kMaxHeadDim, kMaxHeadDim);
+      }
+    for (; d0 < D; d0 += 16)
+      for (int g = 0; g < groups; ++g) {
+        const int hg = g * kHeadGroup;
+        pv_block_f32<1>(keys, nv, pf + hg * kAttnBlock, kAttnBlock, d0, alpha + hg, acc + hg * kMaxHeadDim, kMaxHeadDim);
+      }
+  }
+  write_heads(a, t, h0, hn, m, l, acc);
+}
+#else
 // The same online softmax as the scalar twin over up to kTaskHeads heads: each block's keys are
 // copied to BF16 once for all of them, as rows (the QK products) and as interleaved pairs (the PV
 // products), both on vdpbf16ps; the heads go through the block 4 at a time sharing each key load.
@@ -304,6 +409,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   }
   write_heads(a, t, h0, hn, m, l, acc);
 }
+#endif  // DSV4_AVX512_FMA_PASS
 
 #if !defined(DSV4_AVX512_FMA_PASS)  // AMX (a BF16-level extension): in the first pass only
 // PV tiles of one 32-key step: accumulators tmm0..nt-1 (16 heads x 16 dims each) += the BF16
@@ -557,22 +663,34 @@ DSV4_AVX2 inline void pv_block(const float* const* keys, int nv, const float* p,
   }
 }
 
+// pv_block for every group of 4 heads (weights p, alpha and accumulators of head 4 g + h at
+// group g's offsets) over the same NV x 8 dims of the keys.
+template <int NV>
+DSV4_AVX2 inline void pv_groups(const float* const* keys, int nv, int groups, const float* p, int d0,
+                                const float* alpha, float* acc) {
+  for (int g = 0; g < groups; ++g) {
+    const int hg = g * kHeadGroup;
+    pv_block<NV>(keys, nv, p + hg * kAttnBlock, kAttnBlock, d0, alpha + hg, acc + hg * kMaxHeadDim, kMaxHeadDim);
+  }
+}
+
 }  // namespace
 
-// The same online softmax as the scalar twin (4 heads share each key load); head_dim % 8 == 0.
+// The same online softmax as the scalar twin over up to kTaskHeads heads in groups of 4; the
+// loops run over the groups innermost, so each 3-key tile (scores) and each 24-dim slab of the
+// block's keys (weighted sums, 6 KiB) is read from L2 once and from L1 by the other groups.
 DSV4_AVX2 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
   const int D = a.head_dim;
+  const int groups = (hn + kHeadGroup - 1) / kHeadGroup;
   const float* keys[kAttnBlock + 2];
-  alignas(32) float s[kHeadGroup * kAttnBlock];
-  alignas(32) float acc[kHeadGroup * kMaxHeadDim];
-  const float* q[kHeadGroup];
-  float* out[kHeadGroup];
-  float m[kHeadGroup], l[kHeadGroup], sink[kHeadGroup];
-  for (int h = 0; h < kHeadGroup; ++h) {
-    const int hh = h0 + std::min(h, hn - 1);
-    q[h] = a.q + (t * a.n_heads + hh) * D;
-    out[h] = h < hn ? a.out + (t * a.n_heads + hh) * D : nullptr;
-    sink[h] = a.sink[hh];
+  alignas(32) float s[kTaskHeads * kAttnBlock];
+  thread_local AlignedVector<float> t_acc;
+  float* acc = grow(t_acc, static_cast<size_t>(kTaskHeads) * kMaxHeadDim);
+  // Heads past hn (padding of the last group of 4) repeat head hn - 1 and are not written.
+  const float* q[kTaskHeads];
+  float m[kTaskHeads], l[kTaskHeads], alpha[kTaskHeads];
+  for (int h = 0; h < groups * kHeadGroup; ++h) {
+    q[h] = a.q + (t * a.n_heads + h0 + std::min(h, hn - 1)) * D;
     m[h] = kNegInf;
     l[h] = 0.0f;
     std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
@@ -582,14 +700,15 @@ DSV4_AVX2 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, 
     const int nv = gather_block(a, t, b0, keys);
     if (nv == 0) continue;
     keys[nv] = keys[nv + 1] = keys[0];  // padding for the 3-key tiles
-    for (int j = 0; j < nv; j += 3) {
-      float sc[3][4];
-      qk_4x3(q, keys + j, D, sc);
-      for (int jj = 0; jj < 3 && j + jj < nv; ++jj)
-        for (int h = 0; h < kHeadGroup; ++h) s[h * kAttnBlock + j + jj] = sc[jj][h] * a.scale;
-    }
-    float alpha[kHeadGroup];
-    for (int h = 0; h < kHeadGroup; ++h) {
+    for (int j = 0; j < nv; j += 3)
+      for (int g = 0; g < groups; ++g) {
+        const int hg = g * kHeadGroup;
+        float sc[3][4];
+        qk_4x3(q + hg, keys + j, D, sc);
+        for (int jj = 0; jj < 3 && j + jj < nv; ++jj)
+          for (int h = 0; h < kHeadGroup; ++h) s[(hg + h) * kAttnBlock + j + jj] = sc[jj][h] * a.scale;
+      }
+    for (int h = 0; h < groups * kHeadGroup; ++h) {
       float* sh = s + h * kAttnBlock;
       __m256 mv = ninf;
       for (int j = 0; j < nv; j += 8) {
@@ -613,16 +732,16 @@ DSV4_AVX2 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, 
     }
     // 24 dims at a time: 12 independent FMA chains per key (8 with 16 dims, 4 with 8).
     int d0 = 0;
-    for (; d0 + 24 <= D; d0 += 24) pv_block<3>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim);
-    if (d0 + 16 <= D) pv_block<2>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim), d0 += 16;
-    if (d0 < D) pv_block<1>(keys, nv, s, kAttnBlock, d0, alpha, acc, kMaxHeadDim);
+    for (; d0 + 24 <= D; d0 += 24) pv_groups<3>(keys, nv, groups, s, d0, alpha, acc);
+    if (d0 + 16 <= D) pv_groups<2>(keys, nv, groups, s, d0, alpha, acc), d0 += 16;
+    if (d0 < D) pv_groups<1>(keys, nv, groups, s, d0, alpha, acc);
   }
-  for (int h = 0; h < kHeadGroup; ++h) {
-    if (out[h] == nullptr) continue;
-    const __m256 lt = _mm256_set1_ps(l[h] + std::exp(sink[h] - m[h]));
+  for (int h = 0; h < hn; ++h) {
+    const __m256 lt = _mm256_set1_ps(l[h] + std::exp(a.sink[h0 + h] - m[h]));
     const float* ah = acc + h * kMaxHeadDim;
+    float* out = a.out + (t * a.n_heads + h0 + h) * D;
     for (int d = 0; d < D; d += 8)
-      _mm256_storeu_ps(out[h] + d, bf16_round_ps(_mm256_div_ps(_mm256_loadu_ps(ah + d), lt)));
+      _mm256_storeu_ps(out + d, bf16_round_ps(_mm256_div_ps(_mm256_loadu_ps(ah + d), lt)));
   }
 }
 
@@ -686,7 +805,7 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   const bool bf16 = isa_at_least(Isa::Avx512Bf16);
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
   const bool amx = isa_at_least(Isa::Avx512Amx);
-  const int unit_heads = !simd ? kHeadGroup
+  const int unit_heads = !simd ? (simd2 ? kTaskHeads : kHeadGroup)
                          : !amx ? kTaskHeads
                                 : (a.n >= kAmxWideRows ? kAmxMaxHeads : kAmxTaskHeads);
   const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
