@@ -6,12 +6,15 @@ namespace dsv4 {
 
 namespace {
 template <typename T>
-void res(std::vector<T>& v, int64_t n) {
+void reserve_counted(std::vector<T>& v, int64_t n, uint64_t& total) {
   v.reserve(static_cast<size_t>(std::max<int64_t>(n, 1)));
+  total += v.capacity() * sizeof(T);
 }
 }  // namespace
 
 void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
+  reserved_bytes = 0;
+  auto res = [&](auto& v, int64_t count) { reserve_counted(v, count, reserved_bytes); };
   const int64_t dim = c.dim, hc = c.hc_mult, flat = hc * dim, HD = int64_t{c.n_heads} * c.head_dim;
   const int64_t D = c.head_dim, W = c.window, I = c.moe_inter_dim, E = c.n_routed_experts;
   const int64_t K = c.n_activated_experts, GR = int64_t{c.o_groups} * c.o_lora_rank;
@@ -50,13 +53,16 @@ void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   res(kv, n * D);
   res(qi, n * qw);
   res(wts, n * c.index_n_heads);
-  res(scores, n * (T / 4 + 1));
   res(staging, (W + n) * D);
   res(o, n * HD);
   res(u, n * GR);
   res(sel, n * topk);
   res(topk_work, T / 4 + 1);
-  res(lists, n * (W + std::max<int64_t>(topk, max_comp)));
+  // A key list: the window, then the CSA selection (top-k) or every entry of an HCA layer.
+  int64_t list_comp = 0;
+  for (int r : c.compress_ratios)
+    if (r > 0) list_comp = std::max<int64_t>(list_comp, r == 4 ? topk : T / r + 1);
+  res(lists, n * (W + list_comp));
   res(nsel, n);
   res(visible, n);
   const int64_t cc = 2 * std::max<int64_t>(D, c.index_head_dim);

@@ -16,7 +16,7 @@ struct ForwardScratch {
   // block level: sub-layer inputs/outputs and the hyper-connection split per row
   std::vector<float> a, xin, f, hc_pre, hc_post, hc_comb, hc_dots;
   // attention
-  std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, scores, staging, o, u;
+  std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, staging, o, u;
   std::vector<int32_t> sel, lists, topk_work;
   std::vector<int64_t> nsel, visible;
   std::vector<float> comp_rows;  // compressed entries referenced by the chunk's key lists
@@ -36,6 +36,7 @@ struct ForwardScratch {
   std::vector<float> head_dots, head_y, me, mhn, mep, mhp, mx;
 
   void reserve(const ModelConfig& cfg, int64_t rows, int64_t max_context);
+  uint64_t reserved_bytes = 0;  // capacity the last reserve() set aside, all buffers together
 };
 
 // Rows of one routed-expert batch for a chunk of n tokens with k experts each: all n * k when

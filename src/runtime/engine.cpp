@@ -89,8 +89,10 @@ SessionImpl::SessionImpl(const EngineImpl& eng, const SessionOptions& opts) : en
   const int64_t flat = cfg.hc_mult * cfg.dim;
   const int64_t rows = std::min<int64_t>(opts_.prefill_chunk, opts_.max_context);
   X_.resize(static_cast<size_t>(rows * flat));
-  mtp_in_.resize(static_cast<size_t>((rows + 1) * flat));
-  mtp_logits_.resize(static_cast<size_t>((rows + 1) * cfg.vocab_size));
+  if (opts_.on_mtp_logits && eng_.has_mtp()) {  // the MTP block's inputs and logits: only when it runs
+    mtp_in_.resize(static_cast<size_t>((rows + 1) * flat));
+    mtp_logits_.resize(static_cast<size_t>((rows + 1) * cfg.vocab_size));
+  }
   last_logits_.resize(static_cast<size_t>(cfg.vocab_size));
   tokens_.reserve(static_cast<size_t>(opts_.max_context));
 }
