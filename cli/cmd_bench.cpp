@@ -275,7 +275,7 @@ std::string svg_plot(const std::vector<Row>& rows) {
 DSV4_COMMAND(bench) {
   struct Opts {
     std::string model, depths = "0", numerics = "fast", backend = "cpu", svg, weights = "auto", output = "table";
-    int64_t prompt = 512, gen = 64, chunk = 512, bw_mib = 1024;
+    int64_t prompt = 512, gen = 64, chunk = dsv4::SessionOptions{}.prefill_chunk, bw_mib = 1024;
     int threads = 0, reps = 3;
     bool csv = false, breakdown = false;
   };
@@ -288,7 +288,7 @@ DSV4_COMMAND(bench) {
             a.add_option("-d,--depth", o->depths, "comma-separated context depths");
             a.add_option("-t,--threads", o->threads, "threads (0: all hardware threads)");
             a.add_option("-r,--reps", o->reps, "repetitions per test (median reported)");
-            a.add_option("--chunk", o->chunk, "prefill chunk (rows per forward call)");
+            a.add_option("--chunk", o->chunk, "prefill chunk (rows per forward call; default: the engine's)");
             a.add_option("--numerics", o->numerics, "fast | reference")
                 ->check(CLI::IsMember({"reference", "fast"}));
             a.add_option("--backend", o->backend,
