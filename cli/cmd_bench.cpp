@@ -2,6 +2,7 @@
 //   For every depth d (tokens already in the context): prefill d tokens once (untimed, progress
 //   on stderr); then per rep time a prefill of -p tokens ("pp<p>") and rewind to d, and time -n
 //   single-token decodes ("tg<n>", from d + 1 at depth 0 so decode never starts at 0) and rewind.
+//   -p and -n take comma-separated lists (one test per size, in the order given).
 //   Rewind restores the exact state (light checkpoints every 1024 tokens + recompute), so every
 //   rep sees the same context. Medians over --reps, spread = (max - min) / median.
 //   Decode weight traffic = tok/s x active weight bytes per token, counted from the checkpoint's
@@ -275,7 +276,8 @@ std::string svg_plot(const std::vector<Row>& rows) {
 DSV4_COMMAND(bench) {
   struct Opts {
     std::string model, depths = "0", numerics = "fast", backend = "cpu", svg, weights = "auto", output = "table";
-    int64_t prompt = 512, gen = 64, chunk = dsv4::SessionOptions{}.prefill_chunk, bw_mib = 1024;
+    std::string prompts = "512", gens = "64";
+    int64_t chunk = dsv4::SessionOptions{}.prefill_chunk, bw_mib = 1024;
     int threads = 0, reps = 3;
     bool csv = false, breakdown = false;
   };
@@ -283,8 +285,10 @@ DSV4_COMMAND(bench) {
   return {"bench", "Prefill / decode speed at several context depths (tok/s, weight GB/s)",
           [o](CLI::App& a) {
             a.add_option("-m,--model", o->model, "checkpoint directory")->required();
-            a.add_option("-p,--prompt", o->prompt, "prompt tokens per prefill test (0: skip)");
-            a.add_option("-n,--gen", o->gen, "decoded tokens per generation test (0: skip)");
+            a.add_option("-p,--prompt", o->prompts,
+                         "prompt tokens per prefill test, comma-separated for several (0: none)");
+            a.add_option("-n,--gen", o->gens,
+                         "decoded tokens per generation test, comma-separated for several (0: none)");
             a.add_option("-d,--depth", o->depths, "comma-separated context depths");
             a.add_option("-t,--threads", o->threads, "threads (0: all hardware threads)");
             a.add_option("-r,--reps", o->reps, "repetitions per test (median reported)");
@@ -319,9 +323,17 @@ DSV4_COMMAND(bench) {
               if (o->threads < 0) throw_error("--threads must be >= 0, got ", o->threads);
               if (o->chunk < 1) throw_error("--chunk must be >= 1, got ", o->chunk);
               if (o->bw_mib < 16) throw_error("--bw-mib must be >= 16, got ", o->bw_mib);
-              if (o->prompt < 0) throw_error("-p must be >= 0 (0: no prefill test), got ", o->prompt);
-              if (o->gen < 0) throw_error("-n must be >= 0 (0: no decode test), got ", o->gen);
-              if (o->prompt == 0 && o->gen == 0) throw_error("-p and -n are both 0: nothing to run");
+              // Test sizes in the order given, without zeros (0: no such test) and repeats.
+              auto sizes = [](const std::string& list, const char* flag) {
+                std::vector<int64_t> out;
+                for (int64_t v : parse_list(list, flag))
+                  if (v > 0 && std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+                return out;
+              };
+              const std::vector<int64_t> prompts = sizes(o->prompts, "-p"), gens = sizes(o->gens, "-n");
+              if (prompts.empty() && gens.empty()) throw_error("-p and -n are both 0: nothing to run");
+              const int64_t longest = std::max(prompts.empty() ? 0 : *std::max_element(prompts.begin(), prompts.end()),
+                                               gens.empty() ? 0 : *std::max_element(gens.begin(), gens.end()));
               const std::vector<int64_t> depths = parse_list(o->depths, "--depth");
               const WeightBytes wb = count_weight_bytes(o->model);
 
@@ -370,12 +382,12 @@ DSV4_COMMAND(bench) {
 
               // Deterministic token stream (ids 2.. avoid BOS/EOS-like specials at 0/1).
               const int64_t maxd = *std::max_element(depths.begin(), depths.end());
-              const int64_t need = maxd + std::max(o->prompt, o->gen) + 2;
+              const int64_t need = maxd + longest + 2;
               if (const int64_t trained = engine->info().max_context; trained > 0 && need - 1 > trained)
                 std::fprintf(stderr,
                              "bench: warning: depth %lld + %lld tokens goes past the model's context of %lld "
                              "(max_position_embeddings); those positions are computed all the same\n",
-                             static_cast<long long>(maxd), static_cast<long long>(std::max(o->prompt, o->gen)),
+                             static_cast<long long>(maxd), static_cast<long long>(longest),
                              static_cast<long long>(trained));
               std::vector<int32_t> toks(static_cast<size_t>(need));
               uint64_t s = 0x243F6A8885A308D3ull;
@@ -405,22 +417,21 @@ DSV4_COMMAND(bench) {
               std::vector<Row> rows;
               for (int64_t d : depths) {
                 const int64_t start = std::max<int64_t>(d, 1);
-                prefill_to(start == 1 && o->prompt > 0 ? 0 : start);
-                if (o->prompt > 0) {
+                prefill_to(start == 1 && !prompts.empty() ? 0 : start);
+                for (const int64_t np : prompts) {
                   std::vector<double> secs, probes;
                   for (int r = 0; r < o->reps; ++r) {
                     session->rewind(d);
                     const double before = probe_pass();
                     const auto t0 = clock::now();
-                    session->prefill(std::span<const int32_t>(toks.data() + d, o->prompt), logits);
+                    session->prefill(std::span<const int32_t>(toks.data() + d, np), logits);
                     secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
                     probes.push_back(0.5 * (before + probe_pass()));
                   }
-                  const double chunks = double((o->prompt + o->chunk - 1) / o->chunk);
-                  rows.push_back(summarise("pp" + std::to_string(o->prompt), d, threads, o->prompt,
-                                           secs, chunks * wb.all, probes));
+                  const double chunks = double((np + o->chunk - 1) / o->chunk);
+                  rows.push_back(summarise("pp" + std::to_string(np), d, threads, np, secs, chunks * wb.all, probes));
                 }
-                if (o->gen > 0) {
+                for (const int64_t ng : gens) {
                   std::vector<double> secs, probes;
                   cpu::linear_stats_reset();
                   for (int r = 0; r < o->reps; ++r) {
@@ -432,17 +443,17 @@ DSV4_COMMAND(bench) {
                     const double before = probe_pass();
                     cpu::linear_stats_enable(o->breakdown);  // the timed decodes only
                     const auto t0 = clock::now();
-                    for (int64_t i = 0; i < o->gen; ++i) session->decode(toks[start + i], logits);
+                    for (int64_t i = 0; i < ng; ++i) session->decode(toks[start + i], logits);
                     secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
                     cpu::linear_stats_enable(false);
                     probes.push_back(0.5 * (before + probe_pass()));
                   }
-                  rows.push_back(summarise("tg" + std::to_string(o->gen), d, threads, o->gen, secs,
-                                           double(o->gen) * wb.per_token, probes));
+                  rows.push_back(summarise("tg" + std::to_string(ng), d, threads, ng, secs,
+                                           double(ng) * wb.per_token, probes));
                   if (o->breakdown) {
                     rows.back().linears = cpu::linear_stats();
                     for (double t : secs) rows.back().total_seconds += t;
-                    rows.back().total_tokens = o->gen * o->reps;
+                    rows.back().total_tokens = ng * o->reps;
                   }
                 }
               }

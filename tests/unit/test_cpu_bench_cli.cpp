@@ -133,8 +133,24 @@ TEST(CpuBenchCli, BadDepthListIsAClearError) { expect_refused("-d 0,x", "--depth
 
 // Negative test sizes are refused by name (they used to read as 0, "skip this test").
 TEST(CpuBenchCli, NegativeTestSizesAreRefused) {
-  expect_refused("-p -5 -n 3", "-p must be >= 0");
-  expect_refused("-p 4 -n -2", "-n must be >= 0");
+  expect_refused("-p -5 -n 3", "-p: '-5' is not a non-negative integer");
+  expect_refused("-p 4 -n 2,-2", "-n: '-2' is not a non-negative integer");
+  expect_refused("-p 0 -n 0,0", "nothing to run");
+}
+
+// -p and -n take lists, as llama-bench's do: per depth, one prefill test per prompt size and one
+// decode test per generation size, in the order given (zeros and repeats dropped).
+TEST(CpuBenchCli, TestSizeLists) {
+  int status = -1;
+  const std::string out = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
+                                  "/tiny-a/ckpt -p 8,4,0,8 -n 3,2 -d 0,16 -r 1 -t 2 --bw-mib 16 --csv 2>/dev/null",
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  const auto lines = split(out, '\n');
+  ASSERT_EQ(lines.size(), 9u) << out;
+  const char* want[8] = {"pp8,0,2,8,", "pp4,0,2,4,", "tg3,0,2,3,", "tg2,0,2,2,",
+                         "pp8,16,2,8,", "pp4,16,2,4,", "tg3,16,2,3,", "tg2,16,2,2,"};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(lines[i + 1].rfind(want[i], 0), 0u) << lines[i + 1];
 }
 
 // --weights names where the weights lie in the header; a bad value is refused by name.
