@@ -805,6 +805,8 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   const bool bf16 = isa_at_least(Isa::Avx512Bf16);
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
   const bool amx = isa_at_least(Isa::Avx512Amx);
+  // Heads per work unit: what each level's kernel takes (the AVX2 and AVX-512 ones up to
+  // kTaskHeads, the AMX one up to kAmxMaxHeads, the scalar twin any number).
   const int unit_heads = !simd ? (simd2 ? kTaskHeads : kHeadGroup)
                          : !amx ? kTaskHeads
                                 : (a.n >= kAmxWideRows ? kAmxMaxHeads : kAmxTaskHeads);
