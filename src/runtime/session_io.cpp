@@ -240,6 +240,7 @@ void SessionImpl::restore_light_state(std::span<const uint8_t> bytes) {
   pending_hidden_ = r.get<uint8_t>() != 0;
   if (pending_hidden_) {
     const size_t flat = static_cast<size_t>(cfg.hc_mult * cfg.dim);
+    if (mtp_in_.size() < flat) mtp_in_.resize(flat);  // sized only where the MTP block runs
     std::memcpy(mtp_in_.data(), r.take(flat * sizeof(float)), flat * sizeof(float));
   }
   r.done();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 #include "ckpt_fixture.h"
 #include "session_test_util.h"
@@ -96,6 +97,38 @@ TEST(SessionIo, SaveLoadContinueBitIdentical) {
       }
     }
   }
+}
+
+// A session that ran the MTP block saves its pending hidden row; a session of the same engine
+// that does not run it (no MTP input buffer) loads the file and continues the main model bit for
+// bit, and one that does run it continues its MTP logits too.
+TEST(SessionIo, MtpPendingRowLoadsIntoAnySession) {
+  EngineImpl& eng = tiny_engine("tiny-a", Numerics::Reference, true);
+  const int64_t V = eng.info().vocab_size;
+  const auto toks = token_stream(30, V, 13);
+  TempDir dir;
+  std::map<int64_t, std::vector<float>> mtp_a, mtp_c;
+  SessionOptions with;
+  with.max_context = 64;
+  with.on_mtp_logits = [&](int64_t pos, std::span<const float> l) { mtp_a[pos].assign(l.begin(), l.end()); };
+  auto a = eng.new_session(with);
+  prefill(*a, std::span(toks).first(20), V);
+  const std::string path = dir.file("mtp.dsv4s");
+  a->save(path);
+  const auto rest = std::span(toks).subspan(20);
+  const Logits want = decode_all(*a, rest, V);
+  SessionOptions without;
+  without.max_context = 64;
+  auto b = eng.new_session(without);
+  b->load(path);
+  EXPECT_TRUE(same_bits(want, decode_all(*b, rest, V)));
+  SessionOptions with_c = with;
+  with_c.on_mtp_logits = [&](int64_t pos, std::span<const float> l) { mtp_c[pos].assign(l.begin(), l.end()); };
+  auto c = eng.new_session(with_c);
+  c->load(path);
+  EXPECT_TRUE(same_bits(want, decode_all(*c, rest, V)));
+  ASSERT_FALSE(mtp_c.empty());
+  for (const auto& [pos, l] : mtp_c) EXPECT_TRUE(same_bits(mtp_a.at(pos), l)) << pos;
 }
 
 TEST(SessionIo, CorruptedOrMismatchedFilesRejected) {
