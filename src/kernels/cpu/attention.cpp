@@ -330,10 +330,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
       }
     for (int h = 0; h < groups * kHeadGroup; ++h) {
       alpha[h] = softmax_block(s + h * kAttnBlock, a.scale, nv, width, m + h, l + h, pw);
-      for (int j = 0; j < width; j += 16)
-        _mm512_storeu_ps(pf + h * kAttnBlock + j,
-                         _mm512_castsi512_ps(_mm512_slli_epi32(
-                             _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pw + j))), 16)));
+      widen_bf16(pw, width, pf + h * kAttnBlock);
     }
     int d0 = 0;
     for (; d0 + 64 <= D; d0 += 64)
