@@ -32,13 +32,20 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return v;
 }
 
+// `dsv4 bench` on the tiny-a checkpoint (named with `model_flag`) with `args`, stderr sent where
+// `redirect` says.
+std::string bench(const std::string& args, const std::string& redirect, int* status,
+                  const std::string& model_flag = "--model") {
+  return run(std::string(DSV4_BIN) + " bench " + model_flag + " " + DSV4_TEST_DATA + "/tiny-a/ckpt " + args + " " +
+                 redirect,
+             status);
+}
+
 TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
   const std::string svg = ::testing::TempDir() + "dsv4_bench_plot.svg";
   int status = -1;
-  const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt -p 8 -n 3 -d 0,16 --reps 2 --bw-mib 16 --threads 2 --csv --svg " +
-                                  svg + " 2>/dev/null",
-                              &status);
+  const std::string out =
+      bench("-p 8 -n 3 -d 0,16 --reps 2 --bw-mib 16 --threads 2 --csv --svg " + svg, "2>/dev/null", &status);
   ASSERT_EQ(status, 0) << out;
   const auto lines = split(out, '\n');
   ASSERT_EQ(lines.size(), 5u) << out;
@@ -75,10 +82,8 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
 TEST(CpuBenchCli, BreakdownByKindOfLinear) {
   int status = -1;
   const std::string err_path = ::testing::TempDir() + "dsv4_bench_breakdown.txt";
-  const std::string csv = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt -p 4 -n 3 -d 0 --reps 2 --bw-mib 16 --threads 2 "
-                                  "--breakdown --csv 2>" + err_path,
-                              &status);
+  const std::string csv =
+      bench("-p 4 -n 3 -d 0 --reps 2 --bw-mib 16 --threads 2 --breakdown --csv", "2>" + err_path, &status);
   ASSERT_EQ(status, 0) << csv;
   const auto rows = split(csv, '\n');
   ASSERT_EQ(rows.size(), 3u) << csv;  // header, pp4, tg3
@@ -123,8 +128,7 @@ TEST(CpuBenchCli, BreakdownByKindOfLinear) {
 // `dsv4 bench` on tiny-a with `args`: a non-zero exit whose output names `flag`.
 void expect_refused(const std::string& args, const std::string& flag) {
   int status = 0;
-  const std::string out =
-      run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA + "/tiny-a/ckpt " + args + " 2>&1", &status);
+  const std::string out = bench(args, "2>&1", &status);
   EXPECT_NE(status, 0) << args;
   EXPECT_NE(out.find(flag), std::string::npos) << out;
 }
@@ -142,9 +146,7 @@ TEST(CpuBenchCli, NegativeTestSizesAreRefused) {
 // decode test per generation size, in the order given (zeros and repeats dropped).
 TEST(CpuBenchCli, TestSizeLists) {
   int status = -1;
-  const std::string out = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt -p 8,4,0,8 -n 3,2 -d 0,16 -r 1 -t 2 --bw-mib 16 --csv 2>/dev/null",
-                              &status);
+  const std::string out = bench("-p 8,4,0,8 -n 3,2 -d 0,16 -r 1 -t 2 --bw-mib 16 --csv", "2>/dev/null", &status, "-m");
   ASSERT_EQ(status, 0) << out;
   const auto lines = split(out, '\n');
   ASSERT_EQ(lines.size(), 9u) << out;
@@ -157,10 +159,8 @@ TEST(CpuBenchCli, TestSizeLists) {
 TEST(CpuBenchCli, WeightMemoryFlag) {
   for (const char* w : {"mmap", "private"}) {
     int status = -1;
-    const std::string out = run(std::string(DSV4_BIN) + " bench --model " + DSV4_TEST_DATA +
-                                    "/tiny-a/ckpt -p 4 -n 0 --reps 1 --bw-mib 16 --threads 1 --weights " + w +
-                                    " 2>&1",
-                                &status);
+    const std::string out =
+        bench(std::string("-p 4 -n 0 --reps 1 --bw-mib 16 --threads 1 --weights ") + w, "2>&1", &status);
     ASSERT_EQ(status, 0) << out;
     EXPECT_NE(out.find(std::string("weights ") + w + ")"), std::string::npos) << out;
   }
@@ -173,9 +173,8 @@ TEST(CpuBenchCli, WeightMemoryFlag) {
 // kind of linear with shares adding up to 100%. stdout is the JSON alone.
 TEST(CpuBenchCli, JsonOutput) {
   int status = -1;
-  const std::string out = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt -p 4 -n 3 -d 0,8 -r 3 -t 2 --bw-mib 16 --breakdown -o json 2>/dev/null",
-                              &status);
+  const std::string out =
+      bench("-p 4 -n 3 -d 0,8 -r 3 -t 2 --bw-mib 16 --breakdown -o json", "2>/dev/null", &status, "-m");
   ASSERT_EQ(status, 0) << out;
   const nlohmann::json j = nlohmann::json::parse(out);
   ASSERT_TRUE(j.is_array());
@@ -219,15 +218,11 @@ TEST(CpuBenchCli, CsvAndJsonTogetherAreRefused) { expect_refused("--csv -o json"
 // Depths past the model's max_position_embeddings (tiny-a: 4096) run, with a warning naming it.
 TEST(CpuBenchCli, DepthPastTheModelContextWarns) {
   int status = -1;
-  const std::string out = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
-                                  "/tiny-a/ckpt -p 2 -n 2 -d 4095 -r 1 -t 2 --bw-mib 16 --csv 2>&1",
-                              &status);
+  const std::string out = bench("-p 2 -n 2 -d 4095 -r 1 -t 2 --bw-mib 16 --csv", "2>&1", &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("past the model's context of 4096"), std::string::npos) << out;
   EXPECT_NE(out.find("tg2,4095,"), std::string::npos) << out;
-  const std::string inside = run(std::string(DSV4_BIN) + " bench -m " + DSV4_TEST_DATA +
-                                     "/tiny-a/ckpt -p 2 -n 2 -d 16 -r 1 -t 2 --bw-mib 16 --csv 2>&1",
-                                 &status);
+  const std::string inside = bench("-p 2 -n 2 -d 16 -r 1 -t 2 --bw-mib 16 --csv", "2>&1", &status);
   ASSERT_EQ(status, 0) << inside;
   EXPECT_EQ(inside.find("warning"), std::string::npos) << inside;
 }
