@@ -346,10 +346,7 @@ DSV4_COMMAND(bench) {
               // tests; mapped files are populated), with progress on stderr.
               eo.weight_memory = dsv4::cli::parse_weight_memory(o->weights);
               eo.populate_weights = true;
-              eo.populate_progress = [](uint64_t done, uint64_t total) {
-                std::fprintf(stderr, "\rbench: reading weights %.1f / %.1f GB", done / 1e9, total / 1e9);
-                if (done == total) std::fprintf(stderr, "\n");
-              };
+              eo.populate_progress = dsv4::cli::weight_progress("bench: ");
               const auto t_load = clock::now();
               std::unique_ptr<Engine> engine =
                   eo.numerics == Numerics::Fast && o->backend == "cpu"

@@ -52,7 +52,9 @@ int serve(const ServeFlags& f) {
   server::SchedulerOptions so;
   so.parallel = f.parallel;
   so.max_context = f.model.ctx;
-  so.mem_limit = session_options(f.model).mem_limit;
+  const SessionOptions session = session_options(f.model);
+  so.mem_limit = session.mem_limit;
+  so.forward_rows = session.prefill_chunk;
   so.prefill_chunk = f.prefill_chunk;
   server::Scheduler sched(*m.engine, *m.tok, so);
 
@@ -105,7 +107,8 @@ DSV4_COMMAND(serve) {
             a.add_option("--http-threads", flags->http_threads, "HTTP worker threads (0 = 4 x parallel + 16)");
             a.add_option("--prefill-chunk", flags->prefill_chunk,
                          "Prompt tokens per scheduler step (0 = whole prompt, exact one-shot prefill; "
-                         "N > 0 lets other requests decode in between)")
+                         "N > 0 lets other requests decode in between); --chunk sets the rows of each "
+                         "forward call inside a step")
                 ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
             a.add_option("--prefix-reuse-min", flags->min_reuse,
                          "Reuse a session's KV state when it shares at least N leading tokens with a new "

@@ -21,6 +21,10 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-t,--threads", f.threads, "Compute threads (0 = all)");
   app.add_option("-c,--ctx", f.ctx, "Context length per session in tokens (KV memory is sized from it)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
+  app.add_option("--chunk,--ubatch-size", f.chunk,
+                 "Prompt rows per forward call in prefill (larger: faster prefill, more activation "
+                 "memory, about 0.65 MB per row at V4-Flash widths)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--mem-limit", f.mem_limit,
                  "Refuse a KV cache larger than this per session, before any work (e.g. 512M, 8G)");
 }
@@ -43,6 +47,7 @@ WeightMemory parse_weight_memory(const std::string& value) {
 SessionOptions session_options(const ModelFlags& f) {
   SessionOptions so;
   so.max_context = f.ctx;
+  so.prefill_chunk = f.chunk;
   if (!f.mem_limit.empty()) so.mem_limit = parse_byte_size(f.mem_limit);
   return so;
 }
@@ -56,12 +61,7 @@ Loaded load_model(const ModelFlags& f, bool verbose) {
   eo.numerics = f.numerics == "reference" ? Numerics::Reference : Numerics::Fast;
   eo.threads = f.threads;
   eo.weight_memory = parse_weight_memory(f.weights);
-  const bool tty = verbose || is_tty(stderr);
-  if (tty)
-    eo.populate_progress = [](uint64_t done, uint64_t total) {
-      std::fprintf(stderr, "\rreading weights %.1f / %.1f GB", done / 1e9, total / 1e9);
-      if (done == total) std::fprintf(stderr, "\n");
-    };
+  if (verbose || is_tty(stderr)) eo.populate_progress = weight_progress("");
   l.tok = std::make_unique<Tokenizer>(Tokenizer::load(f.tokenizer_dir.empty() ? f.model_dir : f.tokenizer_dir));
   l.engine = Engine::load(eo);
   l.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -125,6 +125,20 @@ void add_think_flags(CLI::App& app, ThinkFlags& f) {
 }
 
 bool is_tty(FILE* f) { return isatty(fileno(f)) != 0; }
+
+std::function<void(uint64_t, uint64_t)> weight_progress(const char* prefix) {
+  return [prefix, tty = is_tty(stderr), quarter = 0](uint64_t done, uint64_t total) mutable {
+    if (tty) {
+      std::fprintf(stderr, "\r%sreading weights %.1f / %.1f GB", prefix, done / 1e9, total / 1e9);
+      if (done == total) std::fprintf(stderr, "\n");
+      return;
+    }
+    const int q = done >= total ? 4 : static_cast<int>(4 * done / total);
+    if (q <= quarter) return;
+    quarter = q;
+    std::fprintf(stderr, "%sreading weights %.1f / %.1f GB\n", prefix, done / 1e9, total / 1e9);
+  };
+}
 
 static std::atomic<bool> g_interrupt{false};
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,12 +26,13 @@ struct ModelFlags {
   int64_t ctx = 4096;
   std::string mem_limit;  // e.g. "8G": refuse a KV cache larger than this per session
   std::string weights = "auto";  // auto | mmap | private
+  int64_t chunk = SessionOptions{}.prefill_chunk;  // rows per forward call in prefill
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
 // --weights auto|mmap|private (EngineOptions::weight_memory); shared by every command that loads.
 void add_weight_memory_flag(CLI::App& app, std::string& value);
 WeightMemory parse_weight_memory(const std::string& value);
-// Session options from the flags (context length, KV memory limit).
+// Session options from the flags (context length, KV memory limit, prefill chunk).
 SessionOptions session_options(const ModelFlags& f);
 
 struct Loaded {
@@ -61,6 +63,10 @@ struct ThinkFlags {
 void add_think_flags(CLI::App& app, ThinkFlags& f);
 
 bool is_tty(FILE* f);
+
+// Weight-loading progress on stderr, "PREFIX reading weights 1.2 / 14.5 GB": redrawn in place on a
+// terminal, one line per quarter when stderr is a file or pipe (logs stay readable).
+std::function<void(uint64_t, uint64_t)> weight_progress(const char* prefix);
 
 // SIGINT sets the flag instead of killing the process (a second Ctrl-C while the flag is still
 // set exits). Call clear_interrupt() before each generation.

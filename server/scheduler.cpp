@@ -28,6 +28,7 @@ Scheduler::Scheduler(Engine& engine, const Tokenizer& tok, SchedulerOptions opts
   SessionOptions so;
   so.max_context = opts_.max_context;
   so.mem_limit = opts_.mem_limit;
+  so.prefill_chunk = opts_.forward_rows;
   slots_.resize(static_cast<size_t>(opts_.parallel));
   for (auto& s : slots_) s.session = engine_.new_session(so);
   worker_ = std::thread([this] { run(); });

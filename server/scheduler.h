@@ -59,6 +59,7 @@ struct SchedulerOptions {
   int64_t max_context = 4096;  // tokens per session
   uint64_t mem_limit = 0;      // bytes of KV cache per session (0 = no limit)
   int64_t prefill_chunk = 0;   // prompt tokens per step; 0 = whole prompt (see GenerateOptions)
+  int64_t forward_rows = SessionOptions{}.prefill_chunk;  // rows per forward call inside a step
   size_t max_queue = 256;      // waiting jobs beyond the active ones; more -> rejected
 };
 

@@ -40,6 +40,10 @@ M=(--model "$model" --tokenizer "$tokdir" --ctx 512)
 grep -q 'decode 5 tok .* tok/s | finish length' "$work/run.err" || fail "dsv4 run timing line: $(cat "$work/run.err")"
 "$dsv4" run "${M[@]}" -p "Hello" -n 5 --temp 0 >"$work/run2.out" 2>/dev/null
 cmp -s "$work/run.out" "$work/run2.out" || fail "dsv4 run --temp 0 is not reproducible"
+"$dsv4" run "${M[@]}" -p "Hello" -n 5 --temp 0 --chunk 3 >"$work/run3.out" 2>/dev/null || fail "dsv4 run --chunk 3"
+cmp -s "$work/run.out" "$work/run3.out" || fail "dsv4 run --chunk 3 (prefill in 3-row forward calls) changed the answer"
+"$dsv4" run "${M[@]}" -p "x" --chunk 0 >/dev/null 2>"$work/run.err" && fail "dsv4 run accepted --chunk 0"
+grep -q 'chunk' "$work/run.err" || fail "bad --chunk error does not name the flag: $(cat "$work/run.err")"
 "$dsv4" run "${M[@]}" --raw -p "Once upon a time" -n 3 --temp 0 >/dev/null 2>"$work/run.err" ||
   fail "dsv4 run --raw: $(cat "$work/run.err")"
 "$dsv4" run "${M[@]}" -p "x" --mem-limit 1K >/dev/null 2>"$work/run.err" && fail "dsv4 run ignored --mem-limit 1K"
@@ -60,7 +64,7 @@ node -e '
   if (roles(b) !== roles(a) + ",user,assistant" || b.messages[4].content !== "And then?") throw new Error("chat2: " + JSON.stringify(b));
 ' "$work/chat1.json" "$work/chat2.json" || fail "dsv4 chat /save and /load"
 
-"$dsv4" serve --model "$model" --tokenizer "$tokdir" --host 127.0.0.1 --port 0 --parallel 4 --ctx 1024 \
+"$dsv4" serve --model "$model" --tokenizer "$tokdir" --host 127.0.0.1 --port 0 --parallel 4 --ctx 1024 --chunk 64 \
   --api-key "$key" --alias dsv4-e2e >"$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT

@@ -156,6 +156,7 @@ TEST(CpuBenchCli, TestSizeLists) {
 }
 
 // --weights names where the weights lie in the header; a bad value is refused by name.
+// Loading progress in a log is plain lines.
 TEST(CpuBenchCli, WeightMemoryFlag) {
   for (const char* w : {"mmap", "private"}) {
     int status = -1;
@@ -163,6 +164,9 @@ TEST(CpuBenchCli, WeightMemoryFlag) {
         bench(std::string("-p 4 -n 0 --reps 1 --bw-mib 16 --threads 1 --weights ") + w, "2>&1", &status);
     ASSERT_EQ(status, 0) << out;
     EXPECT_NE(out.find(std::string("weights ") + w + ")"), std::string::npos) << out;
+    // stderr is a pipe here: the loading progress comes as whole lines, not carriage returns.
+    EXPECT_NE(out.find("bench: reading weights"), std::string::npos) << out;
+    EXPECT_EQ(out.find('\r'), std::string::npos) << out;
   }
   expect_refused("--weights swap", "--weights");
 }
