@@ -1,7 +1,7 @@
-// The AVX-512 twins of the reference's row ops (kernels/cpu/ref_rows.h) against the reference
+// The AVX-512 and AVX2 twins of the reference's row ops (kernels/cpu/ref_rows.h) against the reference
 // itself (kernels/ref, quant::fp4_sim), bit for bit: odd widths (masked tails), special values
 // (NaN, +-inf, -0, subnormals, E2M1 ties), the clamps of SwiGLU, both RoPE directions. Where the
-// twins may differ by design (float64 sums over 8 lanes, the polynomial exp) the test data shows
+// twins may differ by design (float64 sums over 8 or 4 lanes, the polynomial exp) the test data shows
 // they agree in practice, and a wide-range row checks the bound of one BF16 step.
 #include <gtest/gtest.h>
 
@@ -27,8 +27,34 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-#define SKIP_WITHOUT_AVX512()                                                 \
-  if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU"
+// One level's twins; each test runs for every level the CPU has.
+struct Level {
+  const char* name;
+  Isa isa;
+  decltype(&avx512_ref::rms_norm) rms_norm;
+  decltype(&avx512_ref::head_norm_bf16) head_norm_bf16;
+  decltype(&avx512_ref::hc_pre_finish) hc_pre_finish;
+  decltype(&avx512_ref::hc_post) hc_post;
+  decltype(&avx512_ref::swiglu) swiglu;
+  decltype(&avx512_ref::exp32) exp32;
+  decltype(&avx512_ref::rope_apply) rope_apply;
+  decltype(&avx512_ref::fp4_sim) fp4_sim;
+};
+#define DSV4_LEVEL(name, isa, ns)                                                                  \
+  Level {                                                                                          \
+    name, isa, ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::swiglu,       \
+        ns::exp32, ns::rope_apply, ns::fp4_sim                                                     \
+  }
+const Level kLevels[] = {DSV4_LEVEL("avx512", Isa::Avx512, avx512_ref), DSV4_LEVEL("avx2", Isa::Avx2, avx2_ref)};
+#undef DSV4_LEVEL
+
+void PrintTo(const Level& l, std::ostream* os) { *os << l.name; }
+
+class CpuRefRows : public ::testing::TestWithParam<Level> {};
+
+#define SKIP_WITHOUT_LEVEL()      \
+  const Level& L = GetParam();    \
+  if (detected_isa() < L.isa) GTEST_SKIP() << "no " << L.name << " on this CPU"
 
 // Index of the first element whose bits differ, or -1.
 int64_t first_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -53,8 +79,8 @@ std::vector<uint16_t> bf16_weights(std::mt19937& rng, size_t n) {
 
 const int64_t kWidths[] = {1, 7, 16, 17, 64, 100, 512, 1024, 4101};
 
-TEST(CpuRefRows, RmsNormBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, RmsNormBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(11);
   for (int64_t n : kWidths) {
     for (float sd : {1e-3f, 1.0f, 300.0f}) {
@@ -62,18 +88,18 @@ TEST(CpuRefRows, RmsNormBitIdentical) {
       const auto w = bf16_weights(rng, n);
       std::vector<float> a(n), b(n);
       ref::rms_norm(x.data(), w.data(), n, 1e-6f, a.data());
-      avx512_ref::rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
+      L.rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
       ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " sd " << sd;
       // In place, as the forward pass calls it.
       std::vector<float> c = x;
-      avx512_ref::rms_norm(c.data(), w.data(), n, 1e-6f, c.data());
+      L.rms_norm(c.data(), w.data(), n, 1e-6f, c.data());
       ASSERT_EQ(first_diff(a, c), -1) << "in place, n " << n;
     }
   }
 }
 
-TEST(CpuRefRows, NormsOfWideRangeRowsStayWithinOneBf16Step) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, NormsOfWideRangeRowsStayWithinOneBf16Step) {
+  SKIP_WITHOUT_LEVEL();
   // Squares from 2^-80 to 2^80: the float64 sums round differently in 8 lanes than one by one.
   std::mt19937 rng(12);
   std::uniform_real_distribution<float> e(-40.f, 40.f);
@@ -83,32 +109,32 @@ TEST(CpuRefRows, NormsOfWideRangeRowsStayWithinOneBf16Step) {
   const auto w = bf16_weights(rng, n);
   std::vector<float> a(n), b(n);
   ref::rms_norm(x.data(), w.data(), n, 1e-6f, a.data());
-  avx512_ref::rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
+  L.rms_norm(x.data(), w.data(), n, 1e-6f, b.data());
   std::vector<float> qa = x, qb = x;
   ref::head_norm_bf16(qa.data(), n, 1e-6f);
-  avx512_ref::head_norm_bf16(qb.data(), n, 1e-6f);
+  L.head_norm_bf16(qb.data(), n, 1e-6f);
   for (int64_t i = 0; i < n; ++i) {
     ASSERT_LE(std::fabs(a[i] - b[i]), std::ldexp(std::fabs(a[i]), -7)) << i;
     ASSERT_LE(std::fabs(qa[i] - qb[i]), std::ldexp(std::fabs(qa[i]), -7)) << i;
   }
 }
 
-TEST(CpuRefRows, HeadNormBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, HeadNormBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(13);
   for (int64_t n : kWidths) {
     for (float sd : {0.01f, 1.0f, 50.0f}) {
       const auto q = randn(rng, n, sd);
       std::vector<float> a = q, b = q;
       ref::head_norm_bf16(a.data(), n, 1e-6f);
-      avx512_ref::head_norm_bf16(b.data(), n, 1e-6f);
+      L.head_norm_bf16(b.data(), n, 1e-6f);
       ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " sd " << sd;
     }
   }
 }
 
-TEST(CpuRefRows, HcPostBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, HcPostBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(14);
   for (int hc : {1, 4, 5}) {
     for (int64_t dim : {3, 16, 100, 4099}) {
@@ -122,15 +148,15 @@ TEST(CpuRefRows, HcPostBitIdentical) {
         if (d1 <= d0) continue;
         std::vector<float> a(hc * (d1 - d0)), b(hc * (d1 - d0));
         ref::hc_post(x.data(), f.data(), hc, dim, post.data(), comb.data(), d0, d1, a.data());
-        avx512_ref::hc_post(x.data(), f.data(), hc, dim, post.data(), comb.data(), d0, d1, b.data());
+        L.hc_post(x.data(), f.data(), hc, dim, post.data(), comb.data(), d0, d1, b.data());
         ASSERT_EQ(first_diff(a, b), -1) << "hc " << hc << " dim " << dim << " d0 " << d0;
       }
     }
   }
 }
 
-TEST(CpuRefRows, HcPreFinishBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, HcPreFinishBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(15);
   for (int hc : {2, 4}) {
     for (int64_t dim : {5, 64, 4096}) {
@@ -141,7 +167,7 @@ TEST(CpuRefRows, HcPreFinishBitIdentical) {
       std::vector<float> pa(hc), qa(hc), ca(hc * hc), aa(dim), pb(hc), qb(hc), cb(hc * hc), ab(dim);
       ref::hc_pre_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 20, 1e-6f, 1e-6f,
                          {pa.data(), qa.data(), ca.data()}, aa.data());
-      avx512_ref::hc_pre_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 20, 1e-6f, 1e-6f,
+      L.hc_pre_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 20, 1e-6f, 1e-6f,
                                 {pb.data(), qb.data(), cb.data()}, ab.data());
       EXPECT_EQ(first_diff(pa, pb), -1);
       EXPECT_EQ(first_diff(qa, qb), -1);
@@ -151,8 +177,8 @@ TEST(CpuRefRows, HcPreFinishBitIdentical) {
   }
 }
 
-TEST(CpuRefRows, SwigluBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, SwigluBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(16);
   // 2^18 values: normal ones of every scale the experts see, and the edges of exp (float32
   // overflow of e^-g near g = -88.7, underflow near g = 103) and the specials.
@@ -172,7 +198,7 @@ TEST(CpuRefRows, SwigluBitIdentical) {
     for (float weight : {-1.0f, 0.0f, 0.37f}) {
       std::vector<float> a(n), b(n);
       ref::swiglu(g.data(), u.data(), n, limit, weight, a.data());
-      avx512_ref::swiglu(g.data(), u.data(), n, limit, weight, b.data());
+      L.swiglu(g.data(), u.data(), n, limit, weight, b.data());
       const int64_t d = first_diff(a, b);
       ASSERT_EQ(d, -1) << "limit " << limit << " weight " << weight << " g " << g[d] << " u " << u[d]
                        << ": " << a[d] << " vs " << b[d];
@@ -180,8 +206,8 @@ TEST(CpuRefRows, SwigluBitIdentical) {
   }
 }
 
-TEST(CpuRefRows, Exp32MatchesTheReferenceOnFloat32) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, Exp32MatchesTheReferenceOnFloat32) {
+  SKIP_WITHOUT_LEVEL();
   // Every 97th float32 in [-120, 120], the range ends and the specials: f32(exp) may differ only
   // where exp lies within a float64 ulp or two of a float32 rounding boundary (about 2^-28 of the
   // values), so none of these 23 million may.
@@ -195,13 +221,13 @@ TEST(CpuRefRows, Exp32MatchesTheReferenceOnFloat32) {
     x.push_back(s);
   std::vector<float> a(x.size()), b(x.size());
   for (size_t i = 0; i < x.size(); ++i) a[i] = ref::exp32(x[i]);
-  avx512_ref::exp32(x.data(), static_cast<int64_t>(x.size()), b.data());
+  L.exp32(x.data(), static_cast<int64_t>(x.size()), b.data());
   const int64_t d = first_diff(a, b);
   ASSERT_EQ(d, -1) << "exp(" << x[d] << "): " << a[d] << " vs " << b[d];
 }
 
-TEST(CpuRefRows, RopeApplyBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, RopeApplyBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> ang(-3.2f, 3.2f);
   for (int npairs : {1, 3, 4, 5, 32, 33}) {
@@ -216,21 +242,21 @@ TEST(CpuRefRows, RopeApplyBitIdentical) {
     for (bool inverse : {false, true}) {
       std::vector<float> a = x, b = x;
       ref::rope_apply(a.data(), c.data(), s.data(), npairs, inverse);
-      avx512_ref::rope_apply(b.data(), c.data(), s.data(), npairs, inverse);
+      L.rope_apply(b.data(), c.data(), s.data(), npairs, inverse);
       ASSERT_EQ(first_diff(a, b), -1) << "npairs " << npairs << " inverse " << inverse;
     }
   }
 }
 
-TEST(CpuRefRows, Fp4SimBitIdentical) {
-  SKIP_WITHOUT_AVX512();
+TEST_P(CpuRefRows, Fp4SimBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
   std::mt19937 rng(18);
   for (int64_t n : {32, 64, 128, 75, 31}) {
     for (float sd : {1e-30f, 1e-3f, 1.0f, 1e30f}) {
       std::vector<float> v = randn(rng, n, sd);
       std::vector<float> a = v, b = v;
       quant::fp4_sim(a.data(), n, 32);
-      avx512_ref::fp4_sim(b.data(), n, 32);
+      L.fp4_sim(b.data(), n, 32);
       ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " sd " << sd;
     }
   }
@@ -256,15 +282,18 @@ TEST(CpuRefRows, Fp4SimBitIdentical) {
   v.insert(v.end(), 32, 1e-39f);
   std::vector<float> a = v, b = v;
   quant::fp4_sim(a.data(), static_cast<int64_t>(v.size()), 32);
-  avx512_ref::fp4_sim(b.data(), static_cast<int64_t>(v.size()), 32);
+  L.fp4_sim(b.data(), static_cast<int64_t>(v.size()), 32);
   const int64_t d = first_diff(a, b);
   ASSERT_EQ(d, -1) << "element " << d << " (" << v[d] << "): " << a[d] << " vs " << b[d];
   // Another block width goes to the scalar code.
   std::vector<float> c = v, e = v;
   quant::fp4_sim(c.data(), 96, 16);
-  avx512_ref::fp4_sim(e.data(), 96, 16);
+  L.fp4_sim(e.data(), 96, 16);
   EXPECT_EQ(first_diff(c, e), -1);
 }
+
+INSTANTIATE_TEST_SUITE_P(CpuLevels, CpuRefRows, ::testing::ValuesIn(kLevels),
+                         [](const ::testing::TestParamInfo<Level>& i) { return std::string(i.param.name); });
 
 }  // namespace
 }  // namespace dsv4::cpu

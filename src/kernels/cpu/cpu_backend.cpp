@@ -47,12 +47,13 @@ class CpuBackend final : public Backend {
     }
     cpu::linear_fp4_grouped(g, pool());
   }
-  // The row ops: the AVX-512 twins of the reference's (ref_rows.h) where the level has them.
+  // The row ops: the AVX-512 or AVX2 twins of the reference's (ref_rows.h) where the level has them.
   const RowOps& row_ops() const override {
-    static const RowOps simd{avx512_ref::rms_norm, avx512_ref::head_norm_bf16,
-                             avx512_ref::hc_pre_finish, avx512_ref::hc_post, avx512_ref::swiglu,
-                             avx512_ref::rope_apply, avx512_ref::fp4_sim};
-    return isa_at_least(Isa::Avx512) ? simd : reference_row_ops();
+#define DSV4_ROW_OPS(ns) \
+  RowOps { ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::swiglu, ns::rope_apply, ns::fp4_sim }
+    static const RowOps simd = DSV4_ROW_OPS(avx512_ref), simd2 = DSV4_ROW_OPS(avx2_ref);
+#undef DSV4_ROW_OPS
+    return isa_at_least(Isa::Avx512) ? simd : isa_at_least(Isa::Avx2) ? simd2 : reference_row_ops();
   }
   // wo_a stays FP8 in memory (half the bytes of the BF16 copy per decoded token).
   bool keeps_wo_a_fp8() const override { return true; }

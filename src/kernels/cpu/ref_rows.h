@@ -1,35 +1,46 @@
-// AVX-512 twins of the reference's light row ops (kernels/ref norm, mhc, moe, rope and
+// AVX-512 and AVX2 twins of the reference's light row ops (kernels/ref norm, mhc, moe, rope and
 // quant::fp4_sim), for the fast backend: each does the reference's operations per element, in the
 // reference's precision (float32 products, float64 sums and transcendentals, BF16 / E2M1 rounding
 // on bits), with the elements spread over the vector lanes. Two things can differ from the
 // reference, both in a last bit before a rounding that nearly always hides it:
 //   * sums over a row (the RMS of rms_norm, head_norm_bf16, hc_pre_finish) add in float64 over 8
-//     lanes where the reference adds one element after the other;
+//     lanes (AVX-512) or 4 (AVX2) where the reference adds one element after the other;
 //   * swiglu's exp is a float64 polynomial (within ~1 float64 ulp) where the reference calls
 //     std::exp; both are rounded once to float32.
 // Everything else (hc_post, the weighted collapse of hc_pre_finish, rope_apply, fp4_sim, and the
 // element-wise parts of the norms and swiglu) is bit-identical to the reference, NaN included.
-// Callable only when detected_isa() >= Isa::Avx512 (the fast backend checks active_isa()).
+// The fast backend picks the level's twins by active_isa().
 #pragma once
 #include <cstdint>
 
 #include "kernels/ref/mhc.h"
 
-namespace dsv4::cpu::avx512_ref {
+namespace dsv4::cpu {
 
-void rms_norm(const float* x, const uint16_t* w, int64_t n, float eps, float* y);
-void head_norm_bf16(float* q, int64_t n, float eps);
-void hc_pre_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
-                   const float* base, int iters, float norm_eps, float hc_eps, ref::HcSplit split,
-                   float* a);
-void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* post,
-             const float* comb, int64_t d0, int64_t d1, float* y);
-void swiglu(const float* g, const float* u, int64_t n, float limit, float weight, float* h);
-void rope_apply(float* x, const float* cos, const float* sin, int npairs, bool inverse);
-// y[i] = ref::exp32(x[i]) = f32(exp(f64(x[i]))) up to the last float64 bit, the exp of swiglu
-// (for its test).
-void exp32(const float* x, int64_t n, float* y);
-// quant::fp4_sim; blocks other than 32 wide go to the scalar one.
-void fp4_sim(float* v, int64_t n, int block);
+#define DSV4_REF_ROW_OPS_DECLS                                                                       \
+  void rms_norm(const float* x, const uint16_t* w, int64_t n, float eps, float* y);                 \
+  void head_norm_bf16(float* q, int64_t n, float eps);                                              \
+  void hc_pre_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,    \
+                     const float* base, int iters, float norm_eps, float hc_eps, ref::HcSplit split, \
+                     float* a);                                                                      \
+  void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* post,              \
+               const float* comb, int64_t d0, int64_t d1, float* y);                                \
+  void swiglu(const float* g, const float* u, int64_t n, float limit, float weight, float* h);      \
+  void rope_apply(float* x, const float* cos, const float* sin, int npairs, bool inverse);          \
+  /* y[i] = ref::exp32(x[i]) = f32(exp(f64(x[i]))) up to the last float64 bit, the exp of swiglu    \
+     (for its test). */                                                                              \
+  void exp32(const float* x, int64_t n, float* y);                                                  \
+  /* quant::fp4_sim; blocks other than 32 wide go to the scalar one. */                             \
+  void fp4_sim(float* v, int64_t n, int block);
 
-}  // namespace dsv4::cpu::avx512_ref
+namespace avx512_ref {  // only when detected_isa() >= Isa::Avx512
+DSV4_REF_ROW_OPS_DECLS
+}
+// The same on AVX2 (ref_rows_avx2.cpp: 8 / 4 lanes, the row sums of the norms over 4 float64
+// lanes), only when detected_isa() >= Isa::Avx2.
+namespace avx2_ref {
+DSV4_REF_ROW_OPS_DECLS
+}
+#undef DSV4_REF_ROW_OPS_DECLS
+
+}  // namespace dsv4::cpu
