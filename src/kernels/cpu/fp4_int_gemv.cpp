@@ -263,12 +263,13 @@ DSV4_AVX512VNNI void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8
 }  // namespace avx512
 
 // The AVX2 tier (no VNNI): vpmaddwd + vpaddd for the 16-bit products, the same activation form
-// and the same lanes, so its results equal the scalar twin's bit for bit.
+// and the same lanes, with every sum scaled by 256 (undone at the end), so its results equal the
+// scalar twin's bit for bit while the partial products stay normal float32 numbers.
 //
 // Decode: a 32-byte load x covers K = 64 q + [0, 64) of a chunk (q = 0, 1); its 16-bit word i
 // holds K = 64 q + 4 i + t in nibble t. Two vpshufb of the byte table (x & 0x0F and
 // (x >> 4) & 0x0F per byte) put 2 x E2M1 of nibbles 0 and 2 (1 and 3) in the low and high byte of
-// each word; a shift pair sign-extends each byte to the word. vpmaddwd of nibble t's words with
+// each word; one shift or mask makes each byte 256 times its value in a word. vpmaddwd of nibble t's words with
 // the activation words at chunk position 32 t + 16 q + [0, 16) (PanelOrder::Fp4Words: K = 4 j + t
 // for word j) sums K = 64 q + 8 j + {t, t + 4} into dword j, so over t dword j of x's sum is
 // K in [8 (8 q + j), + 8): the AVX-512 kernel's lane 8 q + j, whose 32-value block is 2 q + j / 4.
@@ -309,23 +310,23 @@ DSV4_AVX2 void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16_t* r,
 
 namespace {
 
-// The low byte of each word, sign-extended to the word.
-DSV4_AVX2 inline __m256i low_byte_words(__m256i v) { return _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8); }
-
 DSV4_AVX2 inline __m256i load_words(const int16_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-// The int32 sums of 32 packed bytes x (K = 64 q + [0, 64) of a chunk) with the activation words
-// at act = chunk + 16 q: dword j = the products of K in 64 q + 8 j + [0, 8) (see above).
-DSV4_AVX2 inline __m256i int_sums(__m256i x, __m256i table, const int16_t* act) {
-  const __m256i nib = _mm256_set1_epi8(0x0F);
+// 256 times the int32 sums of 32 packed bytes x (K = 64 q + [0, 64) of a chunk) with the
+// activation words at act = chunk + 16 q: dword j = the products of K in 64 q + 8 j + [0, 8)
+// (see above). Each table byte b becomes the word b x 256 in one operation (the low byte shifted
+// up, the high one masked in place) instead of two to sign-extend it; the sums stay exact
+// (8 products of at most 12 x 256 x 28672 per lane, below 2^30) and the caller divides by 256.
+DSV4_AVX2 inline __m256i int_sums_x256(__m256i x, __m256i table, const int16_t* act) {
+  const __m256i nib = _mm256_set1_epi8(0x0F), high = _mm256_set1_epi16(static_cast<int16_t>(0xFF00));
   const __m256i y = _mm256_shuffle_epi8(table, _mm256_and_si256(x, nib));                      // t = 0, 2
   const __m256i z = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));  // t = 1, 3
-  const __m256i p01 = _mm256_add_epi32(_mm256_madd_epi16(low_byte_words(y), load_words(act)),
-                                       _mm256_madd_epi16(low_byte_words(z), load_words(act + 32)));
-  const __m256i p23 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_srai_epi16(y, 8), load_words(act + 64)),
-                                       _mm256_madd_epi16(_mm256_srai_epi16(z, 8), load_words(act + 96)));
+  const __m256i p01 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_slli_epi16(y, 8), load_words(act)),
+                                       _mm256_madd_epi16(_mm256_slli_epi16(z, 8), load_words(act + 32)));
+  const __m256i p23 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(y, high), load_words(act + 64)),
+                                       _mm256_madd_epi16(_mm256_and_si256(z, high), load_words(act + 96)));
   return _mm256_add_epi32(p01, p23);
 }
 
@@ -363,14 +364,15 @@ DSV4_AVX2 void int_dot_row(const uint8_t* const* rows, const uint8_t* const* sro
       const __m256i sb = _mm256_set1_epi32(static_cast<int32_t>(sbytes));
       for (int q = 0; q < 2; ++q) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + c / 2 + 32 * q));
-        __m256 part = _mm256_cvtepi32_ps(int_sums(x, table, h + c + 16 * q));
-        if (with_r) part = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums(x, table, rv + c + 16 * q)), eighth, part);
+        __m256 part = _mm256_cvtepi32_ps(int_sums_x256(x, table, h + c + 16 * q));
+        if (with_r) part = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums_x256(x, table, rv + c + 16 * q)), eighth, part);
         const __m256 sv = _mm256_castsi256_ps(_mm256_srli_epi32(_mm256_shuffle_epi8(sb, spread[q]), 1));
         acc[r][q] = _mm256_fmadd_ps(part, _mm256_mul_ps(sv, f), acc[r][q]);
       }
     }
   }
-  for (int r = 0; r < nr; ++r) y[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+  // Every term was 256 times the scalar twin's (an exact power-of-two scaling of each rounding).
+  for (int r = 0; r < nr; ++r) y[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1])) * (1.0f / 256);
 }
 
 }  // namespace
