@@ -149,11 +149,16 @@ DSV4_AVX2 void rms_norm(const float* x, const uint16_t* w, int64_t n, float eps,
   const __m256 r = _mm256_set1_ps(rms_scale(x, n, eps));
   for (int64_t i = 0; i < n; i += 8) {
     const int64_t left = n - i;
-    alignas(16) uint16_t wt[8] = {};
-    std::memcpy(wt, w + i, static_cast<size_t>(std::min<int64_t>(8, left)) * 2);
+    __m128i wv;
+    if (left >= 8) {
+      wv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i));
+    } else {  // no 16-bit masked load in AVX2: the tail through a zeroed copy
+      alignas(16) uint16_t wt[8] = {};
+      std::memcpy(wt, w + i, static_cast<size_t>(left) * 2);
+      wv = _mm_load_si128(reinterpret_cast<const __m128i*>(wt));
+    }
     const __m256 xn = _mm256_mul_ps(load8(x + i, left), r);
-    const __m256 wf = _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(wt))), 16));
+    const __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(wv), 16));
     store8(y + i, bf16_round<false>(_mm256_mul_ps(wf, xn)), left);
   }
 }
