@@ -165,18 +165,24 @@ DSV4_AVX512VNNI void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16
 
 namespace {
 
-// Rows [0, kPanelRows) (pointers clamped to nr - 1) x activation rows [i0, i0 + MR): each
-// 64-byte weight chunk is decoded once (3 shifts, 4 vpermw) and feeds MR rows of 4 vpdpwssd.
-// The K loop runs in groups of 4 chunks (512 K: one load of 16 block scales per row), with the
-// chunk index inside a group unrolled so that each lane permute's index is a constant; the
-// activation pointers are plain locals. Written that way the loop keeps its accumulators and
-// scales in registers (GCC stored each accumulator back to the stack every chunk and reloaded
-// the weight vector through it when they came through the Fp4IntRows reference and a runtime
-// lane index).
+// Weight rows [0, nr), one after the other, x activation rows [i0, i0 + MR): each 64-byte weight
+// chunk is decoded once
+// (3 shifts, 4 vpermw) and feeds MR rows of 4 vpdpwssd. The K loop runs in groups of 4 chunks
+// (512 K: one load of 16 block scales), with the chunk index inside a group unrolled so that each
+// lane permute's index is a constant; the activation pointers are plain locals. Written that way
+// the loop keeps its accumulators and scales in registers (GCC stored each accumulator back to
+// the stack every chunk and reloaded the weight vector through it when they came through the
+// Fp4IntRows reference and a runtime lane index).
+//
+// The rows run one after the other, so the weights are read in memory order, one stream per
+// thread. Interleaving the 4 rows of a panel chunk by chunk (4 streams one row
+// apart, as the BF16 kernel does to share its activation registers; here the activations are
+// memory operands and gain nothing) read 15-20% slower from DRAM with 1 KiB rows (w2) and 5-7%
+// with 2 KiB rows, within noise from cache (BM_LinearFp4, alternating, 2026-12-06).
 template <int MR>
-DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8_t* const* srows,
-                                         int nr, const Fp4IntRows& a, int64_t i0, int64_t k,
-                                         float* y, int64_t ldy, int64_t ahead, int64_t sahead) {
+DSV4_AVX512VNNI inline void int_dot_rows(const uint8_t* w0, int64_t ldw, const uint8_t* s0, int64_t lds,
+                                         int nr, const Fp4IntRows& a, int64_t i0, int64_t k, float* y,
+                                         int64_t ldy, int64_t ahead, int64_t sahead) {
   const __m512i table = _mm512_load_si512(int_table().words.data());
   const Fp4BlockScales scales;
   const __m512 eighth = _mm512_set1_ps(0.125f);
@@ -190,60 +196,48 @@ DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8
     fac[i] = a.fac + (i0 + i) * a.ldc;
     rnz[i] = a.rnz + (i0 + i) * a.ldc;
   }
-  const uint8_t* w[kPanelRows];
-  const uint8_t* sr[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) w[r] = rows[r], sr[r] = srows[r];
-  __m512 acc[kPanelRows][MR];
-  for (auto& row : acc)
-    for (auto& v : row) v = _mm512_setzero_ps();
+  for (int r = 0; r < nr; ++r) {
+  const uint8_t* w = w0 + r * ldw;
+  const uint8_t* sr = s0 + r * lds;
+  __m512 acc[MR];
+  for (auto& v : acc) v = _mm512_setzero_ps();
   for (int64_t c0 = 0; c0 < k; c0 += 4 * kChunk) {
-    __m512 sc16[kPanelRows];
-    for (int r = 0; r < kPanelRows; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(sr[r] + sahead + c0 / 32), _MM_HINT_T0);
-      sc16[r] = Fp4BlockScales::load(sr[r], c0, k);
-    }
+    _mm_prefetch(reinterpret_cast<const char*>(sr + sahead + c0 / 32), _MM_HINT_T0);
+    const __m512 sc16 = Fp4BlockScales::load(sr, c0, k);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const int64_t c = c0 + j * kChunk;
       if (c >= k) break;
-      __m512 f[MR];
-      bool with_r[MR];
+      _mm_prefetch(reinterpret_cast<const char*>(w + ahead + c / 2), _MM_HINT_T1);
+      const __m512i b = _mm512_loadu_si512(w + c / 2);
+      const __m512i w0 = _mm512_permutexvar_epi16(b, table);
+      const __m512i w1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
+      const __m512i w2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
+      const __m512i w3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
+      const __m512 sv = scales.lane(j, sc16);
       for (int i = 0; i < MR; ++i) {
-        f[i] = _mm512_set1_ps(fac[i][c / kChunk]);
-        with_r[i] = rnz[i][c / kChunk] != 0;
-      }
-      for (int r = 0; r < kPanelRows; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(w[r] + ahead + c / 2), _MM_HINT_T1);
-        const __m512i b = _mm512_loadu_si512(w[r] + c / 2);
-        const __m512i w0 = _mm512_permutexvar_epi16(b, table);
-        const __m512i w1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
-        const __m512i w2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
-        const __m512i w3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
-        const __m512 sv = scales.lane(j, sc16[r]);
-        for (int i = 0; i < MR; ++i) {
-          // Activations are read from L1 by each product (memory operands): held in registers
-          // they would be spilled around the loop.
-          const int16_t* hc = h[i] + c;
-          __m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(hc));
-          p = _mm512_dpwssd_epi32(p, w1, _mm512_loadu_si512(hc + 32));
-          p = _mm512_dpwssd_epi32(p, w2, _mm512_loadu_si512(hc + 64));
-          p = _mm512_dpwssd_epi32(p, w3, _mm512_loadu_si512(hc + 96));
-          __m512 part = _mm512_cvtepi32_ps(p);
-          if (with_r[i]) {
-            const int16_t* rc = rv[i] + c;
-            __m512i q = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(rc));
-            q = _mm512_dpwssd_epi32(q, w1, _mm512_loadu_si512(rc + 32));
-            q = _mm512_dpwssd_epi32(q, w2, _mm512_loadu_si512(rc + 64));
-            q = _mm512_dpwssd_epi32(q, w3, _mm512_loadu_si512(rc + 96));
-            part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), eighth, part);
-          }
-          acc[r][i] = _mm512_fmadd_ps(part, _mm512_mul_ps(sv, f[i]), acc[r][i]);
+        // Activations are read from L1 by each product (memory operands): held in registers
+        // they would be spilled around the loop.
+        const int16_t* hc = h[i] + c;
+        __m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(hc));
+        p = _mm512_dpwssd_epi32(p, w1, _mm512_loadu_si512(hc + 32));
+        p = _mm512_dpwssd_epi32(p, w2, _mm512_loadu_si512(hc + 64));
+        p = _mm512_dpwssd_epi32(p, w3, _mm512_loadu_si512(hc + 96));
+        __m512 part = _mm512_cvtepi32_ps(p);
+        if (rnz[i][c / kChunk] != 0) {
+          const int16_t* rc = rv[i] + c;
+          __m512i q = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(rc));
+          q = _mm512_dpwssd_epi32(q, w1, _mm512_loadu_si512(rc + 32));
+          q = _mm512_dpwssd_epi32(q, w2, _mm512_loadu_si512(rc + 64));
+          q = _mm512_dpwssd_epi32(q, w3, _mm512_loadu_si512(rc + 96));
+          part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), eighth, part);
         }
+        acc[i] = _mm512_fmadd_ps(part, _mm512_mul_ps(sv, _mm512_set1_ps(fac[i][c / kChunk])), acc[i]);
       }
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+  for (int i = 0; i < MR; ++i) y[i * ldy + r] = hsum(acc[i]);
+  }
 }
 
 }  // namespace
@@ -251,13 +245,10 @@ DSV4_AVX512VNNI inline void int_dot_tile(const uint8_t* const* rows, const uint8
 DSV4_AVX512VNNI void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds,
                                       int nr, const Fp4IntRows& a, int64_t m, int64_t k, float* y,
                                       int64_t ldy) {
-  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
-  const uint8_t* const* rows = ptr.rows;
-  const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
   int64_t i = 0;
-  for (; i + 2 <= m; i += 2) int_dot_tile<2>(rows, srows, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);
-  if (i < m) int_dot_tile<1>(rows, srows, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);
+  for (; i + 2 <= m; i += 2) int_dot_rows<2>(w, ldw, s, lds, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);
+  if (i < m) int_dot_rows<1>(w, ldw, s, lds, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);
 }
 
 }  // namespace avx512
