@@ -83,82 +83,69 @@ const Fp8DwordDecoder& decoder() {
   return d;
 }
 
-// Products of one decoded chunk (vectors v, lanes as Fp8DwordDecoder::decode) with the float32
-// activations at a (same order) into acc: the branch decodes and multiplies on each side (with one
-// decode before the branch, GCC kept a copy of the four vectors for the patch and moved them
-// between registers on every chunk).
-template <class Products>
-DSV4_AVX512F inline void decode_and(const Fp8DwordDecoder& d, __m512i x, Products&& products) {
-  __m512 wv[4];
-  if (__builtin_expect(d.has_low(x), 0)) {
-    d.decode(x, wv);
-    d.fix_low(x, wv);
-    products(wv);
-  } else {
-    d.decode(x, wv);
-    products(wv);
-  }
-}
-
-// One activation row: weight rows [0, nr) one after the other, so the weights are read in memory
-// order (one stream per thread), with a sum per decoded vector (no chain within a chunk) and the
-// activations read from L1 by the FMAs. Interleaving the 4 rows of a panel chunk by chunk with
-// the chunk's activations held in registers (the kernel below at MR = 1) read 5-8% slower from
-// DRAM with 1 KiB rows (wq_b: 32768 x 1024) and 0-3% with 8 KiB rows (BM_LinearFp8, alternating,
-// 2026-12-06).
-DSV4_AVX512F inline void fp8_fma_rows(const uint8_t* w, int64_t ldw, int nr, const float* a, int64_t k,
-                                      float* y, int64_t ahead) {
-  const Fp8DwordDecoder& d = decoder();
-  for (int r = 0; r < nr; ++r) {
-    const uint8_t* row = w + r * ldw;
-    __m512 acc[4];
-    for (auto& v : acc) v = _mm512_setzero_ps();
-    for (int64_t c = 0; c < k; c += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + ahead + c), _MM_HINT_T1);
-      decode_and(d, _mm512_loadu_si512(row + c), [&](const __m512* v) DSV4_AVX512F {
-        for (int q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(v[q], _mm512_loadu_ps(a + c + 16 * q), acc[q]);
-      });
-    }
-    y[r] = hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-  }
-}
-
-// kPanelRows weight rows x MR (2 or 4) activation rows, read from L1 by each FMA: each decoded
-// chunk feeds MR rows.
+// kPanelRows weight rows x MR activation rows; the activations of a chunk stay in registers for
+// one row (4 vectors), from 2 rows on they are read from L1 by each FMA.
 template <int MR>
 DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const float* a, int64_t lda,
                                       int64_t k, float* y, int64_t ldy, int64_t ahead) {
   const Fp8DwordDecoder& d = decoder();
-  __m512 acc[kPanelRows][MR];
+  // One activation row: a sum per decoded vector (no chain within a chunk, and each FMA can
+  // accumulate in place); more rows: one sum per weight and activation row.
+  constexpr int kAcc = MR == 1 ? 4 : 1;
+  __m512 acc[kPanelRows][MR][kAcc];
   for (auto& r : acc)
-    for (auto& v : r) v = _mm512_setzero_ps();
+    for (auto& i : r)
+      for (auto& v : i) v = _mm512_setzero_ps();
   for (int64_t c = 0; c < k; c += 64) {
+    __m512 av[4];
+    if constexpr (MR == 1)
+      for (int q = 0; q < 4; ++q) av[q] = _mm512_loadu_ps(a + c + 16 * q);
 #pragma GCC unroll 4
     for (int r = 0; r < kPanelRows; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T1);
-      decode_and(d, _mm512_loadu_si512(rows[r] + c), [&](const __m512* v) DSV4_AVX512F {
+      const __m512i x = _mm512_loadu_si512(rows[r] + c);
+      auto products = [&](const __m512* v) DSV4_AVX512F {
         for (int i = 0; i < MR; ++i)
-          for (int q = 0; q < 4; ++q)
-            acc[r][i] = _mm512_fmadd_ps(v[q], _mm512_loadu_ps(a + i * lda + c + 16 * q), acc[r][i]);
-      });
+          for (int q = 0; q < 4; ++q) {
+            const __m512 xa = MR == 1 ? av[q] : _mm512_loadu_ps(a + i * lda + c + 16 * q);
+            __m512& s = acc[r][i][q % kAcc];
+            s = _mm512_fmadd_ps(v[q], xa, s);
+          }
+      };
+      // Each branch decodes and multiplies on its own: with one decode before the branch, GCC
+      // kept a copy of the four vectors for the patch and moved them between registers on
+      // every chunk.
+      __m512 wv[4];
+      if (__builtin_expect(d.has_low(x), 0)) {
+        d.decode(x, wv);
+        d.fix_low(x, wv);
+        products(wv);
+      } else {
+        d.decode(x, wv);
+        products(wv);
+      }
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
+    for (int r = 0; r < nr; ++r) {
+      __m512 s = acc[r][i][0];
+      if constexpr (kAcc == 4)
+        s = _mm512_add_ps(_mm512_add_ps(s, acc[r][i][1]), _mm512_add_ps(acc[r][i][2], acc[r][i][3]));
+      y[i * ldy + r] = hsum(s);
+    }
 }
 
 }  // namespace
 
 DSV4_AVX512F void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                                    int64_t m, int64_t k, float* y, int64_t ldy) {
-  const int64_t ahead = prefetch_ahead(ldw);
-  if (m == 1) return fp8_fma_rows(w, ldw, nr, a, k, y, ahead);
   const uint8_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
+  const int64_t ahead = prefetch_ahead(ldw);
   int64_t i = 0;
   for (; i + 4 <= m; i += 4) fp8_fma_tile<4>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   for (; i + 2 <= m; i += 2) fp8_fma_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
-  if (i < m) fp8_fma_rows(w, ldw, nr, a + i * lda, k, y + i * ldy, ahead);
+  if (i < m) fp8_fma_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
 }
 
 DSV4_AVX512F void scale_act_f32(const float* a, const uint8_t* scales, int64_t k, float* out) {
