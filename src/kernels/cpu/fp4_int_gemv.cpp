@@ -341,29 +341,28 @@ DSV4_AVX2 void int_dot_row(const uint8_t* const* rows, const uint8_t* const* sro
   const int16_t* rv = a.r + i0 * a.ld;
   const float* fac = a.fac + i0 * a.ldc;
   const uint8_t* rnz = a.rnz + i0 * a.ldc;
-  __m256 acc[kPanelRows][2];
-  for (auto& row : acc) row[0] = row[1] = _mm256_setzero_ps();
-  for (int64_t c = 0; c < k; c += kChunk) {
-    const __m256 f = _mm256_set1_ps(fac[c / kChunk]);
-    const bool with_r = rnz[c / kChunk] != 0;
-    for (int r = 0; r < kPanelRows; ++r) {
+  for (int r = 0; r < nr; ++r) {  // one row after the other: the weights in memory order
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t c = 0; c < k; c += kChunk) {
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
       if (c % (4 * kChunk) == 0)
         _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      const __m256 f = _mm256_set1_ps(fac[c / kChunk]);
       uint32_t sbytes;
       std::memcpy(&sbytes, srows[r] + c / 32, 4);
       const __m256i sb = _mm256_set1_epi32(static_cast<int32_t>(sbytes));
       for (int q = 0; q < 2; ++q) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + c / 2 + 32 * q));
         __m256 part = _mm256_cvtepi32_ps(int_sums_x256(x, table, h + c + 16 * q));
-        if (with_r) part = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums_x256(x, table, rv + c + 16 * q)), eighth, part);
+        if (rnz[c / kChunk] != 0)
+          part = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums_x256(x, table, rv + c + 16 * q)), eighth, part);
         const __m256 sv = _mm256_castsi256_ps(_mm256_srli_epi32(_mm256_shuffle_epi8(sb, spread[q]), 1));
-        acc[r][q] = _mm256_fmadd_ps(part, _mm256_mul_ps(sv, f), acc[r][q]);
+        acc[q] = _mm256_fmadd_ps(part, _mm256_mul_ps(sv, f), acc[q]);
       }
     }
+    // Every term was 256 times the scalar twin's (an exact power-of-two scaling of each rounding).
+    y[r] = hsum(_mm256_add_ps(acc[0], acc[1])) * (1.0f / 256);
   }
-  // Every term was 256 times the scalar twin's (an exact power-of-two scaling of each rounding).
-  for (int r = 0; r < nr; ++r) y[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1])) * (1.0f / 256);
 }
 
 }  // namespace
