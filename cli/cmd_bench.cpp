@@ -401,14 +401,19 @@ DSV4_COMMAND(bench) {
                 session->reset();
                 if (depth == 0) return;
                 const auto t0 = clock::now();
+                // Redrawn in place on a terminal; in a log, one line when done.
+                const bool tty = dsv4::cli::is_tty(stderr);
                 session->prefill(std::span<const int32_t>(toks.data(), depth), {},
                                  [&](int64_t done, int64_t total) {
-                                   std::fprintf(stderr, "\rbench: filling the context %lld / %lld tokens",
-                                                static_cast<long long>(done), static_cast<long long>(total));
+                                   if (tty)
+                                     std::fprintf(stderr, "\rbench: filling the context %lld / %lld tokens",
+                                                  static_cast<long long>(done), static_cast<long long>(total));
                                    return true;
                                  });
-                std::fprintf(stderr, " (%.1f s)\n",
-                             std::chrono::duration<double>(clock::now() - t0).count());
+                const double s = std::chrono::duration<double>(clock::now() - t0).count();
+                if (tty) std::fprintf(stderr, " (%.1f s)\n", s);
+                else std::fprintf(stderr, "bench: filled the context with %lld tokens in %.1f s\n",
+                                  static_cast<long long>(depth), s);
               };
 
               std::vector<Row> rows;
