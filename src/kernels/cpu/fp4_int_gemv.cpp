@@ -166,23 +166,22 @@ DSV4_AVX512VNNI void fp4_int_act(const uint16_t* a, int64_t k, int16_t* h, int16
 namespace {
 
 // Weight rows [0, nr), one after the other, x activation rows [i0, i0 + MR): each 64-byte weight
-// chunk is decoded once
-// (3 shifts, 4 vpermw) and feeds MR rows of 4 vpdpwssd. The K loop runs in groups of 4 chunks
-// (512 K: one load of 16 block scales), with the chunk index inside a group unrolled so that each
-// lane permute's index is a constant; the activation pointers are plain locals. Written that way
-// the loop keeps its accumulators and scales in registers (GCC stored each accumulator back to
-// the stack every chunk and reloaded the weight vector through it when they came through the
-// Fp4IntRows reference and a runtime lane index).
+// chunk is decoded once (3 shifts, 4 vpermw) and feeds MR rows of 4 vpdpwssd. The K loop runs in
+// groups of 4 chunks (512 K: one load of 16 block scales), with the chunk index inside a group
+// unrolled so that each lane permute's index is a constant; the activation pointers are plain
+// locals. Written that way the loop keeps its accumulators and scales in registers (GCC stored
+// each accumulator back to the stack every chunk and reloaded the weight vector through it when
+// they came through the Fp4IntRows reference and a runtime lane index).
 //
 // The rows run one after the other, so the weights are read in memory order, one stream per
-// thread. Interleaving the 4 rows of a panel chunk by chunk (4 streams one row
-// apart, as the BF16 kernel does to share its activation registers; here the activations are
-// memory operands and gain nothing) read 15-20% slower from DRAM with 1 KiB rows (w2) and 5-7%
-// with 2 KiB rows, within noise from cache (BM_LinearFp4, alternating, 2026-12-06).
+// thread. Interleaving the 4 rows of a panel chunk by chunk (4 streams one row apart, as the BF16
+// kernel does to share its activation registers; here the activations are memory operands and
+// gain nothing) read 15-20% slower from DRAM with 1 KiB rows (w2) and 5-7% with 2 KiB rows,
+// within noise from cache (BM_LinearFp4, alternating, 2026-12-06).
 template <int MR>
-DSV4_AVX512VNNI inline void int_dot_rows(const uint8_t* w0, int64_t ldw, const uint8_t* s0, int64_t lds,
-                                         int nr, const Fp4IntRows& a, int64_t i0, int64_t k, float* y,
-                                         int64_t ldy, int64_t ahead, int64_t sahead) {
+DSV4_AVX512VNNI inline void int_dot_rows(const uint8_t* wrows, int64_t ldw, const uint8_t* srows,
+                                         int64_t lds, int nr, const Fp4IntRows& a, int64_t i0, int64_t k,
+                                         float* y, int64_t ldy, int64_t ahead, int64_t sahead) {
   const __m512i table = _mm512_load_si512(int_table().words.data());
   const Fp4BlockScales scales;
   const __m512 eighth = _mm512_set1_ps(0.125f);
@@ -197,46 +196,46 @@ DSV4_AVX512VNNI inline void int_dot_rows(const uint8_t* w0, int64_t ldw, const u
     rnz[i] = a.rnz + (i0 + i) * a.ldc;
   }
   for (int r = 0; r < nr; ++r) {
-  const uint8_t* w = w0 + r * ldw;
-  const uint8_t* sr = s0 + r * lds;
-  __m512 acc[MR];
-  for (auto& v : acc) v = _mm512_setzero_ps();
-  for (int64_t c0 = 0; c0 < k; c0 += 4 * kChunk) {
-    _mm_prefetch(reinterpret_cast<const char*>(sr + sahead + c0 / 32), _MM_HINT_T0);
-    const __m512 sc16 = Fp4BlockScales::load(sr, c0, k);
+    const uint8_t* w = wrows + r * ldw;
+    const uint8_t* sr = srows + r * lds;
+    __m512 acc[MR];
+    for (auto& v : acc) v = _mm512_setzero_ps();
+    for (int64_t c0 = 0; c0 < k; c0 += 4 * kChunk) {
+      _mm_prefetch(reinterpret_cast<const char*>(sr + sahead + c0 / 32), _MM_HINT_T0);
+      const __m512 sc16 = Fp4BlockScales::load(sr, c0, k);
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const int64_t c = c0 + j * kChunk;
-      if (c >= k) break;
-      _mm_prefetch(reinterpret_cast<const char*>(w + ahead + c / 2), _MM_HINT_T1);
-      const __m512i b = _mm512_loadu_si512(w + c / 2);
-      const __m512i w0 = _mm512_permutexvar_epi16(b, table);
-      const __m512i w1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
-      const __m512i w2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
-      const __m512i w3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
-      const __m512 sv = scales.lane(j, sc16);
-      for (int i = 0; i < MR; ++i) {
-        // Activations are read from L1 by each product (memory operands): held in registers
-        // they would be spilled around the loop.
-        const int16_t* hc = h[i] + c;
-        __m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(hc));
-        p = _mm512_dpwssd_epi32(p, w1, _mm512_loadu_si512(hc + 32));
-        p = _mm512_dpwssd_epi32(p, w2, _mm512_loadu_si512(hc + 64));
-        p = _mm512_dpwssd_epi32(p, w3, _mm512_loadu_si512(hc + 96));
-        __m512 part = _mm512_cvtepi32_ps(p);
-        if (rnz[i][c / kChunk] != 0) {
-          const int16_t* rc = rv[i] + c;
-          __m512i q = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(rc));
-          q = _mm512_dpwssd_epi32(q, w1, _mm512_loadu_si512(rc + 32));
-          q = _mm512_dpwssd_epi32(q, w2, _mm512_loadu_si512(rc + 64));
-          q = _mm512_dpwssd_epi32(q, w3, _mm512_loadu_si512(rc + 96));
-          part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), eighth, part);
+      for (int j = 0; j < 4; ++j) {
+        const int64_t c = c0 + j * kChunk;
+        if (c >= k) break;
+        _mm_prefetch(reinterpret_cast<const char*>(w + ahead + c / 2), _MM_HINT_T1);
+        const __m512i b = _mm512_loadu_si512(w + c / 2);
+        const __m512i w0 = _mm512_permutexvar_epi16(b, table);
+        const __m512i w1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
+        const __m512i w2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
+        const __m512i w3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
+        const __m512 sv = scales.lane(j, sc16);
+        for (int i = 0; i < MR; ++i) {
+          // Activations are read from L1 by each product (memory operands): held in registers
+          // they would be spilled around the loop.
+          const int16_t* hc = h[i] + c;
+          __m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(hc));
+          p = _mm512_dpwssd_epi32(p, w1, _mm512_loadu_si512(hc + 32));
+          p = _mm512_dpwssd_epi32(p, w2, _mm512_loadu_si512(hc + 64));
+          p = _mm512_dpwssd_epi32(p, w3, _mm512_loadu_si512(hc + 96));
+          __m512 part = _mm512_cvtepi32_ps(p);
+          if (rnz[i][c / kChunk] != 0) {
+            const int16_t* rc = rv[i] + c;
+            __m512i q = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0, _mm512_loadu_si512(rc));
+            q = _mm512_dpwssd_epi32(q, w1, _mm512_loadu_si512(rc + 32));
+            q = _mm512_dpwssd_epi32(q, w2, _mm512_loadu_si512(rc + 64));
+            q = _mm512_dpwssd_epi32(q, w3, _mm512_loadu_si512(rc + 96));
+            part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), eighth, part);
+          }
+          acc[i] = _mm512_fmadd_ps(part, _mm512_mul_ps(sv, _mm512_set1_ps(fac[i][c / kChunk])), acc[i]);
         }
-        acc[i] = _mm512_fmadd_ps(part, _mm512_mul_ps(sv, _mm512_set1_ps(fac[i][c / kChunk])), acc[i]);
       }
     }
-  }
-  for (int i = 0; i < MR; ++i) y[i * ldy + r] = hsum(acc[i]);
+    for (int i = 0; i < MR; ++i) y[i * ldy + r] = hsum(acc[i]);
   }
 }
 
@@ -321,10 +320,11 @@ DSV4_AVX2 inline __m256i int_sums_x256(__m256i x, __m256i table, const int16_t* 
   return _mm256_add_epi32(p01, p23);
 }
 
-// Rows [0, kPanelRows) (pointers clamped to nr - 1) x activation row i0: per chunk and row two
-// 32-byte loads, each decoded once and multiplied with the H words (and the R words in a flagged
-// chunk); lanes 0-7 and 8-15 of the AVX-512 kernel are acc[r][0] and acc[r][1].
-DSV4_AVX2 void int_dot_row(const uint8_t* const* rows, const uint8_t* const* srows, int nr,
+// Weight rows [0, nr), one after the other (the weights in memory order, as in the AVX-512
+// kernel), x activation row i0: per chunk and row two 32-byte loads, each decoded once and
+// multiplied with the H words (and the R words in a flagged chunk); lanes 0-7 and 8-15 of the
+// AVX-512 kernel are acc[0] and acc[1].
+DSV4_AVX2 void int_dot_row(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                            const Fp4IntRows& a, int64_t i0, int64_t k, float* y, int64_t ahead,
                            int64_t sahead) {
   const __m256i table = _mm256_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,  //
@@ -341,18 +341,19 @@ DSV4_AVX2 void int_dot_row(const uint8_t* const* rows, const uint8_t* const* sro
   const int16_t* rv = a.r + i0 * a.ld;
   const float* fac = a.fac + i0 * a.ldc;
   const uint8_t* rnz = a.rnz + i0 * a.ldc;
-  for (int r = 0; r < nr; ++r) {  // one row after the other: the weights in memory order
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* row = w + r * ldw;
+    const uint8_t* srow = s + r * lds;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t c = 0; c < k; c += kChunk) {
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
-      if (c % (4 * kChunk) == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(row + ahead + c / 2), _MM_HINT_T1);
+      if (c % (4 * kChunk) == 0) _mm_prefetch(reinterpret_cast<const char*>(srow + sahead + c / 32), _MM_HINT_T0);
       const __m256 f = _mm256_set1_ps(fac[c / kChunk]);
       uint32_t sbytes;
-      std::memcpy(&sbytes, srows[r] + c / 32, 4);
+      std::memcpy(&sbytes, srow + c / 32, 4);
       const __m256i sb = _mm256_set1_epi32(static_cast<int32_t>(sbytes));
       for (int q = 0; q < 2; ++q) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + c / 2 + 32 * q));
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c / 2 + 32 * q));
         __m256 part = _mm256_cvtepi32_ps(int_sums_x256(x, table, h + c + 16 * q));
         if (rnz[c / kChunk] != 0)
           part = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums_x256(x, table, rv + c + 16 * q)), eighth, part);
@@ -370,10 +371,9 @@ DSV4_AVX2 void int_dot_row(const uint8_t* const* rows, const uint8_t* const* sro
 DSV4_AVX2 void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds,
                                 int nr, const Fp4IntRows& a, int64_t m, int64_t k, float* y,
                                 int64_t ldy) {
-  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
   // One activation row at a time: the panel's 4 rows (at most 8 KiB) stay in L1/L2 for the next.
-  for (int64_t i = 0; i < m; ++i) int_dot_row(ptr.rows, ptr.srows, nr, a, i, k, y + i * ldy, ahead, sahead);
+  for (int64_t i = 0; i < m; ++i) int_dot_row(w, ldw, s, lds, nr, a, i, k, y + i * ldy, ahead, sahead);
 }
 
 }  // namespace avx2
