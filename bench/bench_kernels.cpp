@@ -565,8 +565,61 @@ DSV4_AVX512F uint64_t read_panels_avx512(const uint8_t* w, int64_t ldw, int64_t 
 // each round runs one probe pass over 512 MiB and then the GEMV over >= 512 MiB of rotating
 // weight copies; the best round of each is kept (best-of-N filters time-sharing noise).
 // Arg: 0 FP8 [4096 x 8192], 1 FP4 6 experts [2048 x 4096], 2 BF16 [16384 x 4096] (f32 act),
-// 3 the FP8 matrix read in the GEMV's pattern with no arithmetic (read_panels_avx512).
+// 3 the FP8 matrix read in the GEMV's pattern with no arithmetic (read_panels_avx512), 4 the FP8
+// GEMVs of one CSA layer in the decode step's order and grouping (Fp8LayerMix).
 // The label names the ISA level the kernels ran at (DSV4_ISA=avx2 etc. caps it).
+// The FP8 GEMVs of one V4-Flash CSA layer in the order and grouping the decode step runs them
+// (wq_a, wq_b, wkv, the indexer's wq_b, wo_a as 8 groups, wo_b, the shared expert's w1 + w3 as
+// 2 groups, w2: 134 MB), each matrix in its own huge-page buffer, one activation row. Unlike one
+// big matrix this has the model's mix of short (1 KiB) and long rows and of 2-32 MiB calls.
+// Returns the bytes one pass over `layers` copies reads; `run` does the pass.
+struct Fp8LayerMix {
+  struct Mat {
+    int64_t n, k;
+    int group;  // matrices with the same group number run in one linear_fp8_grouped call
+  };
+  static constexpr Mat kMats[] = {{1024, 4096, 0},  {32768, 1024, 1}, {512, 4096, 2},  {8192, 1024, 3},
+                                  {1024, 4096, 4},  {1024, 4096, 4},  {1024, 4096, 4}, {1024, 4096, 4},
+                                  {1024, 4096, 4},  {1024, 4096, 4},  {1024, 4096, 4}, {1024, 4096, 4},
+                                  {4096, 8192, 5},  {2048, 4096, 6},  {2048, 4096, 6}, {4096, 2048, 7}};
+  std::vector<Bytes> w, s;
+  std::vector<float> x, y;
+  size_t layers = 0, bytes = 0;
+  explicit Fp8LayerMix(size_t total) {
+    size_t per = 0;
+    for (const Mat& m : kMats) per += size_t(m.n * m.k + (m.n / 128) * (m.k / 128));
+    layers = std::max<size_t>(2, total / per);
+    bytes = layers * per;
+    for (size_t l = 0; l < layers; ++l)
+      for (const Mat& m : kMats) {
+        w.emplace_back(size_t(m.n * m.k));
+        s.emplace_back(size_t((m.n / 128) * (m.k / 128)));
+        fill(w.back(), w.size() + 3, true);
+        fill_scales(s.back());
+      }
+    x = act_rows(8, 8192);
+    y.resize(32768 * 8);
+  }
+  void run() {
+    std::vector<Fp8Group> groups;
+    size_t i = 0;
+    for (size_t l = 0; l < layers; ++l) {
+      for (size_t j = 0; j < std::size(kMats);) {
+        groups.clear();
+        const int g = kMats[j].group;
+        for (; j < std::size(kMats) && kMats[j].group == g; ++j, ++i) {
+          const Mat& m = kMats[j];
+          const int64_t gi = static_cast<int64_t>(groups.size());
+          groups.push_back({{w[i].data(), s[i].data(), m.n, m.k}, {x.data() + gi * 8192, 1, m.k},
+                            {y.data() + gi * 32768, m.n}});
+        }
+        linear_fp8_grouped(groups, &pool());
+        benchmark::DoNotOptimize(y.data());
+      }
+    }
+  }
+};
+
 void BM_DecodeVsProbe(benchmark::State& st) {
   const int kind = static_cast<int>(st.range(0));
   const size_t total = size_t{512} << 20;
@@ -575,6 +628,23 @@ void BM_DecodeVsProbe(benchmark::State& st) {
   if (kind == 2) n = 16384, k = 4096;
   if (kind == 3 && !isa_at_least(Isa::Avx512)) {
     st.SkipWithError("needs AVX-512");
+    return;
+  }
+  if (kind == 4) {
+    Fp8LayerMix mix(total);
+    double best_probe = 0, best_kernel = 0;
+    for (auto _ : st) {
+      best_probe = std::max(best_probe, measure_read_bandwidth(&pool(), total, 1).gb_per_s);
+      const auto t0 = std::chrono::steady_clock::now();
+      mix.run();
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best_kernel = std::max(best_kernel, double(mix.bytes) / sec / 1e9);
+    }
+    st.counters["probe_GB/s"] = best_probe;
+    st.counters["kernel_GB/s"] = best_kernel;
+    st.counters["bw_frac"] = best_kernel / best_probe;
+    st.counters["threads"] = pool().size();
+    st.SetLabel(std::string("fp8 CSA-layer mix (16 matrices, 8 calls) ") + isa_name(active_isa()));
     return;
   }
   const size_t wbytes = kind == 1 ? n * k / 2 : kind == 2 ? n * k * 2 : n * k;
@@ -626,7 +696,7 @@ void BM_DecodeVsProbe(benchmark::State& st) {
                                 "read-only 4096x8192 (GEMV pattern)"};
   st.SetLabel(std::string(names[kind]) + " " + isa_name(active_isa()));
 }
-BENCHMARK(BM_DecodeVsProbe)->DenseRange(0, 3)->Iterations(8)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeVsProbe)->DenseRange(0, 4)->Iterations(8)->Unit(benchmark::kMillisecond);
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {
