@@ -3,14 +3,12 @@
 #include "kernels/cpu/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include "kernels/cpu/ref_rows.h"
+#include "kernels/cpu/ref_rows_shared.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
-#include <vector>
 
 #include "kernels/ref/fmath.h"
-#include "kernels/ref/sinkhorn.h"
 #include "quant/quant.h"
 
 namespace dsv4::cpu::avx512_ref {
@@ -55,14 +53,8 @@ DSV4_AVX512F double sum_squares(const float* x, int64_t n, bool bf16_squares) {
   return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
 }
 
-// ref's mean32_of_squares.
-DSV4_AVX512F float mean_of_squares(const float* x, int64_t n, bool bf16_squares) {
-  const float inv_n = static_cast<float>(1.0 / static_cast<double>(n));
-  return static_cast<float>(sum_squares(x, n, bf16_squares)) * inv_n;
-}
-
 DSV4_AVX512F float rms_scale(const float* x, int64_t n, float eps) {
-  return ref::rsqrt32(mean_of_squares(x, n, false) + eps);
+  return ref_rows_shared::rms_scale(sum_squares(x, n, false), n, eps);
 }
 
 // out[k * w + (d - d0)] for d in [d0, d1): bf16( first + f32(sum_j f64(f32(c[j] * x[j * dim + d]))) )
@@ -85,37 +77,24 @@ DSV4_AVX512F void mix_streams(const float* x, int hc, int64_t dim, const float* 
   }
 }
 
-// exp(x) in float64 for |x| <= 120 (callers clamp): x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite,
-// the product n * ln2_hi exact), e^r by its Taylor series to r^13 (truncation < 2^-57 relative),
-// Horner on FMA, then times 2^n. Within about 1 ulp of float64; NaN stays NaN.
+// exp(x) in float64 for |x| <= kExpClamp (callers clamp), ref_rows_shared.h's polynomial, 2^n
+// by vscalefpd. Within about 1 ulp of float64; NaN stays NaN.
 DSV4_AVX512F inline __m512d exp_pd(__m512d x) {
-  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+  using namespace ref_rows_shared;
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(kLog2e)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0x1.62e42fefa3800p-1), x);
-  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0x1.ef35793c76730p-45), r);
-  static constexpr double kInvFact[14] = {1.0,
-                                          1.0,
-                                          1.0 / 2,
-                                          1.0 / 6,
-                                          1.0 / 24,
-                                          1.0 / 120,
-                                          1.0 / 720,
-                                          1.0 / 5040,
-                                          1.0 / 40320,
-                                          1.0 / 362880,
-                                          1.0 / 3628800,
-                                          1.0 / 39916800,
-                                          1.0 / 479001600,
-                                          1.0 / 6227020800};
-  __m512d p = _mm512_set1_pd(kInvFact[13]);
-  for (int i = 12; i >= 0; --i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kInvFact[i]));
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(kLn2Hi), x);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(kLn2Lo), r);
+  __m512d p = _mm512_set1_pd(kExpInvFact[kExpDegree]);
+  for (int i = kExpDegree - 1; i >= 0; --i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kExpInvFact[i]));
   return _mm512_scalef_pd(p, n);
 }
 
-// Clamped to [-120, 120]: beyond it the float32 result is 0 or inf either way; max / min return
-// their second operand on NaN, so NaN passes through.
+// Clamped to [-kExpClamp, kExpClamp]; max / min return their second operand on NaN, so NaN
+// passes through.
 DSV4_AVX512F inline __m512d exp_clamped_pd(__m512d x) {
-  return exp_pd(_mm512_max_pd(_mm512_set1_pd(-120.0), _mm512_min_pd(_mm512_set1_pd(120.0), x)));
+  constexpr double c = ref_rows_shared::kExpClamp;
+  return exp_pd(_mm512_max_pd(_mm512_set1_pd(-c), _mm512_min_pd(_mm512_set1_pd(c), x)));
 }
 
 // ref::exp32(-a) before the float32 rounding.
@@ -140,9 +119,7 @@ DSV4_AVX512F void rms_norm(const float* x, const uint16_t* w, int64_t n, float e
 }
 
 DSV4_AVX512F void head_norm_bf16(float* q, int64_t n, float eps) {
-  const float mean = ref::bf16r(mean_of_squares(q, n, true));
-  const float d = ref::bf16r(mean + ref::bf16r(eps));
-  const __m512 rs = _mm512_set1_ps(ref::bf16r(ref::rsqrt32(d)));
+  const __m512 rs = _mm512_set1_ps(ref_rows_shared::head_norm_scale(sum_squares(q, n, true), n, eps));
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail16(n - i);
     _mm512_mask_storeu_ps(q + i, m, bf16_round<false>(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, q + i), rs)));
@@ -152,12 +129,7 @@ DSV4_AVX512F void head_norm_bf16(float* q, int64_t n, float eps) {
 DSV4_AVX512F void hc_pre_finish(const float* x, int hc, int64_t dim, const float* dots,
                                 const float* scale, const float* base, int iters, float norm_eps,
                                 float hc_eps, ref::HcSplit split, float* a) {
-  const float r = rms_scale(x, hc * dim, norm_eps);
-  const int mix = (2 + hc) * hc;
-  thread_local std::vector<float> mixes;
-  mixes.resize(static_cast<size_t>(mix));
-  for (int i = 0; i < mix; ++i) mixes[static_cast<size_t>(i)] = dots[i] * r;
-  ref::hc_split_sinkhorn(mixes.data(), scale, base, hc, iters, hc_eps, split.pre, split.post, split.comb);
+  ref_rows_shared::hc_split(rms_scale(x, hc * dim, norm_eps), dots, hc, scale, base, iters, hc_eps, split);
   mix_streams(x, hc, dim, split.pre, 1, nullptr, 0.0f, 0, dim, a);
 }
 
@@ -212,10 +184,7 @@ DSV4_AVX512F void exp32(const float* x, int64_t n, float* y) {
 
 DSV4_AVX512F void fp4_sim(float* v, int64_t n, int block) {
   if (block != 32) return quant::fp4_sim(v, n, block);
-  // Round-to-nearest on the E2M1 grid {0, .5, 1, 1.5, 2, 3, 4, 6} by counting midpoints: the
-  // index is the number of midpoints below |q|, plus one at a tie with an odd one (ties go to the
-  // even code), as quant::f32_to_e2m1 does.
-  static constexpr float kMid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  // Round-to-nearest on the E2M1 grid by counting midpoints (ref_rows_shared::kE2m1Mid).
   const __m512 grid = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, 0, 0, 0, 0, 0, 0, 0, 0);
   const __m512i sign_bit = _mm512_set1_epi32(static_cast<int>(0x80000000u));
   const __m512i one = _mm512_set1_epi32(1);
@@ -224,15 +193,8 @@ DSV4_AVX512F void fp4_sim(float* v, int64_t n, int block) {
     __m512 x[2] = {_mm512_loadu_ps(v + b0), _mm512_loadu_ps(v + b0 + 16)};
     const __mmask16 nan0 = _mm512_cmp_ps_mask(x[0], x[0], _CMP_UNORD_Q);
     const __mmask16 nan1 = _mm512_cmp_ps_mask(x[1], x[1], _CMP_UNORD_Q);
-    int k;
-    if ((nan0 | nan1) != 0) {
-      k = quant::ceil_log2_bits(std::numeric_limits<float>::quiet_NaN());
-    } else {
-      const float amax = std::max(quant::kFp4AmaxFloor,
-                                  _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x[0]), _mm512_abs_ps(x[1]))));
-      k = quant::ceil_log2_bits(amax * quant::kFp4MaxInv);
-    }
-    const __m512 s = _mm512_set1_ps(std::ldexp(1.0f, std::clamp(k, -149, 127)));
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x[0]), _mm512_abs_ps(x[1])));
+    const __m512 s = _mm512_set1_ps(ref_rows_shared::fp4_block_scale((nan0 | nan1) != 0, amax));
     for (__m512& xv : x) {
       // std::clamp(x / s, -6, 6) keeps NaN: max / min return their second operand on NaN.
       const __m512 q = _mm512_min_ps(_mm512_set1_ps(quant::kFp4Max),
@@ -240,7 +202,7 @@ DSV4_AVX512F void fp4_sim(float* v, int64_t n, int block) {
       const __m512 a = _mm512_abs_ps(q);
       __m512i idx = _mm512_setzero_si512();
       for (int i = 0; i < 7; ++i) {
-        const __m512 mid = _mm512_set1_ps(kMid[i]);
+        const __m512 mid = _mm512_set1_ps(ref_rows_shared::kE2m1Mid[i]);
         idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(a, mid, _CMP_GT_OQ), idx, one);
         if (i % 2 == 1) idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(a, mid, _CMP_EQ_OQ), idx, one);
       }

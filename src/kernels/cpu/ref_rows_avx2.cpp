@@ -6,15 +6,13 @@
 #include "kernels/cpu/simd_avx2.h"  // first: wraps <immintrin.h>
 
 #include "kernels/cpu/ref_rows.h"
+#include "kernels/cpu/ref_rows_shared.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
-#include <vector>
 
 #include "kernels/ref/fmath.h"
-#include "kernels/ref/sinkhorn.h"
 #include "quant/quant.h"
 
 namespace dsv4::cpu::avx2_ref {
@@ -70,14 +68,8 @@ DSV4_AVX2 double sum_squares(const float* x, int64_t n, bool bf16_squares) {
   return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
 }
 
-// ref's mean32_of_squares.
-DSV4_AVX2 float mean_of_squares(const float* x, int64_t n, bool bf16_squares) {
-  const float inv_n = static_cast<float>(1.0 / static_cast<double>(n));
-  return static_cast<float>(sum_squares(x, n, bf16_squares)) * inv_n;
-}
-
 DSV4_AVX2 float rms_scale(const float* x, int64_t n, float eps) {
-  return ref::rsqrt32(mean_of_squares(x, n, false) + eps);
+  return ref_rows_shared::rms_scale(sum_squares(x, n, false), n, eps);
 }
 
 // out[k * w + (d - d0)] for d in [d0, d1): bf16( first + f32(sum_j f64(f32(c[j] * x[j * dim + d]))) )
@@ -98,39 +90,27 @@ DSV4_AVX2 void mix_streams(const float* x, int hc, int64_t dim, const float* c, 
   }
 }
 
-// exp(x) in float64 for |x| <= 120 (callers clamp), as the AVX-512 twin: Cody-Waite reduction,
-// Taylor series to r^13 on FMA, times 2^n with n put into the exponent field (|n| <= 174, so
-// 2^n is a normal float64 and the product exact). NaN stays NaN (the polynomial carries it).
+// exp(x) in float64 for |x| <= kExpClamp (callers clamp), ref_rows_shared.h's polynomial as in
+// the AVX-512 twin, times 2^n with n put into the exponent field (|n| <= 174, so 2^n is a normal
+// float64 and the product exact). NaN stays NaN (the polynomial carries it).
 DSV4_AVX2 inline __m256d exp_pd(__m256d x) {
-  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
+  using namespace ref_rows_shared;
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(kLog2e)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0x1.62e42fefa3800p-1), x);
-  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0x1.ef35793c76730p-45), r);
-  static constexpr double kInvFact[14] = {1.0,
-                                          1.0,
-                                          1.0 / 2,
-                                          1.0 / 6,
-                                          1.0 / 24,
-                                          1.0 / 120,
-                                          1.0 / 720,
-                                          1.0 / 5040,
-                                          1.0 / 40320,
-                                          1.0 / 362880,
-                                          1.0 / 3628800,
-                                          1.0 / 39916800,
-                                          1.0 / 479001600,
-                                          1.0 / 6227020800};
-  __m256d p = _mm256_set1_pd(kInvFact[13]);
-  for (int i = 12; i >= 0; --i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kInvFact[i]));
+  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(kLn2Hi), x);
+  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(kLn2Lo), r);
+  __m256d p = _mm256_set1_pd(kExpInvFact[kExpDegree]);
+  for (int i = kExpDegree - 1; i >= 0; --i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(kExpInvFact[i]));
   // NaN lanes give an arbitrary n here; p is NaN there already.
   const __m256i e = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), _mm256_set1_epi64x(1023));
   return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64(e, 52)));
 }
 
-// Clamped to [-120, 120]: beyond it the float32 result is 0 or inf either way; max / min return
-// their second operand on NaN, so NaN passes through.
+// Clamped to [-kExpClamp, kExpClamp]; max / min return their second operand on NaN, so NaN
+// passes through.
 DSV4_AVX2 inline __m256d exp_clamped_pd(__m256d x) {
-  return exp_pd(_mm256_max_pd(_mm256_set1_pd(-120.0), _mm256_min_pd(_mm256_set1_pd(120.0), x)));
+  constexpr double c = ref_rows_shared::kExpClamp;
+  return exp_pd(_mm256_max_pd(_mm256_set1_pd(-c), _mm256_min_pd(_mm256_set1_pd(c), x)));
 }
 
 // 8 lanes of f32(exp(f64(-g))), as ref::silu32 computes it.
@@ -164,9 +144,7 @@ DSV4_AVX2 void rms_norm(const float* x, const uint16_t* w, int64_t n, float eps,
 }
 
 DSV4_AVX2 void head_norm_bf16(float* q, int64_t n, float eps) {
-  const float mean = ref::bf16r(mean_of_squares(q, n, true));
-  const float d = ref::bf16r(mean + ref::bf16r(eps));
-  const __m256 rs = _mm256_set1_ps(ref::bf16r(ref::rsqrt32(d)));
+  const __m256 rs = _mm256_set1_ps(ref_rows_shared::head_norm_scale(sum_squares(q, n, true), n, eps));
   for (int64_t i = 0; i < n; i += 8)
     store8(q + i, bf16_round<false>(_mm256_mul_ps(load8(q + i, n - i), rs)), n - i);
 }
@@ -174,12 +152,7 @@ DSV4_AVX2 void head_norm_bf16(float* q, int64_t n, float eps) {
 DSV4_AVX2 void hc_pre_finish(const float* x, int hc, int64_t dim, const float* dots,
                              const float* scale, const float* base, int iters, float norm_eps,
                              float hc_eps, ref::HcSplit split, float* a) {
-  const float r = rms_scale(x, hc * dim, norm_eps);
-  const int mix = (2 + hc) * hc;
-  thread_local std::vector<float> mixes;
-  mixes.resize(static_cast<size_t>(mix));
-  for (int i = 0; i < mix; ++i) mixes[static_cast<size_t>(i)] = dots[i] * r;
-  ref::hc_split_sinkhorn(mixes.data(), scale, base, hc, iters, hc_eps, split.pre, split.post, split.comb);
+  ref_rows_shared::hc_split(rms_scale(x, hc * dim, norm_eps), dots, hc, scale, base, iters, hc_eps, split);
   mix_streams(x, hc, dim, split.pre, 1, nullptr, 0.0f, 0, dim, a);
 }
 
@@ -231,10 +204,7 @@ DSV4_AVX2 void exp32(const float* x, int64_t n, float* y) {
 
 DSV4_AVX2 void fp4_sim(float* v, int64_t n, int block) {
   if (block != 32) return quant::fp4_sim(v, n, block);
-  // Round-to-nearest on the E2M1 grid {0, .5, 1, 1.5, 2, 3, 4, 6} by counting midpoints: the
-  // index is the number of midpoints below |q|, plus one at a tie with an odd one (ties go to the
-  // even code), as quant::f32_to_e2m1 does.
-  static constexpr float kMid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  // Round-to-nearest on the E2M1 grid by counting midpoints (ref_rows_shared::kE2m1Mid).
   const __m256 grid = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
   const __m256 sign_bit = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
   const int64_t whole = n / 32 * 32;
@@ -246,13 +216,7 @@ DSV4_AVX2 void fp4_sim(float* v, int64_t n, int block) {
       unord = _mm256_or_ps(unord, _mm256_cmp_ps(x[q], x[q], _CMP_UNORD_Q));
       mx = _mm256_max_ps(mx, abs_ps(x[q]));
     }
-    int k;
-    if (_mm256_movemask_ps(unord) != 0) {
-      k = quant::ceil_log2_bits(std::numeric_limits<float>::quiet_NaN());
-    } else {
-      k = quant::ceil_log2_bits(std::max(quant::kFp4AmaxFloor, avx2::hmax(mx)) * quant::kFp4MaxInv);
-    }
-    const __m256 s = _mm256_set1_ps(std::ldexp(1.0f, std::clamp(k, -149, 127)));
+    const __m256 s = _mm256_set1_ps(ref_rows_shared::fp4_block_scale(_mm256_movemask_ps(unord) != 0, avx2::hmax(mx)));
     for (__m256& xv : x) {
       // std::clamp(x / s, -6, 6) keeps NaN: max / min return their second operand on NaN.
       const __m256 q = _mm256_min_ps(_mm256_set1_ps(quant::kFp4Max),
@@ -260,7 +224,7 @@ DSV4_AVX2 void fp4_sim(float* v, int64_t n, int block) {
       const __m256 a = abs_ps(q);
       __m256i idx = _mm256_setzero_si256();
       for (int i = 0; i < 7; ++i) {  // a true compare is -1 in the lane: subtracting it counts
-        const __m256 mid = _mm256_set1_ps(kMid[i]);
+        const __m256 mid = _mm256_set1_ps(ref_rows_shared::kE2m1Mid[i]);
         idx = _mm256_sub_epi32(idx, _mm256_castps_si256(_mm256_cmp_ps(a, mid, _CMP_GT_OQ)));
         if (i % 2 == 1) idx = _mm256_sub_epi32(idx, _mm256_castps_si256(_mm256_cmp_ps(a, mid, _CMP_EQ_OQ)));
       }
