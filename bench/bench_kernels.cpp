@@ -9,6 +9,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -620,83 +621,138 @@ struct Fp8LayerMix {
   }
 };
 
+// The weights one BM_DecodeVsProbe kind streams (>= `total` bytes of rotating copies, or the CSA
+// layer mix) and one decode pass over them; returns the GB/s of that pass.
+class DecodeWeights {
+ public:
+  DecodeWeights(int kind, size_t total) : kind_(kind) {
+    if (kind == 4) {
+      mix_ = std::make_unique<Fp8LayerMix>(total);
+      return;
+    }
+    if (kind == 1) n_ = 2048, k_ = 4096;
+    if (kind == 2) n_ = 16384, k_ = 4096;
+    const size_t wbytes = kind == 1 ? n_ * k_ / 2 : kind == 2 ? n_ * k_ * 2 : n_ * k_;
+    const size_t sbytes = kind == 0 ? (n_ / 128) * (k_ / 128) : kind == 1 ? n_ * k_ / 32 : 0;
+    per_ = wbytes + sbytes;
+    copies_ = std::max<size_t>(6, total / per_);
+    w_.assign(copies_, Bytes(wbytes));
+    s_.assign(copies_, Bytes(sbytes));
+    for (size_t c = 0; c < copies_; ++c) {
+      fill(w_[c], c + 3, kind == 0);
+      if (kind == 2)
+        for (size_t i = 0; i + 1 < wbytes; i += 2) w_[c][i + 1] = static_cast<uint8_t>(0x3C + (w_[c][i + 1] & 1));
+      fill_scales(s_[c]);
+    }
+    x_ = act_rows(1, k_);
+    y_.resize(n_);
+    groups_.resize(experts());
+    sums_.resize(pool().size());
+  }
+  double pass() {
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t bytes = 0;
+    if (mix_) {
+      mix_->run();
+      bytes = mix_->bytes;
+    } else {
+      const int experts = this->experts();
+      for (size_t c = 0; c + experts <= copies_; c += experts) {
+        if (kind_ == 0) {
+          linear_fp8({w_[c].data(), s_[c].data(), n_, k_}, {x_.data(), 1, k_}, {y_.data(), n_}, &pool());
+        } else if (kind_ == 1) {
+          for (int e = 0; e < experts; ++e)
+            groups_[e] = {{w_[c + e].data(), s_[c + e].data(), n_, k_}, x_.data(), k_, nullptr, 1, {y_.data(), n_}};
+          linear_fp4_grouped(groups_, &pool());
+        } else if (kind_ == 2) {
+          linear_bf16({reinterpret_cast<const uint16_t*>(w_[c].data()), n_, k_}, {x_.data(), 1, k_},
+                      {y_.data(), n_}, &pool(), Bf16Act::Float32);
+        } else {
+          parallel_for(&pool(), n_, kPanelRows, [&](int64_t b, int64_t e, int t) {
+            sums_[t] += read_panels_avx512(w_[c].data(), k_, b, e);
+          }, Schedule::Stealing);
+          benchmark::DoNotOptimize(sums_.data());
+        }
+        benchmark::DoNotOptimize(y_.data());
+        bytes += experts * per_;
+      }
+    }
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return double(bytes) / sec / 1e9;
+  }
+  std::string name() const {
+    static const char* names[] = {"fp8 4096x8192", "fp4 6x 2048x4096", "bf16 16384x4096",
+                                  "read-only 4096x8192 (GEMV pattern)",
+                                  "fp8 CSA-layer mix (16 matrices, 8 calls)"};
+    return names[kind_];
+  }
+
+ private:
+  int experts() const { return kind_ == 1 ? 6 : 1; }
+  int kind_;
+  int64_t n_ = 4096, k_ = 8192;
+  size_t per_ = 0, copies_ = 0;
+  std::vector<Bytes> w_, s_;
+  std::vector<float> x_, y_;
+  std::vector<Fp4Group> groups_;
+  std::vector<uint64_t> sums_;
+  std::unique_ptr<Fp8LayerMix> mix_;
+};
+
 void BM_DecodeVsProbe(benchmark::State& st) {
   const int kind = static_cast<int>(st.range(0));
   const size_t total = size_t{512} << 20;
-  int64_t n = 4096, k = 8192;
-  if (kind == 1) n = 2048, k = 4096;
-  if (kind == 2) n = 16384, k = 4096;
   if (kind == 3 && !isa_at_least(Isa::Avx512)) {
     st.SkipWithError("needs AVX-512");
     return;
   }
-  if (kind == 4) {
-    Fp8LayerMix mix(total);
-    double best_probe = 0, best_kernel = 0;
-    for (auto _ : st) {
-      best_probe = std::max(best_probe, measure_read_bandwidth(&pool(), total, 1).gb_per_s);
-      const auto t0 = std::chrono::steady_clock::now();
-      mix.run();
-      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best_kernel = std::max(best_kernel, double(mix.bytes) / sec / 1e9);
-    }
-    st.counters["probe_GB/s"] = best_probe;
-    st.counters["kernel_GB/s"] = best_kernel;
-    st.counters["bw_frac"] = best_kernel / best_probe;
-    st.counters["threads"] = pool().size();
-    st.SetLabel(std::string("fp8 CSA-layer mix (16 matrices, 8 calls) ") + isa_name(active_isa()));
-    return;
-  }
-  const size_t wbytes = kind == 1 ? n * k / 2 : kind == 2 ? n * k * 2 : n * k;
-  const size_t sbytes = kind == 0 ? (n / 128) * (k / 128) : kind == 1 ? n * k / 32 : 0;
-  const size_t per = wbytes + sbytes, copies = std::max<size_t>(6, total / per);
-  std::vector<Bytes> w(copies, Bytes(wbytes)), s(copies, Bytes(sbytes));
-  for (size_t c = 0; c < copies; ++c) {
-    fill(w[c], c + 3, kind == 0);
-    if (kind == 2) {
-      for (size_t i = 0; i + 1 < wbytes; i += 2) w[c][i + 1] = static_cast<uint8_t>(0x3C + (w[c][i + 1] & 1));
-    }
-    fill_scales(s[c]);
-  }
-  const auto x = act_rows(1, k);
-  std::vector<float> y(n);
+  DecodeWeights weights(kind, total);
   double best_probe = 0, best_kernel = 0;
-  const int experts = kind == 1 ? 6 : 1;
-  std::vector<Fp4Group> groups(experts);
-  std::vector<uint64_t> sums(pool().size());
   for (auto _ : st) {
     best_probe = std::max(best_probe, measure_read_bandwidth(&pool(), total, 1).gb_per_s);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (size_t c = 0; c + experts <= copies; c += experts) {
-      if (kind == 0) {
-        linear_fp8({w[c].data(), s[c].data(), n, k}, {x.data(), 1, k}, {y.data(), n}, &pool());
-      } else if (kind == 1) {
-        for (int e = 0; e < experts; ++e)
-          groups[e] = {{w[c + e].data(), s[c + e].data(), n, k}, x.data(), k, nullptr, 1, {y.data(), n}};
-        linear_fp4_grouped(groups, &pool());
-      } else if (kind == 2) {
-        linear_bf16({reinterpret_cast<const uint16_t*>(w[c].data()), n, k}, {x.data(), 1, k},
-                    {y.data(), n}, &pool(), Bf16Act::Float32);
-      } else {
-        parallel_for(&pool(), n, kPanelRows, [&](int64_t b, int64_t e, int t) {
-          sums[t] += read_panels_avx512(w[c].data(), k, b, e);
-        }, Schedule::Stealing);
-        benchmark::DoNotOptimize(sums.data());
-      }
-      benchmark::DoNotOptimize(y.data());
-    }
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best_kernel = std::max(best_kernel, double(copies / experts * experts * per) / sec / 1e9);
+    best_kernel = std::max(best_kernel, weights.pass());
   }
   st.counters["probe_GB/s"] = best_probe;
   st.counters["kernel_GB/s"] = best_kernel;
   st.counters["bw_frac"] = best_kernel / best_probe;
   st.counters["threads"] = pool().size();
-  static const char* names[] = {"fp8 4096x8192", "fp4 6x 2048x4096", "bf16 16384x4096",
-                                "read-only 4096x8192 (GEMV pattern)"};
-  st.SetLabel(std::string(names[kind]) + " " + isa_name(active_isa()));
+  st.SetLabel(weights.name() + " " + isa_name(active_isa()));
 }
 BENCHMARK(BM_DecodeVsProbe)->DenseRange(0, 4)->Iterations(8)->Unit(benchmark::kMillisecond);
+
+// The decode GEMVs' prefetch into L2 vs into L1 (GemvPrefetch, dispatch.h) on a BM_DecodeVsProbe
+// kind (0 FP8, 2 BF16, 4 the CSA layer's FP8 mix): each round runs a probe pass and a decode pass
+// with each setting in turn, so both see the same minute of a noisy machine; the counters are
+// the medians over rounds of each setting's fraction of the probe just before it (l2_frac,
+// l1_frac) and of its GB/s. The FP4 GEMVs prefetch into L2 either way.
+void BM_GemvPrefetch(benchmark::State& st) {
+  const size_t total = size_t{256} << 20;
+  DecodeWeights weights(static_cast<int>(st.range(0)), total);
+  const GemvPrefetch saved = gemv_prefetch();
+  std::vector<double> frac[2], rate[2];
+  for (auto _ : st) {
+    for (int l1 = 0; l1 < 2; ++l1) {
+      const double probe = measure_read_bandwidth(&pool(), total, 1).gb_per_s;
+      set_gemv_prefetch(l1 ? GemvPrefetch::L1 : GemvPrefetch::L2);
+      const double gbs = weights.pass();
+      frac[l1].push_back(gbs / probe);
+      rate[l1].push_back(gbs);
+    }
+  }
+  set_gemv_prefetch(saved);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  st.counters["l2_frac"] = median(frac[0]);
+  st.counters["l1_frac"] = median(frac[1]);
+  st.counters["l2_GB/s"] = median(rate[0]);
+  st.counters["l1_GB/s"] = median(rate[1]);
+  st.counters["threads"] = pool().size();
+  st.SetLabel(weights.name() + " " + isa_name(active_isa()) + ", default " +
+              gemv_prefetch_name(saved));
+}
+BENCHMARK(BM_GemvPrefetch)->Arg(0)->Arg(2)->Arg(4)->Iterations(15)->Unit(benchmark::kMillisecond);
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {

@@ -33,6 +33,13 @@ struct GemmUnitScope {
   ~GemmUnitScope() { set_gemm_unit(saved); }
 };
 
+// Restores the decode GEMVs' prefetch level in force before the scope when it ends.
+struct GemvPrefetchScope {
+  GemvPrefetch saved;
+  explicit GemvPrefetchScope(GemvPrefetch level) : saved(gemv_prefetch()) { set_gemv_prefetch(level); }
+  ~GemvPrefetchScope() { set_gemv_prefetch(saved); }
+};
+
 // Forward error bound of a float32 sum of n terms in any order (Higham's gamma_n) times the sum of
 // the magnitudes of the exact terms, plus a few float32 ulps of slack for the final rounding.
 inline double sum_error_bound(int64_t n, double sum_abs) {

@@ -33,10 +33,10 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 // `dsv4 bench` on the tiny-a checkpoint (named with `model_flag`) with `args`, stderr sent where
-// `redirect` says.
+// `redirect` says, `env` (VAR=value ...) set for it.
 std::string bench(const std::string& args, const std::string& redirect, int* status,
-                  const std::string& model_flag = "--model") {
-  return run(std::string(DSV4_BIN) + " bench " + model_flag + " " + DSV4_TEST_DATA + "/tiny-a/ckpt " + args + " " +
+                  const std::string& model_flag = "--model", const std::string& env = "") {
+  return run(env + " " + DSV4_BIN + " bench " + model_flag + " " + DSV4_TEST_DATA + "/tiny-a/ckpt " + args + " " +
                  redirect,
              status);
 }
@@ -169,6 +169,22 @@ TEST(CpuBenchCli, WeightMemoryFlag) {
     EXPECT_EQ(out.find('\r'), std::string::npos) << out;
   }
   expect_refused("--weights swap", "--weights");
+}
+
+// DSV4_PREFETCH picks where the decode GEMVs prefetch (the header names it); a bad value is refused
+// by name before anything runs.
+TEST(CpuBenchCli, GemvPrefetchOverride) {
+  const std::string args = "-p 4 -n 2 --reps 1 --bw-mib 16 --threads 2";
+  for (const char* level : {"l1", "l2"}) {
+    int status = -1;
+    const std::string out = bench(args, "2>&1", &status, "--model", std::string("DSV4_PREFETCH=") + level);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_NE(out.find(std::string("prefetch ") + level + ","), std::string::npos) << out;
+  }
+  int status = 0;
+  const std::string out = bench(args, "2>&1", &status, "--model", "DSV4_PREFETCH=l3");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("DSV4_PREFETCH=l3: unknown level (expected l1 or l2)"), std::string::npos) << out;
 }
 
 // -o json (and the llama-bench style -m / -t / -r): one object per test whose numbers agree with

@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -21,6 +22,7 @@ namespace dsv4::cpu {
 namespace {
 
 using testing::GemmUnitScope;
+using testing::GemvPrefetchScope;
 using testing::gemm_units_to_test;
 using testing::IsaScope;
 using testing::isas_to_test;
@@ -393,6 +395,44 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
           return double(bf16_bits_to_f32(w[r * k + j])) *
                  bf16_bits_to_f32(f32_to_bf16_bits(x[i * k + j]));
         }, "bf16 bf16 act");
+      }
+    }
+  }
+}
+
+// The FP8 and BF16 decode GEMVs instantiate their tiles per prefetch level (GemvPrefetch): both
+// give the same bits at every level and unit, for 1-7 activation rows (the 4-, 2- and 1-row
+// tiles), a partial last panel and both FP8 kernels (uniform codes take the table decode on the
+// fma unit, Gaussian ones the FMA decode).
+TEST(CpuLinear, DecodeGemvsGiveTheSameBitsWithEitherPrefetch) {
+  std::mt19937 rng(21);
+  const int64_t n = 262, k = 384;
+  const auto uniform = random_e4m3(rng, n * k);
+  std::vector<uint8_t> gaussian(n * k);
+  std::normal_distribution<float> dg(0.0f, 64.0f);
+  for (auto& c : gaussian) c = quant::f32_to_e4m3(dg(rng));
+  const auto s = random_scales(rng, 3 * 3);
+  std::vector<uint16_t> wb(n * k);
+  for (auto& b : wb) b = f32_to_bf16_bits(dg(rng) / 640.0f);
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
+    IsaScope scope(isa);
+    GemmUnitScope unit_scope(unit);
+    SCOPED_TRACE(std::string(isa_name(isa)) + " " + gemm_unit_name(unit));
+    for (int64_t m : {1, 7}) {
+      const auto x = random_rows(rng, m, k);
+      std::vector<float> y[2][3];
+      for (int l1 = 0; l1 < 2; ++l1) {
+        GemvPrefetchScope prefetch(l1 ? GemvPrefetch::L1 : GemvPrefetch::L2);
+        for (auto& v : y[l1]) v.assign(m * n, -1.0f);
+        linear_fp8({uniform.data(), s.data(), n, k}, {x.data(), m, k}, {y[l1][0].data(), n}, &pool);
+        linear_fp8({gaussian.data(), s.data(), n, k}, {x.data(), m, k}, {y[l1][1].data(), n}, &pool);
+        linear_bf16({wb.data(), n, k}, {x.data(), m, k}, {y[l1][2].data(), n}, &pool, Bf16Act::Float32);
+      }
+      for (int t = 0; t < 3; ++t) {
+        SCOPED_TRACE("m " + std::to_string(m) + " weights " + std::to_string(t));
+        EXPECT_EQ(0, std::memcmp(y[0][t].data(), y[1][t].data(), y[0][t].size() * sizeof(float)));
+        EXPECT_NE(y[0][t][m * n - 1], -1.0f);
       }
     }
   }

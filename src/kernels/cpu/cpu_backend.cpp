@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/formats.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/ref_rows.h"
@@ -25,7 +26,12 @@ void check_out(const char* op, int64_t xrows, const dsv4::Rows& y) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) {}
+  // The DSV4_GEMM / DSV4_PREFETCH overrides are read here, on the calling thread, so a bad value
+  // is a clear error before any kernel runs (the kernels first read them on the pool's workers).
+  explicit CpuBackend(int threads) : pool_(threads) {
+    (void)gemm_unit();
+    (void)gemv_prefetch();
+  }
   const char* name() const override { return "cpu-simd"; }
 
   void linear_fp8(const Fp8Mat& w, ConstRows x, dsv4::Rows y) const override {

@@ -49,6 +49,18 @@ GemmUnit gemm_unit();
 void set_gemm_unit(GemmUnit unit);
 const char* gemm_unit_name(GemmUnit unit);
 
+// Where the decode GEMVs' software prefetch puts the weight lines it fetches ahead of use
+// (prefetch_ahead in linear_kernels.h): L2 (prefetcht1) or L1 (prefetcht0). On the AMD Zen 5 VM
+// the FP8 and BF16 GEMVs streamed 5-10% more of the read probe's bandwidth with L1 (FP8 0.84-0.89
+// vs 0.78-0.84, the CSA layer's FP8 mix 0.80-0.84 vs 0.76-0.77, BF16 0.86-0.90 vs 0.80-0.82,
+// BM_GemvPrefetch), FP4 not (it is bound by its arithmetic there and keeps L2). The Intel AMX VM
+// measured the hints within 5% of each other (stop 18) and keeps L2. Chosen from the CPU vendor;
+// DSV4_PREFETCH=l1|l2 overrides it for a process, set_gemv_prefetch() from code.
+enum class GemvPrefetch { L2, L1 };
+GemvPrefetch gemv_prefetch();
+void set_gemv_prefetch(GemvPrefetch level);
+const char* gemv_prefetch_name(GemvPrefetch level);
+
 inline bool isa_at_least(Isa level) {
   return static_cast<int>(active_isa()) >= static_cast<int>(level);
 }

@@ -196,14 +196,10 @@ DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, i
   const Fp4RowPointers ptr(w, ldw, s, lds, nr);
   const uint8_t* const* rows = ptr.rows;
   const uint8_t* const* srows = ptr.srows;
-  int64_t i = 0;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
-  // 4 rows per decode while 4 remain: each decoded weight chunk feeds 4 activation rows.
-  for (; i + 4 <= m; i += 4)
-    fp4_dot_tile<4>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
-  for (; i + 2 <= m; i += 2)
-    fp4_dot_tile<2>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
-  if (i < m) fp4_dot_tile<1>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
+  for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
+    fp4_dot_tile<decltype(mr)::value>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
+  });
 }
 
 }  // namespace DSV4_AVX512_NS

@@ -137,7 +137,7 @@ DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales
 
 namespace {
 
-template <int MR>
+template <int MR, bool kL1>
 DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const uint16_t* a,
                                      int64_t lda, int64_t k, float* y, int64_t ldy,
                                      int64_t ahead) {
@@ -158,7 +158,7 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
         for (int v = 0; v < 2; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
     for (int r = 0; r < kPanelRows; ++r) {
       // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c), _MM_HINT_T1);
+      prefetch_weights<kL1>(rows[r] + ahead + c);
       const __m512i b = _mm512_loadu_si512(rows[r] + c);
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
       const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
@@ -180,12 +180,13 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
                               int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
   const uint8_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
-  int64_t i = 0;
   const int64_t ahead = prefetch_ahead(ldw);
-  // 4 rows per decode while 4 remain: each decoded weight chunk feeds 4 activation rows.
-  for (; i + 4 <= m; i += 4) fp8_dot_tile<4>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
-  for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
-  if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  with_gemv_prefetch([&](auto to_l1) DSV4_AVX512 {
+    for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
+      fp8_dot_tile<decltype(mr)::value, decltype(to_l1)::value>(rows, nr, a + i * lda, lda, k,
+                                                                y + i * ldy, ldy, ahead);
+    });
+  });
 }
 
 // BF16 bits of 16 floats, round to nearest even in integer lanes (subnormals kept, unlike

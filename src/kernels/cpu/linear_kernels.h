@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/dispatch.h"
 
@@ -25,6 +26,38 @@ inline void prefetch_l2(const void* p) {
 #else
   __builtin_prefetch(p, 0, 2);
 #endif
+}
+// The decode GEMVs' prefetch of a weight line: into L1 (prefetcht0) for kToL1, else into L2
+// (prefetcht1); the kernels take kToL1 from gemv_prefetch() once per call (dispatch.h).
+template <bool kToL1>
+inline void prefetch_weights(const void* p) {
+#if defined(__x86_64__)
+  if constexpr (kToL1)
+    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+  else
+    asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 0, kToL1 ? 3 : 2);
+#endif
+}
+// Calls f(std::true_type{}) where gemv_prefetch() is L1, else f(std::false_type{}): the FP8 and
+// BF16 decode GEMVs instantiate their tiles on it (the FP4 GEMVs prefetch into L2 on every core).
+template <class F>
+inline void with_gemv_prefetch(F&& f) {
+  if (gemv_prefetch() == GemvPrefetch::L1)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
+// The decode GEMVs' split of m activation rows into tiles: f(std::integral_constant<int, MR>{}, i)
+// for the tile of MR rows from row i; 4 rows while 4 remain (each decoded weight chunk then feeds
+// 4 activation rows), then 2, then 1.
+template <class F>
+inline void for_row_tiles(int64_t m, F&& f) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) f(std::integral_constant<int, 4>{}, i);
+  for (; i + 2 <= m; i += 2) f(std::integral_constant<int, 2>{}, i);
+  if (i < m) f(std::integral_constant<int, 1>{}, i);
 }
 inline int64_t prefetch_ahead(int64_t ldw) {
   const int64_t panels = std::max<int64_t>(1, (kPrefetchBytes + kPanelRows * ldw - 1) / (kPanelRows * ldw));
