@@ -5,6 +5,9 @@
 //   -p and -n take comma-separated lists (one test per size, in the order given).
 //   Rewind restores the exact state (light checkpoints every 1024 tokens + recompute), so every
 //   rep sees the same context. Medians over --reps, spread = (max - min) / median.
+//   --interleave: one session per depth, all filled first, then --reps rounds of one rep of every
+//   test, so the depths are compared over the same minutes of a machine whose bandwidth drifts
+//   (the default times depth after depth, holding one context).
 //   Decode weight traffic = tok/s x active weight bytes per token, counted from the checkpoint's
 //   tensors (routed experts scaled by experts-per-token / experts, one embedding row, no MTP
 //   block; FP8/FP4 as stored), compared with a streaming-read probe: one long probe at the start
@@ -279,7 +282,7 @@ DSV4_COMMAND(bench) {
     std::string prompts = "512", gens = "64";
     int64_t chunk = dsv4::SessionOptions{}.prefill_chunk, bw_mib = 1024;
     int threads = 0, reps = 3;
-    bool csv = false, breakdown = false;
+    bool csv = false, breakdown = false, interleave = false;
   };
   auto o = std::make_shared<Opts>();
   return {"bench", "Prefill / decode speed at several context depths (tok/s, weight GB/s)",
@@ -311,6 +314,10 @@ DSV4_COMMAND(bench) {
                        "after the table: each decode test's time and weight GB/s by kind of linear "
                        "(FP8 / FP4 / BF16 / F32) and the time outside them (stderr with --csv)");
             a.add_option("--svg", o->svg, "write a tok/s vs depth plot to FILE");
+            a.add_flag("--interleave", o->interleave,
+                       "one session per depth, all filled first, then rounds of one rep of every test: "
+                       "every depth is timed over the same minutes of a machine whose bandwidth drifts "
+                       "(holds every depth's context at once)");
             return std::function<int()>([o] {
               using namespace dsv4;
               using clock = std::chrono::steady_clock;
@@ -395,68 +402,111 @@ DSV4_COMMAND(bench) {
               SessionOptions so;
               so.max_context = need + 1;
               so.prefill_chunk = o->chunk;
-              auto session = engine->new_session(so);
               std::vector<float> logits(static_cast<size_t>(V));
-              auto prefill_to = [&](int64_t depth) {
-                session->reset();
+              // The context a depth's tests start from: d tokens (at depth 0, none for the prefill
+              // tests and 1 for decode, which never starts at position 0).
+              auto prefill_to = [&](Session& session, int64_t depth) {
+                session.reset();
                 if (depth == 0) return;
                 const auto t0 = clock::now();
                 // Redrawn in place on a terminal; in a log, one line when done.
                 const bool tty = dsv4::cli::is_tty(stderr);
-                session->prefill(std::span<const int32_t>(toks.data(), depth), {},
-                                 [&](int64_t done, int64_t total) {
-                                   if (tty)
-                                     std::fprintf(stderr, "\rbench: filling the context %lld / %lld tokens",
-                                                  static_cast<long long>(done), static_cast<long long>(total));
-                                   return true;
-                                 });
+                session.prefill(std::span<const int32_t>(toks.data(), depth), {},
+                                [&](int64_t done, int64_t total) {
+                                  if (tty)
+                                    std::fprintf(stderr, "\rbench: filling the context %lld / %lld tokens",
+                                                 static_cast<long long>(done), static_cast<long long>(total));
+                                  return true;
+                                });
                 const double s = std::chrono::duration<double>(clock::now() - t0).count();
                 if (tty) std::fprintf(stderr, " (%.1f s)\n", s);
                 else std::fprintf(stderr, "bench: filled the context with %lld tokens in %.1f s\n",
                                   static_cast<long long>(depth), s);
               };
 
-              std::vector<Row> rows;
+              // Every test (a prefill or decode size at a depth) with its samples, in the order of
+              // the output rows: per depth, the prefill tests, then the decode tests.
+              struct Test {
+                int64_t depth = 0, start = 0, size = 0;
+                bool decode = false;
+                std::vector<double> secs, probes;
+                std::array<cpu::LinearTotals, cpu::kLinearKinds> linears{};
+              };
+              std::vector<Test> tests;
               for (int64_t d : depths) {
                 const int64_t start = std::max<int64_t>(d, 1);
-                prefill_to(start == 1 && !prompts.empty() ? 0 : start);
-                for (const int64_t np : prompts) {
-                  std::vector<double> secs, probes;
-                  for (int r = 0; r < o->reps; ++r) {
-                    session->rewind(d);
-                    const double before = probe_pass();
-                    const auto t0 = clock::now();
-                    session->prefill(std::span<const int32_t>(toks.data() + d, np), logits);
-                    secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
-                    probes.push_back(0.5 * (before + probe_pass()));
-                  }
-                  const double chunks = double((np + o->chunk - 1) / o->chunk);
-                  rows.push_back(summarise("pp" + std::to_string(np), d, threads, np, secs, chunks * wb.all, probes));
+                for (const int64_t np : prompts) tests.push_back({d, start, np, false, {}, {}, {}});
+                for (const int64_t ng : gens) tests.push_back({d, start, ng, true, {}, {}, {}});
+              }
+              // One rep of a test, timed between two untimed probe passes.
+              auto run_rep = [&](Session& session, Test& t) {
+                if (!t.decode) {
+                  session.rewind(t.depth);
+                  const double before = probe_pass();
+                  const auto t0 = clock::now();
+                  session.prefill(std::span<const int32_t>(toks.data() + t.depth, t.size), logits);
+                  t.secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                  t.probes.push_back(0.5 * (before + probe_pass()));
+                  return;
                 }
-                for (const int64_t ng : gens) {
-                  std::vector<double> secs, probes;
-                  cpu::linear_stats_reset();
-                  for (int r = 0; r < o->reps; ++r) {
-                    if (session->position() >= start) {
-                      session->rewind(start);
-                    } else {
-                      session->prefill(std::span<const int32_t>(toks.data(), start), {});
-                    }
-                    const double before = probe_pass();
-                    cpu::linear_stats_enable(o->breakdown);  // the timed decodes only
-                    const auto t0 = clock::now();
-                    for (int64_t i = 0; i < ng; ++i) session->decode(toks[start + i], logits);
-                    secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
-                    cpu::linear_stats_enable(false);
-                    probes.push_back(0.5 * (before + probe_pass()));
-                  }
-                  rows.push_back(summarise("tg" + std::to_string(ng), d, threads, ng, secs,
-                                           double(ng) * wb.per_token, probes));
-                  if (o->breakdown) {
-                    rows.back().linears = cpu::linear_stats();
-                    for (double t : secs) rows.back().total_seconds += t;
-                    rows.back().total_tokens = ng * o->reps;
-                  }
+                if (session.position() >= t.start) {
+                  session.rewind(t.start);
+                } else {
+                  session.prefill(std::span<const int32_t>(toks.data() + session.position(),
+                                                           t.start - session.position()), {});
+                }
+                const double before = probe_pass();
+                cpu::linear_stats_reset();
+                cpu::linear_stats_enable(o->breakdown);  // the timed decodes only
+                const auto t0 = clock::now();
+                for (int64_t i = 0; i < t.size; ++i) session.decode(toks[t.start + i], logits);
+                t.secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+                cpu::linear_stats_enable(false);
+                t.probes.push_back(0.5 * (before + probe_pass()));
+                const auto totals = cpu::linear_stats();
+                for (int k = 0; k < cpu::kLinearKinds; ++k) {
+                  t.linears[k].calls += totals[k].calls;
+                  t.linears[k].seconds += totals[k].seconds;
+                  t.linears[k].weight_bytes += totals[k].weight_bytes;
+                }
+              };
+              auto fill_for = [&](Session& session, int64_t d) {
+                prefill_to(session, d == 0 && !prompts.empty() ? 0 : std::max<int64_t>(d, 1));
+              };
+              if (!o->interleave) {
+                // One session, depth after depth: each test's reps back to back.
+                auto session = engine->new_session(so);
+                for (size_t i = 0; i < tests.size(); ++i) {
+                  if (i == 0 || tests[i].depth != tests[i - 1].depth) fill_for(*session, tests[i].depth);
+                  for (int r = 0; r < o->reps; ++r) run_rep(*session, tests[i]);
+                }
+              } else {
+                // One session per depth, all filled first; then rounds of one rep of every test, so
+                // each depth's reps are spread over the same minutes of a drifting machine.
+                std::vector<std::unique_ptr<Session>> sessions;
+                for (int64_t d : depths) {
+                  sessions.push_back(engine->new_session(so));
+                  fill_for(*sessions.back(), d);
+                }
+                for (int r = 0; r < o->reps; ++r)
+                  for (Test& t : tests)
+                    run_rep(*sessions[std::find(depths.begin(), depths.end(), t.depth) - depths.begin()], t);
+              }
+
+              std::vector<Row> rows;
+              for (const Test& t : tests) {
+                if (!t.decode) {
+                  const double chunks = double((t.size + o->chunk - 1) / o->chunk);
+                  rows.push_back(summarise("pp" + std::to_string(t.size), t.depth, threads, t.size, t.secs,
+                                           chunks * wb.all, t.probes));
+                  continue;
+                }
+                rows.push_back(summarise("tg" + std::to_string(t.size), t.depth, threads, t.size, t.secs,
+                                         double(t.size) * wb.per_token, t.probes));
+                if (o->breakdown) {
+                  rows.back().linears = t.linears;
+                  for (double x : t.secs) rows.back().total_seconds += x;
+                  rows.back().total_tokens = t.size * o->reps;
                 }
               }
 

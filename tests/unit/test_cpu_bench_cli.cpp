@@ -190,13 +190,14 @@ TEST(CpuBenchCli, GemvPrefetchOverride) {
 // -o json (and the llama-bench style -m / -t / -r): one object per test whose numbers agree with
 // each other (tok/s from tokens and seconds, seconds the median of the reps' samples, the
 // fraction from weight GB/s and the probe) and, with --breakdown, the decode test's split by
-// kind of linear with shares adding up to 100%. stdout is the JSON alone.
-TEST(CpuBenchCli, JsonOutput) {
+// kind of linear with shares adding up to 100%. stdout is the JSON alone. `extra` flags are added.
+// The parsed output goes to *parsed.
+void check_json_output(const std::string& extra, nlohmann::json* parsed) {
   int status = -1;
-  const std::string out =
-      bench("-p 4 -n 3 -d 0,8 -r 3 -t 2 --bw-mib 16 --breakdown -o json", "2>/dev/null", &status, "-m");
+  const std::string out = bench("-p 4 -n 3 -d 0,8 -r 3 -t 2 --bw-mib 16 --breakdown -o json " + extra,
+                                "2>/dev/null", &status, "-m");
   ASSERT_EQ(status, 0) << out;
-  const nlohmann::json j = nlohmann::json::parse(out);
+  const nlohmann::json& j = *parsed = nlohmann::json::parse(out);
   ASSERT_TRUE(j.is_array());
   ASSERT_EQ(j.size(), 4u) << out;
   const char* want[4] = {"pp4", "tg3", "pp4", "tg3"};
@@ -230,6 +231,26 @@ TEST(CpuBenchCli, JsonOutput) {
     EXPECT_NEAR(share, 100.0, 0.01);
     EXPECT_GT(b.at("fp8").at("mb_per_token").get<double>(), 0.0);
   }
+}
+
+TEST(CpuBenchCli, JsonOutput) {
+  nlohmann::json j;
+  check_json_output("", &j);
+}
+
+// --interleave (one session per depth, rounds of one rep of every test) gives the same tests in
+// the same order, and each decode test the same weight traffic per token, kind by kind.
+TEST(CpuBenchCli, InterleavedDepthsKeepTheTestsAndTheirTraffic) {
+  nlohmann::json seq, mixed;
+  ASSERT_NO_FATAL_FAILURE(check_json_output("", &seq));
+  ASSERT_NO_FATAL_FAILURE(check_json_output("--interleave", &mixed));
+  for (size_t i : {1u, 3u})
+    for (const char* kind : {"fp8", "fp4", "bf16", "f32"}) {
+      SCOPED_TRACE(std::string(kind) + " test " + std::to_string(i));
+      const nlohmann::json &a = seq[i].at("breakdown").at(kind), &b = mixed[i].at("breakdown").at(kind);
+      EXPECT_DOUBLE_EQ(a.at("calls_per_token").get<double>(), b.at("calls_per_token").get<double>());
+      EXPECT_DOUBLE_EQ(a.at("mb_per_token").get<double>(), b.at("mb_per_token").get<double>());
+    }
 }
 
 // --csv is -o csv; asking for both CSV and JSON is refused.
