@@ -63,7 +63,8 @@ void expect_sparse_attention_matches_float64(int H, int D, int64_t n = 3) {
   std::vector<int32_t> lists(n * L, -1);
   std::uniform_int_distribution<int> pick(0, split + n2 - 1);
   for (int64_t j = 0; j < L; ++j) lists[j] = (j % 3 == 2) ? -1 : pick(rng);   // row 0: padded
-  for (int64_t j = 0; j < 37; ++j) lists[L + j] = pick(rng);                   // row 1: tail -1
+  if (n > 1)
+    for (int64_t j = 0; j < 37; ++j) lists[L + j] = pick(rng);                 // row 1: tail -1
   // row 2: no keys at all -> zero output
   AttentionArgs a = attention_args(q, n, H, D, k1, k2.data(), lists, L, sink);
   ThreadPool pool(2);
@@ -111,15 +112,19 @@ void expect_sparse_attention_matches_float64(int H, int D, int64_t n = 3) {
   }
 }
 
-// H = 5: one unit of 4 + 1 heads; H = 21: at the AVX-512 level a 16-head unit (4 groups sharing
-// the BF16 key copy) and a 5-head one; H = 64 over 9 rows: with AMX one unit per row.
+// H = 5: one unit of 4 + 1 heads; H = 21: a 16-head unit (4 groups sharing the BF16 key copy)
+// and a 5-head one at the AVX-512 level, one 21-head unit per row on vdpbf16ps (3 rows, 2
+// threads); H = 64 over 9 rows: one unit per row with AMX and on vdpbf16ps; H = 64 in one row:
+// two 32-head units (AMX, vdpbf16ps); H = 21 in one row: 16 + 5 heads on vdpbf16ps.
 TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
   for (const int H : {5, 21}) {
     SCOPED_TRACE(H);
     expect_sparse_attention_matches_float64(H, GetParam());
   }
-  SCOPED_TRACE("64 heads, 9 rows");
-  expect_sparse_attention_matches_float64(64, GetParam(), 9);
+  for (const auto& [H, n] : {std::pair<int, int64_t>{64, 9}, {64, 1}, {21, 1}}) {
+    SCOPED_TRACE(std::to_string(H) + " heads, " + std::to_string(n) + " rows");
+    expect_sparse_attention_matches_float64(H, GetParam(), n);
+  }
 }
 
 // Long lists (several 64-key online-softmax blocks, -1 holes, a last block of 1-63 keys, odd

@@ -20,6 +20,9 @@ namespace {
 constexpr int kHeadGroup = 4;
 // Heads per work unit at the AVX-512 level: its groups of 4 share one BF16 copy of each key block.
 constexpr int kTaskHeads = 16;
+// The vdpbf16ps kernel (AVX-512 BF16 without AMX) converts each block once per unit, so it takes
+// units of up to 64 heads, as wide as keeps every thread busy (bf16_unit_heads).
+constexpr int kBf16MaxHeads = 64;
 // With AMX a unit converts each block of keys once for all of its 16-head tile groups (the
 // conversions cost about as much as the tile work of two groups): 32 heads for a few rows, so a
 // decode row (64 heads) still splits over two threads, up to kAmxMaxHeads from kAmxWideRows rows.
@@ -347,7 +350,7 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   write_heads(a, t, h0, hn, m, l, acc);
 }
 #else
-// The same online softmax as the scalar twin over up to kTaskHeads heads: each block's keys are
+// The same online softmax as the scalar twin over up to kBf16MaxHeads heads: each block's keys are
 // copied to BF16 once for all of them, as rows (the QK products) and as interleaved pairs (the PV
 // products), both on vdpbf16ps; the heads go through the block 4 at a time sharing each key load.
 DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
@@ -357,15 +360,15 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   thread_local AlignedVector<float> t_acc;
   uint16_t* kb = grow(t_keys, static_cast<size_t>(kAttnBlock) * Dp);
   uint16_t* kt = grow(t_pairs, static_cast<size_t>(kAttnBlock) * D);
-  uint16_t* qb = grow(t_q, static_cast<size_t>(kTaskHeads) * Dp);
-  float* acc = grow(t_acc, static_cast<size_t>(kTaskHeads) * kMaxHeadDim);
+  uint16_t* qb = grow(t_q, static_cast<size_t>(kBf16MaxHeads) * Dp);
+  float* acc = grow(t_acc, static_cast<size_t>(kBf16MaxHeads) * kMaxHeadDim);
   const float* keys[kAttnBlock + 1];
   const uint16_t* kp[kAttnBlock + 4];
   alignas(64) float s[kHeadGroup * kAttnBlock];
   alignas(64) uint16_t pw[kHeadGroup * kAttnBlock];  // BF16 PV weights
   // Heads past hn (padding of the last group of 4) repeat head hn - 1 and are not written.
-  const uint16_t* q[kTaskHeads];
-  float m[kTaskHeads], l[kTaskHeads];
+  const uint16_t* q[kBf16MaxHeads];
+  float m[kBf16MaxHeads], l[kBf16MaxHeads];
   for (int h = 0; h < groups * kHeadGroup; ++h) {
     const int hh = h0 + std::min(h, hn - 1);
     to_bf16_row(a.q + (t * a.n_heads + hh) * D, D, Dp, qb + h * Dp);
@@ -804,12 +807,21 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   const bool amx = isa_at_least(Isa::Avx512Amx);
   // Heads per work unit: what each level's kernel takes (the AVX2 and AVX-512 ones up to
   // kTaskHeads, the AMX one up to kAmxMaxHeads, the scalar twin any number).
-  const int unit_heads = !simd ? (simd2 ? kTaskHeads : kHeadGroup)
-                         : !amx ? kTaskHeads
-                                : (a.n >= kAmxWideRows ? kAmxMaxHeads : kAmxTaskHeads);
-  const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   pool = pool_for_work(pool, work);
+  int unit_heads = !simd ? (simd2 ? kTaskHeads : kHeadGroup)
+                   : !amx ? kTaskHeads
+                          : (a.n >= kAmxWideRows ? kAmxMaxHeads : kAmxTaskHeads);
+  if (simd && bf16 && !amx) {
+    // The widest unit (64, 32 or 16 heads) that still gives every thread one: fewer copies of
+    // each key block. Zen 5 VM, 2 threads, BM_SparseAttention 1 / 16 / 128 rows: 16-head units
+    // 207-216 us / 4.5 ms / 27.1-27.3 ms; 32: 154-178 us / 3.1-3.3 ms / 21.9-24.8 ms; 64:
+    // 265-291 us (one thread idle) / 2.5-2.7 ms / 18.5-20.2 ms.
+    const int64_t threads = pool != nullptr ? pool->size() : 1;
+    for (unit_heads = kBf16MaxHeads; unit_heads > kTaskHeads; unit_heads /= 2)
+      if (a.n * ((a.n_heads + unit_heads - 1) / unit_heads) >= threads) break;
+  }
+  const int64_t groups = (a.n_heads + unit_heads - 1) / unit_heads;
   // Prefill on AMX: every key the lists reference is converted to BF16 once for all rows, which
   // then read their blocks from it instead of converting the float rows (a row's 640 keys at
   // depth would otherwise be converted again for each of the chunk's rows). Only where the rows
