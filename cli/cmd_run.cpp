@@ -60,12 +60,16 @@ int run(const RunFlags& f) {
   clear_interrupt();
   const auto t_prefill = std::chrono::steady_clock::now();
   if (progress)
-    go.prefill_progress = [&](int64_t done, int64_t total) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_prefill).count();
-      std::fprintf(stderr, "\rprefill %lld/%lld (%.1f tok/s)%s", static_cast<long long>(done),
-                   static_cast<long long>(total), s > 0 ? static_cast<double>(done) / s : 0.0,
-                   done == total ? "\n" : "");
-      std::fflush(stderr);
+    go.prefill_progress = [show = progress_lines([&](uint64_t done, uint64_t total) {
+                             const double s =
+                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_prefill).count();
+                             char buf[96];
+                             std::snprintf(buf, sizeof buf, "prefill %llu/%llu (%.1f tok/s)",
+                                           static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                                           s > 0 ? static_cast<double>(done) / s : 0.0);
+                             return std::string(buf);
+                           })](int64_t done, int64_t total) mutable {
+      show(static_cast<uint64_t>(done), static_cast<uint64_t>(total));
       return true;
     };
   Generation gen(*session, *m.tok, std::move(tokens), go, f.model.ctx, m.engine->info().vocab_size);

@@ -2,8 +2,10 @@
 // checkpoint in the official release layout (see src/model/synth.h).
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "cli/command.h"
+#include "cli/gen_common.h"
 #include "model/synth.h"
 
 DSV4_COMMAND(synth) {
@@ -39,8 +41,15 @@ DSV4_COMMAND(synth) {
               dsv4::SynthOptions so;
               so.seed = o->seed;
               so.shards = o->shards;
-              so.progress = !o->quiet;
               const auto t0 = std::chrono::steady_clock::now();
+              if (!o->quiet)
+                so.progress = dsv4::cli::progress_lines([t0](uint64_t done, uint64_t total) {
+                  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                  char buf[128];
+                  std::snprintf(buf, sizeof buf, "synth: %.2f / %.2f GB (%3.0f%%) %.0f s  ", done / 1e9, total / 1e9,
+                                total ? 100.0 * double(done) / double(total) : 100.0, s);
+                  return std::string(buf);
+                });
               const auto r = dsv4::synth_checkpoint(cfg, o->out, so);
               const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
               std::printf("synth: preset %s seed %llu -> %s: %zu tensors, %llu bytes in %d shard(s), %.1f s\n",

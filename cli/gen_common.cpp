@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -126,18 +127,28 @@ void add_think_flags(CLI::App& app, ThinkFlags& f) {
 
 bool is_tty(FILE* f) { return isatty(fileno(f)) != 0; }
 
-std::function<void(uint64_t, uint64_t)> weight_progress(const char* prefix) {
-  return [prefix, tty = is_tty(stderr), quarter = 0](uint64_t done, uint64_t total) mutable {
+std::function<void(uint64_t, uint64_t)> progress_lines(std::function<std::string(uint64_t, uint64_t)> text) {
+  return [text = std::move(text), tty = is_tty(stderr), quarter = 0](uint64_t done, uint64_t total) mutable {
     if (tty) {
-      std::fprintf(stderr, "\r%sreading weights %.1f / %.1f GB", prefix, done / 1e9, total / 1e9);
-      if (done == total) std::fprintf(stderr, "\n");
+      std::fprintf(stderr, "\r%s%s", text(done, total).c_str(), done >= total ? "\n" : "");
+      std::fflush(stderr);
       return;
     }
-    const int q = done >= total ? 4 : static_cast<int>(4 * done / total);
+    const int q = done >= total ? 4 : static_cast<int>(4 * done / std::max<uint64_t>(total, 1));
     if (q <= quarter) return;
     quarter = q;
-    std::fprintf(stderr, "%sreading weights %.1f / %.1f GB\n", prefix, done / 1e9, total / 1e9);
+    std::string line = text(done, total);
+    line.erase(line.find_last_not_of(' ') + 1);  // the padding that clears a redrawn line
+    std::fprintf(stderr, "%s\n", line.c_str());
   };
+}
+
+std::function<void(uint64_t, uint64_t)> weight_progress(const char* prefix) {
+  return progress_lines([prefix](uint64_t done, uint64_t total) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%sreading weights %.1f / %.1f GB", prefix, done / 1e9, total / 1e9);
+    return std::string(buf);
+  });
 }
 
 static std::atomic<bool> g_interrupt{false};

@@ -64,8 +64,10 @@ void add_think_flags(CLI::App& app, ThinkFlags& f);
 
 bool is_tty(FILE* f);
 
-// Weight-loading progress on stderr, "PREFIX reading weights 1.2 / 14.5 GB": redrawn in place on a
-// terminal, one line per quarter when stderr is a file or pipe (logs stay readable).
+// Progress of long work on stderr, text(done, total) per call: redrawn in place on a terminal,
+// one line per quarter of the total when stderr is a file or pipe (logs stay readable).
+std::function<void(uint64_t, uint64_t)> progress_lines(std::function<std::string(uint64_t, uint64_t)> text);
+// Weight loading, "PREFIX reading weights 1.2 / 14.5 GB".
 std::function<void(uint64_t, uint64_t)> weight_progress(const char* prefix);
 
 // SIGINT sets the flag instead of killing the process (a second Ctrl-C while the flag is still

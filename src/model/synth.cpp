@@ -369,25 +369,23 @@ std::vector<ShardPlan> plan_shards(const std::vector<TensorDecl>& inv, const Syn
   return shards;
 }
 
+// Rate-limits SynthOptions::progress: every 500 ms and once at the end.
 class Progress {
  public:
-  Progress(bool on, uint64_t total) : on_(on), total_(total), t0_(std::chrono::steady_clock::now()) {}
+  Progress(const std::function<void(uint64_t, uint64_t)>& fn, uint64_t total) : fn_(fn), total_(total) {}
   void add(uint64_t n) {
     done_ += n;
-    if (!on_) return;
+    if (!fn_) return;
     const auto now = std::chrono::steady_clock::now();
     if (done_ < total_ && now - last_ < std::chrono::milliseconds(500)) return;
     last_ = now;
-    const double s = std::chrono::duration<double>(now - t0_).count();
-    std::fprintf(stderr, "\rsynth: %.2f / %.2f GB (%3.0f%%) %.0f s  ", double(done_) / 1e9, double(total_) / 1e9,
-                 total_ ? 100.0 * double(done_) / double(total_) : 100.0, s);
-    if (done_ >= total_) std::fprintf(stderr, "\n");
+    fn_(done_, total_);
   }
 
  private:
-  bool on_;
+  const std::function<void(uint64_t, uint64_t)>& fn_;
   uint64_t total_, done_ = 0;
-  std::chrono::steady_clock::time_point t0_, last_{};
+  std::chrono::steady_clock::time_point last_{};
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 // chunks with their own streams, so the bytes do not depend on thread count or shard layout.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,7 +41,9 @@ struct SynthOptions {
   uint64_t seed = 0;
   int shards = 0;                              // 0: as many as max_shard_bytes requires
   uint64_t max_shard_bytes = 4ull << 30;       // used when shards == 0
-  bool progress = false;                       // progress lines on stderr
+  // Called with the bytes written so far and the total, at most every 500 ms and once at the end
+  // (the CLI prints it); empty: no progress.
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 struct SynthResult {

@@ -168,6 +168,17 @@ TEST(Synth, PresetsAreValidAndSized) {
   EXPECT_EQ(parse_config(synth_config("tiny", bad)).n_activated_experts, 1);
 }
 
+// Without --quiet, progress goes to stderr; into a pipe, as whole lines (no carriage returns, no
+// redraw padding), the last one at 100%.
+TEST(Synth, CliProgressInALogIsPlainLines) {
+  TempDir d;
+  const std::string out = run(std::string(DSV4_BIN) + " synth --preset tiny --seed 5 --out " + d.path());
+  EXPECT_NE(out.find("GB (100%)"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  EXPECT_EQ(out.find(" \n"), std::string::npos) << out;
+  EXPECT_NE(out.find("synth: preset tiny seed 5"), std::string::npos) << out;
+}
+
 TEST(Synth, CliSynthAndInspect) {
   TempDir d;
   const std::string out = run(std::string(DSV4_BIN) + " synth --preset tiny --seed 5 --layers 3 --quiet --out " + d.path());
