@@ -514,7 +514,7 @@ DSV4_COMMAND(bench) {
                 const nlohmann::ordered_json setup = {
                     {"model", o->model}, {"numerics", o->numerics}, {"isa", cpu::isa_name(cpu::active_isa())},
                     {"weights", weight_memory_name(engine->info().weight_memory)}, {"reps", o->reps},
-                    {"chunk", o->chunk}, {"active_weight_gb_per_token", wb.per_token / 1e9},
+                    {"chunk", o->chunk}, {"interleave", o->interleave}, {"active_weight_gb_per_token", wb.per_token / 1e9},
                     {"probe_start_gb_per_s", bw.gb_per_s}};
                 std::printf("%s\n", json_rows(rows, setup).dump(2).c_str());
               } else if (o->output == "csv") {

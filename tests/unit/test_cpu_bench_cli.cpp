@@ -244,6 +244,8 @@ TEST(CpuBenchCli, InterleavedDepthsKeepTheTestsAndTheirTraffic) {
   nlohmann::json seq, mixed;
   ASSERT_NO_FATAL_FAILURE(check_json_output("", &seq));
   ASSERT_NO_FATAL_FAILURE(check_json_output("--interleave", &mixed));
+  EXPECT_EQ(seq[0].at("interleave"), false);
+  EXPECT_EQ(mixed[0].at("interleave"), true);
   for (size_t i : {1u, 3u})
     for (const char* kind : {"fp8", "fp4", "bf16", "f32"}) {
       SCOPED_TRACE(std::string(kind) + " test " + std::to_string(i));

@@ -21,7 +21,7 @@ constexpr int kHeadGroup = 4;
 // Heads per work unit at the AVX-512 level: its groups of 4 share one BF16 copy of each key block.
 constexpr int kTaskHeads = 16;
 // The vdpbf16ps kernel (AVX-512 BF16 without AMX) converts each block once per unit, so it takes
-// units of up to 64 heads, as wide as keeps every thread busy (bf16_unit_heads).
+// units of up to 64 heads, as wide as keeps every thread busy (sparse_attention picks).
 constexpr int kBf16MaxHeads = 64;
 // With AMX a unit converts each block of keys once for all of its 16-head tile groups (the
 // conversions cost about as much as the tile work of two groups): 32 heads for a few rows, so a
@@ -805,8 +805,9 @@ void sparse_attention(const AttentionArgs& a, ThreadPool* pool) {
   const bool bf16 = isa_at_least(Isa::Avx512Bf16);
   const bool simd2 = isa_at_least(Isa::Avx2) && a.head_dim % 8 == 0;
   const bool amx = isa_at_least(Isa::Avx512Amx);
-  // Heads per work unit: what each level's kernel takes (the AVX2 and AVX-512 ones up to
-  // kTaskHeads, the AMX one up to kAmxMaxHeads, the scalar twin any number).
+  // Heads per work unit: what each level's kernel takes (the AVX2 and AVX-512 FMA ones up to
+  // kTaskHeads, the vdpbf16ps one up to kBf16MaxHeads, the AMX one up to kAmxMaxHeads, the scalar
+  // twin any number).
   const double work = 2.0 * a.n * a.n_heads * a.list_len * a.head_dim;
   pool = pool_for_work(pool, work);
   int unit_heads = !simd ? (simd2 ? kTaskHeads : kHeadGroup)

@@ -51,8 +51,9 @@ const char* gemm_unit_name(GemmUnit unit);
 
 // Where the decode GEMVs' software prefetch puts the weight lines it fetches ahead of use
 // (prefetch_ahead in linear_kernels.h): L2 (prefetcht1) or L1 (prefetcht0). On the AMD Zen 5 VM
-// the FP8 and BF16 GEMVs streamed 5-10% more of the read probe's bandwidth with L1 (FP8 0.84-0.89
-// vs 0.78-0.84, the CSA layer's FP8 mix 0.80-0.84 vs 0.76-0.77, BF16 0.86-0.90 vs 0.80-0.82,
+// the FP8 and BF16 GEMVs streamed 5-10% more of the read probe's bandwidth with L1 in its fast
+// minutes (probe 55-65 GB/s: FP8 0.84-0.89 vs 0.78-0.84, the CSA layer's FP8 mix 0.80-0.84 vs
+// 0.76-0.77, BF16 0.86-0.90 vs 0.80-0.82) and about the same in its slow ones (probe ~45;
 // BM_GemvPrefetch), FP4 not (it is bound by its arithmetic there and keeps L2). The Intel AMX VM
 // measured the hints within 5% of each other (stop 18) and keeps L2. Chosen from the CPU vendor;
 // DSV4_PREFETCH=l1|l2 overrides it for a process, set_gemv_prefetch() from code.
