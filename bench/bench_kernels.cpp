@@ -752,7 +752,7 @@ void BM_GemvPrefetch(benchmark::State& st) {
   st.SetLabel(weights.name() + " " + isa_name(active_isa()) + ", default " +
               gemv_prefetch_name(saved));
 }
-BENCHMARK(BM_GemvPrefetch)->Arg(0)->Arg(2)->Arg(4)->Iterations(15)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GemvPrefetch)->Arg(0)->Arg(1)->Arg(2)->Arg(4)->Iterations(15)->Unit(benchmark::kMillisecond);
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {

@@ -400,12 +400,13 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   }
 }
 
-// The FP8 and BF16 decode GEMVs instantiate their tiles per prefetch level (GemvPrefetch). Both
-// give the same bits at every level and unit for 7 activation rows (the 4-, 2- and 1-row tiles),
-// a partial last panel and both FP8 kernels (uniform codes take the table decode on the fma
-// unit, Gaussian ones the FMA decode), and for the BF16 GEMV; for one row with the L1 prefetch
-// the table kernel reads the panel's rows one after the other (fp8_row_by_row), whose sums come
-// in another order: there both settings are checked against the float64 products.
+// The decode GEMVs under both GemvPrefetch settings. With L2 (Intel) they run 4 weight rows
+// interleaved; with L1 (AMD) one activation row reads the rows one after the other
+// (fp8_row_by_row, fp4_row_by_row, dot_f32_row_by_row), whose sums come in another order. So
+// for one row every kernel is checked against the float64 products under each setting; for 7
+// rows (the 4-, 2- and 1-row tiles) both settings give the same bits. Both FP8 kernels run
+// (uniform codes take the table decode on the fma unit, Gaussian ones the FMA decode), a
+// partial last panel too (n = 262).
 TEST(CpuLinear, DecodeGemvsAgreeWithEitherPrefetch) {
   std::mt19937 rng(21);
   const int64_t n = 262, k = 384;
@@ -416,6 +417,10 @@ TEST(CpuLinear, DecodeGemvsAgreeWithEitherPrefetch) {
   const auto s = random_scales(rng, 3 * 3);
   std::vector<uint16_t> wb(n * k);
   for (auto& b : wb) b = f32_to_bf16_bits(dg(rng) / 640.0f);
+  std::vector<uint8_t> packed(n * k / 2);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
+  const auto s4 = random_scales(rng, n * k / 32);
   const std::vector<uint8_t>* codes[2] = {&uniform, &gaussian};
   ThreadPool pool(2);
   for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
@@ -426,22 +431,31 @@ TEST(CpuLinear, DecodeGemvsAgreeWithEitherPrefetch) {
       const auto x = random_rows(rng, m, k);
       std::vector<float> xq(m * k);
       for (int64_t i = 0; i < m; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
-      std::vector<float> y[2][3];
+      std::vector<float> y[2][4];
       for (int l1 = 0; l1 < 2; ++l1) {
         GemvPrefetchScope prefetch(l1 ? GemvPrefetch::L1 : GemvPrefetch::L2);
+        const char* what = l1 ? "prefetch l1" : "prefetch l2";
         for (auto& v : y[l1]) v.assign(m * n, -1.0f);
-        for (int t = 0; t < 2; ++t)
+        for (int t = 0; t < 2; ++t) {
           linear_fp8({codes[t]->data(), s.data(), n, k}, {x.data(), m, k}, {y[l1][t].data(), n}, &pool);
-        linear_bf16({wb.data(), n, k}, {x.data(), m, k}, {y[l1][2].data(), n}, &pool, Bf16Act::Float32);
-        for (int t = 0; t < 2; ++t)
           expect_close(y[l1][t], m, n, k, [&](int64_t i, int64_t r, int64_t j) {
             return double(e4m3_value((*codes[t])[r * k + j])) * e8m0_value(s[(r / 128) * 3 + j / 128]) *
                    xq[i * k + j];
-          }, l1 ? "fp8, prefetch l1" : "fp8, prefetch l2");
+          }, what);
+        }
+        linear_bf16({wb.data(), n, k}, {x.data(), m, k}, {y[l1][2].data(), n}, &pool, Bf16Act::Float32);
+        expect_close(y[l1][2], m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+          return double(bf16_bits_to_f32(wb[r * k + j])) * x[i * k + j];
+        }, what);
+        linear_fp4({packed.data(), s4.data(), n, k}, {x.data(), m, k}, {y[l1][3].data(), n}, &pool);
+        expect_close(y[l1][3], m, n, k, [&](int64_t i, int64_t r, int64_t j) {
+          const uint8_t b = packed[r * k / 2 + j / 2];
+          return double(e2m1_value(j % 2 ? b >> 4 : b & 15)) * e8m0_value(s4[r * k / 32 + j / 32]) * xq[i * k + j];
+        }, what);
       }
-      for (int t = 0; t < 3; ++t) {
+      for (int t = 0; t < 4; ++t) {
         SCOPED_TRACE("m " + std::to_string(m) + " weights " + std::to_string(t));
-        if (m > 1 || t == 2) {
+        if (m > 1) {
           EXPECT_EQ(0, std::memcmp(y[0][t].data(), y[1][t].data(), y[0][t].size() * sizeof(float)));
         }
         EXPECT_NE(y[0][t][m * n - 1], -1.0f);

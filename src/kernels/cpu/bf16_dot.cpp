@@ -197,6 +197,31 @@ DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
+// One activation row (decode), the panel's rows one after the other (GemvStream::Rows): each
+// thread reads its rows as one stream in memory order, prefetched into L1; four sums per row.
+DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* const* rows, int nr, const float* a, int64_t k,
+                                           float* y, int64_t ahead) {
+  for (int r = 0; r < nr; ++r) {
+    const char* row = reinterpret_cast<const char*>(rows[r]);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t p = 0;
+    for (; p + 64 <= k; p += 64) {
+      for (int h = 0; h < 2; ++h) {
+        const char* line = row + 2 * (p + 32 * h);
+        prefetch_weights<true>(line + ahead);
+        const __m512i wb = _mm512_loadu_si512(line);
+        acc[2 * h] = _mm512_fmadd_ps(widen(_mm512_castsi512_si256(wb)), _mm512_loadu_ps(a + p + 32 * h), acc[2 * h]);
+        acc[2 * h + 1] = _mm512_fmadd_ps(widen(_mm512_extracti64x4_epi64(wb, 1)), _mm512_loadu_ps(a + p + 32 * h + 16), acc[2 * h + 1]);
+      }
+    }
+    for (; p < k; p += 16) {
+      const __mmask16 mk = k - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - p)) - 1);
+      acc[0] = _mm512_fmadd_ps(widen(_mm256_maskz_loadu_epi16(mk, rows[r] + p)), _mm512_maskz_loadu_ps(mk, a + p), acc[0]);
+    }
+    y[r] = hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  }
+}
+
 }  // namespace
 
 DSV4_AVX512 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a,
@@ -238,6 +263,10 @@ DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const flo
   const int64_t ahead = prefetch_ahead(ldw * 2);
   with_gemv_prefetch([&](auto to_l1) DSV4_AVX512 {
     constexpr bool kL1 = decltype(to_l1)::value;
+    if (m == 1 && kL1) {
+      dot_f32_row_by_row(rows, nr, a, k, y, ahead);
+      return;
+    }
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) dot_f32_tile<4, kL1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
     switch (m - i) {

@@ -55,9 +55,12 @@ const char* gemm_unit_name(GemmUnit unit);
 // minutes (probe 55-65 GB/s: FP8 0.84-0.89 vs 0.78-0.84, the CSA layer's FP8 mix 0.80-0.84 vs
 // 0.76-0.77, BF16 0.86-0.90 vs 0.80-0.82) and about the same in its slow ones (probe ~45;
 // BM_GemvPrefetch), FP4 not (it is bound by its arithmetic there and keeps L2). The Intel AMX VM
-// measured the hints within 5% of each other (stop 18) and keeps L2. With L1 the one-row FP8
-// table GEMV also reads the panel's rows one after the other (fp8_decode.cpp): on the Zen 5 VM
-// 0.93-0.95 of the probe against 0.76-0.82 for the rows interleaved. Chosen from the CPU vendor;
+// measured the hints within 5% of each other (stop 18) and keeps L2. The L1 setting also picks
+// the row order of the one-row (decode) GEMVs: the FP8 and FP4 table kernels and the BF16 one
+// read the panel's rows one after the other, one stream per thread in memory order, instead of
+// 64 bytes of each of 4 rows in turn. On the Zen 5 VM, alternating rounds: FP8 0.92-0.95 of the
+// probe against 0.76-0.82, FP4 0.90-0.95 against 0.80-0.81, BF16 0.94-0.97 against 0.78-0.83;
+// the whole model's decode 0.82-0.91 against 0.75-0.78. Chosen from the CPU vendor;
 // DSV4_PREFETCH=l1|l2 overrides it for a process, set_gemv_prefetch() from code.
 enum class GemvPrefetch { L2, L1 };
 GemvPrefetch gemv_prefetch();

@@ -188,6 +188,36 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
+// One activation row (decode), the panel's rows one after the other (GemvStream::Rows): each
+// thread reads its rows as one stream in memory order (prefetched into L2, as the tiles do: this
+// kernel is bound by its arithmetic where the bandwidth is high). Two partial chains per chunk and
+// two sums per row keep the vdpbf16ps and FMA chains short.
+DSV4_AVX512 inline void fp4_row_by_row(const uint8_t* const* rows, const uint8_t* const* srows, int nr,
+                                       const uint16_t* a, int64_t k, float* y, int64_t ahead, int64_t sahead) {
+  const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
+  const Fp4BlockScales scales;
+  for (int r = 0; r < nr; ++r) {
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 sc16 = _mm512_setzero_ps();
+    for (int64_t c = 0; c < k; c += 128) {
+      const int j = static_cast<int>((c / 128) % 4);
+      if (j == 0) {
+        sc16 = Fp4BlockScales::load(srows[r], c, k);
+        _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      }
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
+      __m512i wv[4];
+      fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
+      __m512 p0 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[0], (__m512bh)_mm512_loadu_si512(a + c));
+      __m512 p1 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[1], (__m512bh)_mm512_loadu_si512(a + c + 32));
+      p0 = dpbf16(p0, (__m512bh)wv[2], (__m512bh)_mm512_loadu_si512(a + c + 64));
+      p1 = dpbf16(p1, (__m512bh)wv[3], (__m512bh)_mm512_loadu_si512(a + c + 96));
+      acc[j & 1] = _mm512_fmadd_ps(_mm512_add_ps(p0, p1), scales.lane(j, sc16), acc[j & 1]);
+    }
+    y[r] = hsum(_mm512_add_ps(acc[0], acc[1]));
+  }
+}
+
 }  // namespace
 
 DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
@@ -197,6 +227,10 @@ DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, i
   const uint8_t* const* rows = ptr.rows;
   const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
+  if (m == 1 && gemv_prefetch() == GemvPrefetch::L1) {
+    fp4_row_by_row(rows, srows, nr, a, k, y, ahead, sahead);
+    return;
+  }
   for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
     fp4_dot_tile<decltype(mr)::value>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
   });
