@@ -720,39 +720,39 @@ void BM_DecodeVsProbe(benchmark::State& st) {
 }
 BENCHMARK(BM_DecodeVsProbe)->DenseRange(0, 4)->Iterations(8)->Unit(benchmark::kMillisecond);
 
-// The decode GEMVs' prefetch into L2 vs into L1 (GemvPrefetch, dispatch.h) on a BM_DecodeVsProbe
-// kind (0 FP8, 2 BF16, 4 the CSA layer's FP8 mix): each round runs a probe pass and a decode pass
-// with each setting in turn, so both see the same minute of a noisy machine; the counters are
-// the medians over rounds of each setting's fraction of the probe just before it (l2_frac,
-// l1_frac) and of its GB/s. The FP4 GEMVs prefetch into L2 either way.
-void BM_GemvPrefetch(benchmark::State& st) {
+// The decode GEMVs' two orders (GemvOrder, dispatch.h: tiles of 4 interleaved rows vs each row
+// whole) on a BM_DecodeVsProbe kind (0 FP8, 1 FP4 6 experts, 2 BF16, 4 the CSA layer's FP8 mix):
+// each round runs a probe pass and a decode pass in each order in turn, so both see the same
+// minute of a noisy machine; the counters are the medians over rounds of each order's fraction
+// of the probe just before it (tiles_frac, rows_frac) and of its GB/s.
+void BM_GemvOrder(benchmark::State& st) {
   const size_t total = size_t{256} << 20;
   DecodeWeights weights(static_cast<int>(st.range(0)), total);
-  const GemvPrefetch saved = gemv_prefetch();
+  const GemvOrder saved = gemv_order();
   std::vector<double> frac[2], rate[2];
   for (auto _ : st) {
-    for (int l1 = 0; l1 < 2; ++l1) {
+    for (int rows = 0; rows < 2; ++rows) {
       const double probe = measure_read_bandwidth(&pool(), total, 1).gb_per_s;
-      set_gemv_prefetch(l1 ? GemvPrefetch::L1 : GemvPrefetch::L2);
+      set_gemv_order(rows ? GemvOrder::Rows : GemvOrder::Tiles);
       const double gbs = weights.pass();
-      frac[l1].push_back(gbs / probe);
-      rate[l1].push_back(gbs);
+      frac[rows].push_back(gbs / probe);
+      rate[rows].push_back(gbs);
     }
   }
-  set_gemv_prefetch(saved);
+  set_gemv_order(saved);
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[v.size() / 2];
   };
-  st.counters["l2_frac"] = median(frac[0]);
-  st.counters["l1_frac"] = median(frac[1]);
-  st.counters["l2_GB/s"] = median(rate[0]);
-  st.counters["l1_GB/s"] = median(rate[1]);
+  st.counters["tiles_frac"] = median(frac[0]);
+  st.counters["rows_frac"] = median(frac[1]);
+  st.counters["tiles_GB/s"] = median(rate[0]);
+  st.counters["rows_GB/s"] = median(rate[1]);
   st.counters["threads"] = pool().size();
   st.SetLabel(weights.name() + " " + isa_name(active_isa()) + ", default " +
-              gemv_prefetch_name(saved));
+              gemv_order_name(saved));
 }
-BENCHMARK(BM_GemvPrefetch)->Arg(0)->Arg(1)->Arg(2)->Arg(4)->Iterations(15)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GemvOrder)->Arg(0)->Arg(1)->Arg(2)->Arg(4)->Iterations(15)->Unit(benchmark::kMillisecond);
 
 void BM_ReadBandwidthProbe(benchmark::State& st) {
   for (auto _ : st) {

@@ -368,7 +368,7 @@ DSV4_COMMAND(bench) {
               auto probe_pass = [&] { return probe.run(1).gb_per_s; };
               std::FILE* info = table ? stdout : stderr;
               std::fprintf(info,
-                           "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, prefetch %s, weights %s): loaded in %.2f s; %d "
+                           "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, gemv order %s, weights %s): loaded in %.2f s; %d "
                            "threads; read bandwidth %.2f GB/s (best of 5, median %.2f); active "
                            "weights %.3f GB/token, all weights %.3f GB\n",
                            o->model.c_str(), o->numerics.c_str(),
@@ -379,7 +379,7 @@ DSV4_COMMAND(bench) {
                                ? cpu::gemm_unit_name(cpu::gemm_unit())
                            : cpu::active_isa() != cpu::Isa::Scalar ? "fma"
                                                                    : "scalar",
-                           cpu::fp8_gemv_multiply_name(), cpu::gemv_prefetch_name(cpu::gemv_prefetch()),
+                           cpu::fp8_gemv_multiply_name(), cpu::gemv_order_name(cpu::gemv_order()),
                            weight_memory_name(engine->info().weight_memory), load_s,
                            threads, bw.gb_per_s, bw.median_gb_per_s,
                            wb.per_token / 1e9, wb.all / 1e9);

@@ -33,11 +33,11 @@ struct GemmUnitScope {
   ~GemmUnitScope() { set_gemm_unit(saved); }
 };
 
-// Restores the decode GEMVs' prefetch level in force before the scope when it ends.
-struct GemvPrefetchScope {
-  GemvPrefetch saved;
-  explicit GemvPrefetchScope(GemvPrefetch level) : saved(gemv_prefetch()) { set_gemv_prefetch(level); }
-  ~GemvPrefetchScope() { set_gemv_prefetch(saved); }
+// Restores the decode GEMVs' order in force before the scope when it ends.
+struct GemvOrderScope {
+  GemvOrder saved;
+  explicit GemvOrderScope(GemvOrder order) : saved(gemv_order()) { set_gemv_order(order); }
+  ~GemvOrderScope() { set_gemv_order(saved); }
 };
 
 // Forward error bound of a float32 sum of n terms in any order (Higham's gamma_n) times the sum of

@@ -171,20 +171,20 @@ TEST(CpuBenchCli, WeightMemoryFlag) {
   expect_refused("--weights swap", "--weights");
 }
 
-// DSV4_PREFETCH picks where the decode GEMVs prefetch (the header names it); a bad value is refused
-// by name before anything runs.
-TEST(CpuBenchCli, GemvPrefetchOverride) {
+// DSV4_GEMV_ORDER picks the decode GEMVs' order (the header names it); a bad value is refused by
+// name before anything runs.
+TEST(CpuBenchCli, GemvOrderOverride) {
   const std::string args = "-p 4 -n 2 --reps 1 --bw-mib 16 --threads 2";
-  for (const char* level : {"l1", "l2"}) {
+  for (const char* order : {"rows", "tiles"}) {
     int status = -1;
-    const std::string out = bench(args, "2>&1", &status, "--model", std::string("DSV4_PREFETCH=") + level);
+    const std::string out = bench(args, "2>&1", &status, "--model", std::string("DSV4_GEMV_ORDER=") + order);
     ASSERT_EQ(status, 0) << out;
-    EXPECT_NE(out.find(std::string("prefetch ") + level + ","), std::string::npos) << out;
+    EXPECT_NE(out.find(std::string("gemv order ") + order + ","), std::string::npos) << out;
   }
   int status = 0;
-  const std::string out = bench(args, "2>&1", &status, "--model", "DSV4_PREFETCH=l3");
+  const std::string out = bench(args, "2>&1", &status, "--model", "DSV4_GEMV_ORDER=cols");
   EXPECT_NE(status, 0) << out;
-  EXPECT_NE(out.find("DSV4_PREFETCH=l3: unknown level (expected l1 or l2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("DSV4_GEMV_ORDER=cols: unknown order (expected rows or tiles)"), std::string::npos) << out;
 }
 
 // -o json (and the llama-bench style -m / -t / -r): one object per test whose numbers agree with

@@ -22,7 +22,7 @@ namespace dsv4::cpu {
 namespace {
 
 using testing::GemmUnitScope;
-using testing::GemvPrefetchScope;
+using testing::GemvOrderScope;
 using testing::gemm_units_to_test;
 using testing::IsaScope;
 using testing::isas_to_test;
@@ -400,14 +400,14 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
   }
 }
 
-// The decode GEMVs under both GemvPrefetch settings. With L2 (Intel) they run 4 weight rows
-// interleaved; with L1 (AMD) one activation row reads the rows one after the other
+// The decode GEMVs in both GemvOrder settings. With Tiles (Intel) they run 4 weight rows
+// interleaved; with Rows (AMD) one activation row reads the rows one after the other
 // (fp8_row_by_row, fp4_row_by_row, dot_f32_row_by_row), whose sums come in another order. So
 // for one row every kernel is checked against the float64 products under each setting; for 7
 // rows (the 4-, 2- and 1-row tiles) both settings give the same bits. Both FP8 kernels run
 // (uniform codes take the table decode on the fma unit, Gaussian ones the FMA decode), a
 // partial last panel too (n = 262).
-TEST(CpuLinear, DecodeGemvsAgreeWithEitherPrefetch) {
+TEST(CpuLinear, DecodeGemvsAgreeInEitherOrder) {
   std::mt19937 rng(21);
   const int64_t n = 262, k = 384;
   const auto uniform = random_e4m3(rng, n * k);
@@ -432,9 +432,9 @@ TEST(CpuLinear, DecodeGemvsAgreeWithEitherPrefetch) {
       std::vector<float> xq(m * k);
       for (int64_t i = 0; i < m; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
       std::vector<float> y[2][4];
-      for (int l1 = 0; l1 < 2; ++l1) {
-        GemvPrefetchScope prefetch(l1 ? GemvPrefetch::L1 : GemvPrefetch::L2);
-        const char* what = l1 ? "prefetch l1" : "prefetch l2";
+      for (int l1 = 0; l1 < 2; ++l1) {  // l1: GemvOrder::Rows
+        GemvOrderScope order(l1 ? GemvOrder::Rows : GemvOrder::Tiles);
+        const char* what = l1 ? "order rows" : "order tiles";
         for (auto& v : y[l1]) v.assign(m * n, -1.0f);
         for (int t = 0; t < 2; ++t) {
           linear_fp8({codes[t]->data(), s.data(), n, k}, {x.data(), m, k}, {y[l1][t].data(), n}, &pool);

@@ -158,7 +158,7 @@ DSV4_AVX512 inline __m512 widen(__m256i h) {
 // 4 weight rows x MR activation rows; 32 K values per step (one 64-byte line per weight row,
 // widened in two halves), a masked step for the K tail. Like the FP8/FP4 GEMVs, each row streams
 // the next panel's bytes one line ahead per line consumed (`ahead` bytes; rows are short).
-template <int MR, bool kL1>
+template <int MR>
 DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const float* a,
                                      int64_t lda, int64_t k, float* y, int64_t ldy,
                                      int64_t ahead) {
@@ -174,7 +174,7 @@ DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const 
     }
     for (int r = 0; r < kPanelRows; ++r) {
       const char* line = reinterpret_cast<const char*>(rows[r] + p);
-      prefetch_weights<kL1>(line + ahead);
+      prefetch_weights<false>(line + ahead);
       const __m512i wb = _mm512_loadu_si512(line);
       const __m512 w0 = widen(_mm512_castsi512_si256(wb));
       const __m512 w1 = widen(_mm512_extracti64x4_epi64(wb, 1));
@@ -197,7 +197,7 @@ DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One activation row (decode), the panel's rows one after the other (GemvStream::Rows): each
+// One activation row (decode), the panel's rows one after the other (GemvOrder::Rows): each
 // thread reads its rows as one stream in memory order, prefetched into L1; four sums per row.
 DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* const* rows, int nr, const float* a, int64_t k,
                                            float* y, int64_t ahead) {
@@ -261,21 +261,18 @@ DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const flo
   const uint16_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;  // r >= nr: not stored
   const int64_t ahead = prefetch_ahead(ldw * 2);
-  with_gemv_prefetch([&](auto to_l1) DSV4_AVX512 {
-    constexpr bool kL1 = decltype(to_l1)::value;
-    if (m == 1 && kL1) {
-      dot_f32_row_by_row(rows, nr, a, k, y, ahead);
-      return;
-    }
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) dot_f32_tile<4, kL1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
-    switch (m - i) {
-      case 3: dot_f32_tile<3, kL1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
-      case 2: dot_f32_tile<2, kL1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
-      case 1: dot_f32_tile<1, kL1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
-      default: break;
-    }
-  });
+  if (m == 1 && gemv_order() == GemvOrder::Rows) {
+    dot_f32_row_by_row(rows, nr, a, k, y, ahead);
+    return;
+  }
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) dot_f32_tile<4>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  switch (m - i) {
+    case 3: dot_f32_tile<3>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
+    case 2: dot_f32_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
+    case 1: dot_f32_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
+    default: break;
+  }
 }
 
 }  // namespace DSV4_AVX512_NS

@@ -84,16 +84,16 @@ GemmUnit detect_gemm_unit() {
 
 std::atomic<int> g_gemm_unit{-1};
 
-GemvPrefetch detect_gemv_prefetch() {
-  if (const char* env = std::getenv("DSV4_PREFETCH"); env != nullptr && *env != '\0') {
-    if (std::strcmp(env, "l1") == 0) return GemvPrefetch::L1;
-    if (std::strcmp(env, "l2") == 0) return GemvPrefetch::L2;
-    throw_error("DSV4_PREFETCH=", env, ": unknown level (expected l1 or l2)");
+GemvOrder detect_gemv_order() {
+  if (const char* env = std::getenv("DSV4_GEMV_ORDER"); env != nullptr && *env != '\0') {
+    if (std::strcmp(env, "rows") == 0) return GemvOrder::Rows;
+    if (std::strcmp(env, "tiles") == 0) return GemvOrder::Tiles;
+    throw_error("DSV4_GEMV_ORDER=", env, ": unknown order (expected rows or tiles)");
   }
-  return cpu_vendor_is_amd() ? GemvPrefetch::L1 : GemvPrefetch::L2;
+  return cpu_vendor_is_amd() ? GemvOrder::Rows : GemvOrder::Tiles;
 }
 
-std::atomic<int> g_gemv_prefetch{-1};
+std::atomic<int> g_gemv_order{-1};
 
 }  // namespace
 
@@ -126,18 +126,16 @@ void set_gemm_unit(GemmUnit unit) {
 
 const char* gemm_unit_name(GemmUnit unit) { return unit == GemmUnit::Fma ? "fma" : "dpbf16"; }
 
-GemvPrefetch gemv_prefetch() {
-  const int v = g_gemv_prefetch.load(std::memory_order_relaxed);
-  if (v >= 0) return static_cast<GemvPrefetch>(v);
-  static const GemvPrefetch detected = detect_gemv_prefetch();
+GemvOrder gemv_order() {
+  const int v = g_gemv_order.load(std::memory_order_relaxed);
+  if (v >= 0) return static_cast<GemvOrder>(v);
+  static const GemvOrder detected = detect_gemv_order();
   return detected;
 }
 
-void set_gemv_prefetch(GemvPrefetch level) {
-  g_gemv_prefetch.store(static_cast<int>(level), std::memory_order_relaxed);
-}
+void set_gemv_order(GemvOrder order) { g_gemv_order.store(static_cast<int>(order), std::memory_order_relaxed); }
 
-const char* gemv_prefetch_name(GemvPrefetch level) { return level == GemvPrefetch::L1 ? "l1" : "l2"; }
+const char* gemv_order_name(GemvOrder order) { return order == GemvOrder::Rows ? "rows" : "tiles"; }
 
 const char* isa_name(Isa isa) {
   switch (isa) {

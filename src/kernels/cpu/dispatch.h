@@ -49,23 +49,21 @@ GemmUnit gemm_unit();
 void set_gemm_unit(GemmUnit unit);
 const char* gemm_unit_name(GemmUnit unit);
 
-// Where the decode GEMVs' software prefetch puts the weight lines it fetches ahead of use
-// (prefetch_ahead in linear_kernels.h): L2 (prefetcht1) or L1 (prefetcht0). On the AMD Zen 5 VM
-// the FP8 and BF16 GEMVs streamed 5-10% more of the read probe's bandwidth with L1 in its fast
-// minutes (probe 55-65 GB/s: FP8 0.84-0.89 vs 0.78-0.84, the CSA layer's FP8 mix 0.80-0.84 vs
-// 0.76-0.77, BF16 0.86-0.90 vs 0.80-0.82) and about the same in its slow ones (probe ~45;
-// BM_GemvPrefetch), FP4 not (it is bound by its arithmetic there and keeps L2). The Intel AMX VM
-// measured the hints within 5% of each other (stop 18) and keeps L2. The L1 setting also picks
-// the row order of the one-row (decode) GEMVs: the FP8 and FP4 table kernels and the BF16 one
-// read the panel's rows one after the other, one stream per thread in memory order, instead of
-// 64 bytes of each of 4 rows in turn. On the Zen 5 VM, alternating rounds: FP8 0.92-0.95 of the
-// probe against 0.76-0.82, FP4 0.90-0.95 against 0.80-0.81, BF16 0.94-0.97 against 0.78-0.83;
-// the whole model's decode 0.82-0.91 against 0.75-0.78. Chosen from the CPU vendor;
-// DSV4_PREFETCH=l1|l2 overrides it for a process, set_gemv_prefetch() from code.
-enum class GemvPrefetch { L2, L1 };
-GemvPrefetch gemv_prefetch();
-void set_gemv_prefetch(GemvPrefetch level);
-const char* gemv_prefetch_name(GemvPrefetch level);
+// The order in which the one-row (decode) GEMVs read their weights. Tiles: 64 bytes of each of a
+// panel's 4 rows in turn, prefetched into L2 (prefetcht1). Rows: each row whole, one after the
+// other, so every thread reads one stream in memory order; the FP8 and FP4 table kernels and the
+// BF16 one (the FMA decode GEMV and the integer FP4 one, Intel's, keep their own order), FP8 and
+// BF16 prefetched into L1 (prefetcht0), FP4 into L2. On the AMD Zen 5 VM, alternating rounds
+// against the probe (BM_GemvOrder): FP8 0.92-0.95 of it against 0.76-0.82 for tiles, FP4
+// 0.90-0.95 against 0.80-0.81, BF16 0.94-0.97 against 0.78-0.83; the whole model's decode
+// 0.82-0.91 against 0.75-0.78. Intel keeps tiles: there the row order of the FMA GEMV measured 3%
+// slower in the whole model (stop 26) and the prefetch hints within 5% of each other. Chosen from
+// the CPU vendor; DSV4_GEMV_ORDER=rows|tiles overrides it for a process, set_gemv_order() from
+// code.
+enum class GemvOrder { Tiles, Rows };
+GemvOrder gemv_order();
+void set_gemv_order(GemvOrder order);
+const char* gemv_order_name(GemvOrder order);
 
 inline bool isa_at_least(Isa level) {
   return static_cast<int>(active_isa()) >= static_cast<int>(level);

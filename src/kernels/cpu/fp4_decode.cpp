@@ -188,7 +188,7 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One activation row (decode), the panel's rows one after the other (GemvStream::Rows): each
+// One activation row (decode), the panel's rows one after the other (GemvOrder::Rows): each
 // thread reads its rows as one stream in memory order (prefetched into L2, as the tiles do: this
 // kernel is bound by its arithmetic where the bandwidth is high). Two partial chains per chunk and
 // two sums per row keep the vdpbf16ps and FMA chains short.
@@ -227,7 +227,7 @@ DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, i
   const uint8_t* const* rows = ptr.rows;
   const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
-  if (m == 1 && gemv_prefetch() == GemvPrefetch::L1) {
+  if (m == 1 && gemv_order() == GemvOrder::Rows) {
     fp4_row_by_row(rows, srows, nr, a, k, y, ahead, sahead);
     return;
   }

@@ -137,7 +137,7 @@ DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales
 
 namespace {
 
-template <int MR, bool kL1>
+template <int MR>
 DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const uint16_t* a,
                                      int64_t lda, int64_t k, float* y, int64_t ldy,
                                      int64_t ahead) {
@@ -158,7 +158,7 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
         for (int v = 0; v < 2; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
     for (int r = 0; r < kPanelRows; ++r) {
       // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
-      prefetch_weights<kL1>(rows[r] + ahead + c);
+      prefetch_weights<false>(rows[r] + ahead + c);
       const __m512i b = _mm512_loadu_si512(rows[r] + c);
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
       const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
@@ -174,9 +174,9 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One activation row (decode), the panel's rows one after the other: each thread reads its rows
-// as one stream in memory order, prefetched into L1 (the AMD setting, see fp8_rows_dot). Four sums per row (two chunks of 64 per step) keep the
-// vdpbf16ps chains short; the activations come from L1.
+// One activation row (decode), the panel's rows one after the other (GemvOrder::Rows): each
+// thread reads its rows as one stream in memory order, prefetched into L1. Four sums per row (two
+// chunks of 64 per step) keep the vdpbf16ps chains short; the activations come from L1.
 DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* const* rows, int nr, const uint16_t* a,
                                        int64_t k, float* y, int64_t ahead) {
   const E4m3Bf16Tables& t = e4m3_tables();
@@ -209,19 +209,14 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
   const uint8_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   const int64_t ahead = prefetch_ahead(ldw);
-  with_gemv_prefetch([&](auto to_l1) DSV4_AVX512 {
-    // With the L1 prefetch (AMD) one activation row reads the rows in memory order: on the Zen 5
-    // VM 0.93-0.95 of the probe against 0.76-0.82 for the 4 rows interleaved (BM_GemvPrefetch
-    // rounds, 4096 x 8192 and the CSA layer's mix). The interleaved tiles share each decoded
-    // chunk between activation rows (prefill's few-row calls) and stay on Intel.
-    if (m == 1 && decltype(to_l1)::value) {
-      fp8_row_by_row(rows, nr, a, k, y, ahead);
-      return;
-    }
-    for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
-      fp8_dot_tile<decltype(mr)::value, decltype(to_l1)::value>(rows, nr, a + i * lda, lda, k,
-                                                                y + i * ldy, ldy, ahead);
-    });
+  // One activation row in GemvOrder::Rows (AMD): the rows in memory order (dispatch.h has the
+  // numbers). The interleaved tiles share each decoded chunk between activation rows.
+  if (m == 1 && gemv_order() == GemvOrder::Rows) {
+    fp8_row_by_row(rows, nr, a, k, y, ahead);
+    return;
+  }
+  for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
+    fp8_dot_tile<decltype(mr)::value>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   });
 }
 

@@ -85,7 +85,7 @@ const Fp8DwordDecoder& decoder() {
 
 // kPanelRows weight rows x MR activation rows; the activations of a chunk stay in registers for
 // one row (4 vectors), from 2 rows on they are read from L1 by each FMA.
-template <int MR, bool kL1>
+template <int MR>
 DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const float* a, int64_t lda,
                                       int64_t k, float* y, int64_t ldy, int64_t ahead) {
   const Fp8DwordDecoder& d = decoder();
@@ -102,7 +102,7 @@ DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const 
       for (int q = 0; q < 4; ++q) av[q] = _mm512_loadu_ps(a + c + 16 * q);
 #pragma GCC unroll 4
     for (int r = 0; r < kPanelRows; ++r) {
-      prefetch_weights<kL1>(rows[r] + ahead + c);
+      prefetch_weights<false>(rows[r] + ahead + c);
       const __m512i x = _mm512_loadu_si512(rows[r] + c);
       auto products = [&](const __m512* v) DSV4_AVX512F {
         for (int i = 0; i < MR; ++i)
@@ -142,11 +142,8 @@ DSV4_AVX512F void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const 
   const uint8_t* rows[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   const int64_t ahead = prefetch_ahead(ldw);
-  with_gemv_prefetch([&](auto to_l1) DSV4_AVX512F {
-    for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512F {
-      fp8_fma_tile<decltype(mr)::value, decltype(to_l1)::value>(rows, nr, a + i * lda, lda, k,
-                                                                y + i * ldy, ldy, ahead);
-    });
+  for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512F {
+    fp8_fma_tile<decltype(mr)::value>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
   });
 }
 

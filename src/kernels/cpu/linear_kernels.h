@@ -27,8 +27,8 @@ inline void prefetch_l2(const void* p) {
   __builtin_prefetch(p, 0, 2);
 #endif
 }
-// The decode GEMVs' prefetch of a weight line: into L1 (prefetcht0) for kToL1, else into L2
-// (prefetcht1); the kernels take kToL1 from gemv_prefetch() once per call (dispatch.h).
+// The decode GEMVs' prefetch of a weight line: into L1 (prefetcht0) for kToL1 (the FP8 and BF16
+// row-by-row kernels, GemvOrder::Rows), else into L2 (prefetcht1).
 template <bool kToL1>
 inline void prefetch_weights(const void* p) {
 #if defined(__x86_64__)
@@ -39,15 +39,6 @@ inline void prefetch_weights(const void* p) {
 #else
   __builtin_prefetch(p, 0, kToL1 ? 3 : 2);
 #endif
-}
-// Calls f(std::true_type{}) where gemv_prefetch() is L1, else f(std::false_type{}): the FP8 and
-// BF16 decode GEMVs instantiate their tiles on it (the FP4 GEMVs prefetch into L2 on every core).
-template <class F>
-inline void with_gemv_prefetch(F&& f) {
-  if (gemv_prefetch() == GemvPrefetch::L1)
-    f(std::true_type{});
-  else
-    f(std::false_type{});
 }
 // The decode GEMVs' split of m activation rows into tiles: f(std::integral_constant<int, MR>{}, i)
 // for the tile of MR rows from row i; 4 rows while 4 remain (each decoded weight chunk then feeds
