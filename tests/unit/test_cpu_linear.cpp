@@ -409,12 +409,13 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
 // partial last panel too (n = 262).
 TEST(CpuLinear, DecodeGemvsAgreeInEitherOrder) {
   std::mt19937 rng(21);
-  const int64_t n = 262, k = 384;
+  // k = 896: the row-by-row FP4 kernel's groups of 512 and a tail of 3 chunks of 128.
+  const int64_t n = 262, k = 896, kb = k / 128;
   const auto uniform = random_e4m3(rng, n * k);
   std::vector<uint8_t> gaussian(n * k);
   std::normal_distribution<float> dg(0.0f, 64.0f);
   for (auto& c : gaussian) c = quant::f32_to_e4m3(dg(rng));
-  const auto s = random_scales(rng, 3 * 3);
+  const auto s = random_scales(rng, 3 * kb);
   std::vector<uint16_t> wb(n * k);
   for (auto& b : wb) b = f32_to_bf16_bits(dg(rng) / 640.0f);
   std::vector<uint8_t> packed(n * k / 2);
@@ -439,7 +440,7 @@ TEST(CpuLinear, DecodeGemvsAgreeInEitherOrder) {
         for (int t = 0; t < 2; ++t) {
           linear_fp8({codes[t]->data(), s.data(), n, k}, {x.data(), m, k}, {y[l1][t].data(), n}, &pool);
           expect_close(y[l1][t], m, n, k, [&](int64_t i, int64_t r, int64_t j) {
-            return double(e4m3_value((*codes[t])[r * k + j])) * e8m0_value(s[(r / 128) * 3 + j / 128]) *
+            return double(e4m3_value((*codes[t])[r * k + j])) * e8m0_value(s[(r / 128) * kb + j / 128]) *
                    xq[i * k + j];
           }, what);
         }
