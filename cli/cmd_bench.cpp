@@ -21,7 +21,9 @@
 //   --breakdown: after the table, each decode test's time per token and weight bytes per token
 //   by kind of linear (FP8 / FP4 / BF16 / float32 weights, timed around each call while the
 //   decode runs: cpu/linear.h, LinearTimer), their GB/s and fraction of that test's probe, and
-//   the time outside the linears (attention, norms, routing, the hyper-connection mixes' glue).
+//   the time outside the linears (attention, norms, routing, the hyper-connection mixes' glue);
+//   then the same by shape within each kind (kind:NxK, xG for G weights per grouped call), the
+//   largest traffic first, to find the matrix that reads below the machine's bandwidth.
 //   -o table | csv | json: the table, the CSV (fixed columns, read by other tools) or a JSON array
 //   with each rep's seconds, the setup and the breakdown in every test's object.
 #include <algorithm>
@@ -114,7 +116,7 @@ struct Row {
   std::vector<double> samples;  // each rep's seconds, in order
   // --breakdown, decode tests: the linears' totals over all reps, the total timed seconds and
   // the tokens decoded in them.
-  std::array<dsv4::cpu::LinearTotals, dsv4::cpu::kLinearKinds> linears{};
+  std::vector<dsv4::cpu::LinearShapeTotals> linears;
   double total_seconds = 0;
   int64_t total_tokens = 0;
 };
@@ -145,52 +147,87 @@ Row summarise(std::string test, int64_t depth, int threads, int64_t tokens,
   return r;
 }
 
-// One decode test's time and weight traffic per token by kind of linear (--breakdown).
-struct KindShare {
-  const char* kind;
+// Adds the linears' totals of one rep (linear_stats_by_shape) to a test's.
+void add_linears(std::vector<dsv4::cpu::LinearShapeTotals>& into,
+                 const std::vector<dsv4::cpu::LinearShapeTotals>& rep) {
+  for (const auto& s : rep) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const auto& t) { return t.shape.key() == s.shape.key(); });
+    if (it == into.end())
+      into.push_back(s);
+    else
+      it->totals += s.totals;
+  }
+}
+
+// One decode test's time and weight traffic per token by kind of linear, and by shape within a
+// kind (--breakdown).
+struct Share {
+  std::string what;  // the kind ("fp8"), or kind:NxK[xG] for a shape ("fp8:32768x1024", "fp4:2048x4096x12")
   double ms_per_token, share, mb_per_token, gb_per_s, bw_fraction, calls_per_token;
 };
 struct Breakdown {
-  std::vector<KindShare> linears;  // kinds with calls
+  std::vector<Share> linears;  // kinds with calls
+  std::vector<Share> shapes;   // kind by kind, the largest traffic first
   double other_ms_per_token = 0, other_share = 0;
 };
 
+std::string shape_name(const dsv4::cpu::LinearShape& s) {
+  std::string out = std::string(dsv4::cpu::linear_kind_name(s.kind)) + ":" + std::to_string(s.n) + "x" +
+                    std::to_string(s.k);
+  if (s.groups > 1) out += "x" + std::to_string(s.groups);
+  if (s.mixed) out += "+";  // the groups' shapes differ; n x k is the first one's
+  return out;
+}
+
 Breakdown breakdown(const Row& r) {
   using dsv4::cpu::LinearKind;
+  using dsv4::cpu::LinearTotals;
   const double tokens = double(std::max<int64_t>(1, r.total_tokens));
-  auto share = [&](double s) { return r.total_seconds > 0 ? 100 * s / r.total_seconds : 0.0; };
+  auto share = [&](std::string what, const LinearTotals& t) {
+    const double gbs = t.seconds > 0 ? t.weight_bytes / t.seconds / 1e9 : 0;
+    return Share{std::move(what), 1e3 * t.seconds / tokens,
+                 r.total_seconds > 0 ? 100 * t.seconds / r.total_seconds : 0.0, t.weight_bytes / tokens / 1e6,
+                 gbs, r.probe > 0 ? gbs / r.probe : 0.0, double(t.calls) / tokens};
+  };
+  std::array<LinearTotals, dsv4::cpu::kLinearKinds> kinds{};
   Breakdown b;
   double in_linears = 0;
-  for (int k = 0; k < dsv4::cpu::kLinearKinds; ++k) {
-    const auto& t = r.linears[static_cast<size_t>(k)];
-    in_linears += t.seconds;
-    if (t.calls == 0) continue;
-    const double gbs = t.seconds > 0 ? t.weight_bytes / t.seconds / 1e9 : 0;
-    b.linears.push_back({dsv4::cpu::linear_kind_name(static_cast<LinearKind>(k)), 1e3 * t.seconds / tokens,
-                         share(t.seconds), t.weight_bytes / tokens / 1e6, gbs, r.probe > 0 ? gbs / r.probe : 0.0,
-                         double(t.calls) / tokens});
+  for (const auto& s : r.linears) {
+    kinds[static_cast<size_t>(s.shape.kind)] += s.totals;
+    in_linears += s.totals.seconds;
+    b.shapes.push_back(share(shape_name(s.shape), s.totals));
   }
+  for (int k = 0; k < dsv4::cpu::kLinearKinds; ++k)
+    if (kinds[static_cast<size_t>(k)].calls > 0)
+      b.linears.push_back(share(dsv4::cpu::linear_kind_name(static_cast<LinearKind>(k)), kinds[static_cast<size_t>(k)]));
   const double other = std::max(0.0, r.total_seconds - in_linears);
   b.other_ms_per_token = 1e3 * other / tokens;
-  b.other_share = share(other);
+  b.other_share = r.total_seconds > 0 ? 100 * other / r.total_seconds : 0.0;
   return b;
 }
 
-// The --breakdown table of one decode test.
+// The --breakdown tables of one decode test: by kind, then by shape.
 void print_breakdown(std::FILE* f, const Row& r) {
   std::fprintf(f, "\ndecode breakdown, %s at depth %lld (probe %.2f GB/s): per token, by kind of linear\n",
                r.test.c_str(), static_cast<long long>(r.depth), r.probe);
-  std::fprintf(f, "  %-6s %10s %7s %10s %9s %8s %9s\n", "kind", "ms/token", "share", "MB/token",
-               "GB/s", "bw_frac", "calls/tok");
   const Breakdown b = breakdown(r);
-  for (const KindShare& k : b.linears)
-    std::fprintf(f, "  %-6s %10.3f %6.1f%% %10.2f %9.2f %8.3f %9.1f\n", k.kind, k.ms_per_token, k.share,
-                 k.mb_per_token, k.gb_per_s, k.bw_fraction, k.calls_per_token);
+  auto table = [&](const char* head, const std::vector<Share>& rows, int width) {
+    std::fprintf(f, "  %-*s %10s %7s %10s %9s %8s %9s\n", width, head, "ms/token", "share", "MB/token", "GB/s",
+                 "bw_frac", "calls/tok");
+    for (const Share& k : rows)
+      std::fprintf(f, "  %-*s %10.3f %6.1f%% %10.2f %9.2f %8.3f %9.1f\n", width, k.what.c_str(), k.ms_per_token,
+                   k.share, k.mb_per_token, k.gb_per_s, k.bw_fraction, k.calls_per_token);
+  };
+  table("kind", b.linears, 6);
   std::fprintf(f, "  %-6s %10.3f %6.1f%%\n", "other", b.other_ms_per_token, b.other_share);
+  size_t width = 5;
+  for (const Share& s : b.shapes) width = std::max(width, s.what.size());
+  std::fprintf(f, "by shape (kind:n x k, x groups per call):\n");
+  table("shape", b.shapes, static_cast<int>(width));
 }
 
 // -o json: one object per test with the CSV's columns, each rep's seconds, the run's setup and,
-// for decode tests under --breakdown, the split by kind of linear.
+// for decode tests under --breakdown, the split by kind of linear and by shape.
 nlohmann::ordered_json json_rows(const std::vector<Row>& rows, const nlohmann::ordered_json& setup) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const Row& r : rows) {
@@ -209,11 +246,16 @@ nlohmann::ordered_json json_rows(const std::vector<Row>& rows, const nlohmann::o
     if (r.total_tokens > 0) {
       const Breakdown b = breakdown(r);
       nlohmann::ordered_json kinds = nlohmann::ordered_json::object();
-      for (const KindShare& k : b.linears)
-        kinds[k.kind] = {{"ms_per_token", k.ms_per_token}, {"share_pct", k.share},
-                         {"mb_per_token", k.mb_per_token}, {"gb_per_s", k.gb_per_s},
-                         {"bw_fraction", k.bw_fraction}, {"calls_per_token", k.calls_per_token}};
+      auto fields = [](const Share& k) {
+        return nlohmann::ordered_json{{"ms_per_token", k.ms_per_token}, {"share_pct", k.share},
+                                      {"mb_per_token", k.mb_per_token}, {"gb_per_s", k.gb_per_s},
+                                      {"bw_fraction", k.bw_fraction}, {"calls_per_token", k.calls_per_token}};
+      };
+      for (const Share& k : b.linears) kinds[k.what] = fields(k);
       kinds["other"] = {{"ms_per_token", b.other_ms_per_token}, {"share_pct", b.other_share}};
+      nlohmann::ordered_json shapes = nlohmann::ordered_json::object();
+      for (const Share& k : b.shapes) shapes[k.what] = fields(k);
+      kinds["shapes"] = shapes;
       j["breakdown"] = kinds;
     }
     out.push_back(std::move(j));
@@ -312,7 +354,8 @@ DSV4_COMMAND(bench) {
             a.add_flag("--csv", o->csv, "the same as -o csv");
             a.add_flag("--breakdown", o->breakdown,
                        "after the table: each decode test's time and weight GB/s by kind of linear "
-                       "(FP8 / FP4 / BF16 / F32) and the time outside them (stderr with --csv)");
+                       "(FP8 / FP4 / BF16 / F32) and the time outside them, then by shape (kind:NxK) "
+                       "(stderr with --csv)");
             a.add_option("--svg", o->svg, "write a tok/s vs depth plot to FILE");
             a.add_flag("--interleave", o->interleave,
                        "one session per depth, all filled first, then rounds of one rep of every test: "
@@ -430,7 +473,7 @@ DSV4_COMMAND(bench) {
                 int64_t depth = 0, start = 0, size = 0;
                 bool decode = false;
                 std::vector<double> secs, probes;
-                std::array<cpu::LinearTotals, cpu::kLinearKinds> linears{};
+                std::vector<cpu::LinearShapeTotals> linears;
               };
               std::vector<Test> tests;
               for (int64_t d : depths) {
@@ -463,12 +506,7 @@ DSV4_COMMAND(bench) {
                 t.secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
                 cpu::linear_stats_enable(false);
                 t.probes.push_back(0.5 * (before + probe_pass()));
-                const auto totals = cpu::linear_stats();
-                for (int k = 0; k < cpu::kLinearKinds; ++k) {
-                  t.linears[k].calls += totals[k].calls;
-                  t.linears[k].seconds += totals[k].seconds;
-                  t.linears[k].weight_bytes += totals[k].weight_bytes;
-                }
+                add_linears(t.linears, cpu::linear_stats_by_shape());
               };
               auto fill_for = [&](Session& session, int64_t d) {
                 prefill_to(session, d == 0 && !prompts.empty() ? 0 : std::max<int64_t>(d, 1));

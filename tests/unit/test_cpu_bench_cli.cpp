@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -78,7 +80,8 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
 
 // --breakdown: a table per decode test (on stderr with --csv, stdout staying the CSV), whose
 // rows' weight bytes per token add up to the decode row's (weight GB/s x seconds / tokens) but
-// for tiny-a's embedding row and norm vectors, and whose time shares add up to 100%.
+// for tiny-a's embedding row and norm vectors, and whose time shares add up to 100%; then the
+// same split by shape (kind:NxK), whose rows add up to their kind's.
 TEST(CpuBenchCli, BreakdownByKindOfLinear) {
   int status = -1;
   const std::string err_path = ::testing::TempDir() + "dsv4_bench_breakdown.txt";
@@ -100,26 +103,43 @@ TEST(CpuBenchCli, BreakdownByKindOfLinear) {
   ASSERT_NE(at, std::string::npos) << err;
   EXPECT_EQ(err.find("decode breakdown, pp4"), std::string::npos) << err;
   double mb = 0, share = 0;
-  int kinds = 0;
+  int kinds = 0, shapes = 0;
+  std::map<std::string, std::array<double, 2>> by_kind, by_shape;  // MB/token, calls/token
   for (const std::string& line : split(err.substr(at), '\n')) {
     std::stringstream ls(line);
-    std::string kind, pct;
+    std::string what, pct;
     double ms = -1;
-    ls >> kind >> ms >> pct;
+    ls >> what >> ms >> pct;
+    const size_t colon = what.find(':');
+    const std::string kind = what.substr(0, colon);
     const bool linear = kind == "fp8" || kind == "fp4" || kind == "bf16" || kind == "f32";
     if (linear) {
       double mb_tok = 0, gbs = 0, frac = 0, calls = 0;
       ls >> mb_tok >> gbs >> frac >> calls;
       EXPECT_GT(ms, 0.0) << line;
-      EXPECT_GT(mb_tok, 0.0) << line;
+      EXPECT_GE(mb_tok, colon == std::string::npos ? 0.01 : 0.0) << line;  // tiny shapes print 0.00
       EXPECT_GT(gbs, 0.0) << line;
       EXPECT_GT(calls, 0.0) << line;
+      auto& sum = (colon == std::string::npos ? by_kind : by_shape)[kind];
+      sum[0] += mb_tok;
+      sum[1] += calls;
+      if (colon != std::string::npos) {
+        ++shapes;
+        EXPECT_NE(what.find_first_of("0123456789x", colon), std::string::npos) << line;
+        continue;
+      }
       mb += mb_tok;
       ++kinds;
     }
-    if (linear || kind == "other") share += std::stod(pct);
+    if (linear || what == "other") share += std::stod(pct);
   }
   EXPECT_EQ(kinds, 4) << err;  // tiny-a has all four kinds of weight
+  EXPECT_GT(shapes, kinds) << err;
+  ASSERT_EQ(by_shape.size(), by_kind.size()) << err;
+  for (const auto& [kind, sum] : by_kind) {
+    EXPECT_NEAR(by_shape[kind][0], sum[0], 0.01 * sum[0] + 0.02) << kind << "\n" << err;  // printed to 0.01 MB
+    EXPECT_NEAR(by_shape[kind][1], sum[1], 0.1 * shapes) << kind << "\n" << err;         // printed to 0.1
+  }
   EXPECT_NEAR(share, 100.0, 0.5) << err;
   EXPECT_GT(mb, 0.9 * row_mb) << err << csv;
   EXPECT_LE(mb, 1.01 * row_mb) << err << csv;
@@ -230,6 +250,17 @@ void check_json_output(const std::string& extra, nlohmann::json* parsed) {
     }
     EXPECT_NEAR(share, 100.0, 0.01);
     EXPECT_GT(b.at("fp8").at("mb_per_token").get<double>(), 0.0);
+    // The shapes' traffic and calls add up to their kind's.
+    std::map<std::string, std::array<double, 2>> sums;
+    for (const auto& [name, v] : b.at("shapes").items()) {
+      auto& sum = sums[name.substr(0, name.find(':'))];
+      sum[0] += v.at("mb_per_token").get<double>();
+      sum[1] += v.at("calls_per_token").get<double>();
+    }
+    for (const char* kind : {"fp8", "fp4", "bf16", "f32"}) {
+      EXPECT_NEAR(sums[kind][0], b.at(kind).at("mb_per_token").get<double>(), 1e-9) << kind;
+      EXPECT_NEAR(sums[kind][1], b.at(kind).at("calls_per_token").get<double>(), 1e-9) << kind;
+    }
   }
 }
 

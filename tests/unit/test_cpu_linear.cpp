@@ -543,6 +543,19 @@ TEST(CpuLinear, StatsCountCallsAndWeightBytesByKind) {
   EXPECT_GT(f4.seconds, 0.0);
   EXPECT_EQ(st[static_cast<int>(LinearKind::Bf16)].calls, 0);
   EXPECT_STREQ(linear_kind_name(LinearKind::F32), "f32");
+  // By shape: one entry per kind here (both FP4 calls are n x k), FP8 first.
+  const auto shapes = linear_stats_by_shape();
+  ASSERT_EQ(shapes.size(), 2u);
+  EXPECT_EQ(shapes[0].shape.kind, LinearKind::Fp8);
+  EXPECT_EQ(shapes[1].shape.kind, LinearKind::Fp4);
+  for (const auto& s : shapes) {
+    EXPECT_EQ(s.shape.n, n);
+    EXPECT_EQ(s.shape.k, k);
+    EXPECT_EQ(s.shape.groups, 1);
+    EXPECT_FALSE(s.shape.mixed);
+  }
+  EXPECT_EQ(shapes[1].totals.calls, 2);
+  EXPECT_EQ(shapes[1].totals.weight_bytes, f4.weight_bytes);
   linear_stats_reset();
   for (const auto& t : linear_stats()) EXPECT_EQ(t.calls, 0);
 }

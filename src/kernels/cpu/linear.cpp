@@ -470,6 +470,24 @@ Act prepare_single(ThreadPool* pool, const PrepRows& in, int64_t m, int64_t k, i
   return prepare_act(pool, in, m, k, kp, order, quant, kind, &at);
 }
 
+// The LinearTimer shape of a grouped call: the first counted group's n x k, the number of
+// groups counted, mixed when their shapes differ.
+template <class G, class Counted>
+LinearShape group_shape(LinearKind kind, std::span<const G> groups, Counted counted) {
+  LinearShape s{kind};
+  s.groups = 0;
+  for (const G& g : groups) {
+    if (!counted(g)) continue;
+    if (s.groups++ == 0) {
+      s.n = g.w.n;
+      s.k = g.w.k;
+    } else {
+      s.mixed |= g.w.n != s.n || g.w.k != s.k;
+    }
+  }
+  return s;
+}
+
 void check_rows(const char* op, int64_t m, const void* x, const void* y) {
   if (m < 0) throw_error(op, ": negative row count ", m);
   if (m > 0 && (x == nullptr || y == nullptr)) throw_error(op, ": null activation or output rows");
@@ -579,7 +597,7 @@ void fp8_gemv_groups(std::span<const Fp8Group> groups, ThreadPool* pool, bool qu
 
 void linear_fp8(const Fp8Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                 bool quantize_act) {
-  const LinearTimer timer(LinearKind::Fp8, fp8_weight_bytes(w));
+  const LinearTimer timer({LinearKind::Fp8, w.n, w.k}, fp8_weight_bytes(w));
   check_quant_k("linear_fp8", w.n, w.k, w.codes, w.scales);
   check_rows("linear_fp8", x.m, x.data, y.data);
   if (x.m == 0) return;
@@ -620,7 +638,7 @@ void linear_fp8_grouped(std::span<const Fp8Group> groups, ThreadPool* pool, bool
     for (const Fp8Group& g : groups) linear_fp8(g.w, g.x, g.y, pool, quantize_act);
     return;
   }
-  const LinearTimer timer(LinearKind::Fp8, bytes);
+  const LinearTimer timer(group_shape(LinearKind::Fp8, groups, [](const Fp8Group&) { return true; }), bytes);
   fp8_gemv_groups(groups, pool, quantize_act);
 }
 
@@ -671,7 +689,8 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
   double weight_bytes = 0;
   for (const Fp4Group& g : groups)
     if (g.count > 0) weight_bytes += double(g.w.n) * g.w.k / 2 + double(g.w.n) * g.w.k / 32;
-  const LinearTimer timer(LinearKind::Fp4, weight_bytes);
+  const LinearTimer timer(group_shape(LinearKind::Fp4, groups, [](const Fp4Group& g) { return g.count > 0; }),
+                          weight_bytes);
   const PanelKernels& kern = panel_kernels(active_isa());
   const Fp4IntKernels* int_kern = int_fp4_gemv(quantize_act);
   // Each group takes the path its own row count calls for (a prefill batch mixes experts with
@@ -833,7 +852,7 @@ void linear_bf16_limbs(const PanelKernels& kern, const Bf16Weight& w, const Rows
 
 void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool,
                  Bf16Act act_mode) {
-  const LinearTimer timer(LinearKind::Bf16, 2.0 * w.n * w.k);
+  const LinearTimer timer({LinearKind::Bf16, w.n, w.k}, 2.0 * w.n * w.k);
   if (w.n <= 0 || w.k <= 0) throw_error("linear_bf16: bad shape [", w.n, ", ", w.k, "]");
   if (w.bits == nullptr) throw_error("linear_bf16: null weight pointer");
   check_rows("linear_bf16", x.m, x.data, y.data);
@@ -868,7 +887,7 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
 constexpr int64_t kF32RowSplit = 16, kF32RowTile = 12;
 
 void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool* pool) {
-  const LinearTimer timer(LinearKind::F32, 4.0 * w.n * w.k);
+  const LinearTimer timer({LinearKind::F32, w.n, w.k}, 4.0 * w.n * w.k);
   if (w.n <= 0 || w.k <= 0) throw_error("linear_f32: bad shape [", w.n, ", ", w.k, "]");
   if (w.data == nullptr) throw_error("linear_f32: null weight pointer");
   check_rows("linear_f32", x.m, x.data, y.data);

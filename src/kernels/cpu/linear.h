@@ -17,6 +17,8 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <tuple>
+#include <vector>
 
 #include "core/thread_pool.h"
 
@@ -106,10 +108,10 @@ void linear_f32(const F32Weight& w, const Rows& x, const OutRows& y, ThreadPool*
 // not required; the last block may be short): out may alias x.
 void act_quant_dequant(const float* x, int64_t k, float* out);
 
-// Wall time and weight bytes of the linear calls above, by weight format (dsv4 bench
-// --breakdown: which kind of weight reads below the machine's bandwidth). Off by default; while
-// on, each call costs two clock reads. Calls made on any thread are summed (the model makes
-// them from the thread that runs the forward pass, one at a time).
+// Wall time and weight bytes of the linear calls above, by weight format and by shape (dsv4
+// bench --breakdown: which kind and which matrix reads below the machine's bandwidth). Off by
+// default; while on, each call costs two clock reads and a map update. Calls made on any thread
+// are summed (the model makes them from the thread that runs the forward pass, one at a time).
 enum class LinearKind { Fp8, Fp4, Bf16, F32 };
 inline constexpr int kLinearKinds = 4;
 const char* linear_kind_name(LinearKind kind);
@@ -117,20 +119,41 @@ struct LinearTotals {
   int64_t calls = 0;
   double seconds = 0;
   double weight_bytes = 0;  // codes and scales as stored
+  LinearTotals& operator+=(const LinearTotals& o) {
+    calls += o.calls;
+    seconds += o.seconds;
+    weight_bytes += o.weight_bytes;
+    return *this;
+  }
+};
+// The calls of one kind and shape: n x k weights, `groups` of them per call (a grouped call:
+// routed experts, wo_a's groups; n and k of its first group, mixed when the others differ).
+struct LinearShape {
+  LinearKind kind = LinearKind::Fp8;
+  int64_t n = 0, k = 0;
+  int groups = 1;
+  bool mixed = false;
+  auto key() const { return std::tuple(static_cast<int>(kind), n, k, groups, mixed); }
+};
+struct LinearShapeTotals {
+  LinearShape shape;
+  LinearTotals totals;
 };
 void linear_stats_enable(bool on);  // start / stop counting (the totals are kept)
 void linear_stats_reset();
 std::array<LinearTotals, kLinearKinds> linear_stats();
-// Counts one call of `kind` from construction to destruction while the collector is on.
+// Kind by kind, the largest weight traffic first.
+std::vector<LinearShapeTotals> linear_stats_by_shape();
+// Counts one call of `shape` from construction to destruction while the collector is on.
 class LinearTimer {
  public:
-  LinearTimer(LinearKind kind, double weight_bytes);
+  LinearTimer(const LinearShape& shape, double weight_bytes);
   ~LinearTimer();
   LinearTimer(const LinearTimer&) = delete;
   LinearTimer& operator=(const LinearTimer&) = delete;
 
  private:
-  LinearKind kind_;
+  LinearShape shape_;
   double bytes_;
   int64_t start_ns_ = -1;  // -1: the collector was off
 };
