@@ -124,13 +124,15 @@ void set_counters(benchmark::State& st, double weight_bytes, double flops) {
 }
 
 // Args: N, K, M, isa (1 = detected, 0 = scalar), dram (1 = rotate copies through > 1 GiB,
-// 0 = one cache-resident copy: the kernel's compute ceiling)
+// 0 = one cache-resident copy: the kernel's compute ceiling), off (the weights this many bytes
+// past a 64-byte boundary, as checkpoint tensors mostly are)
 void BM_LinearFp8(benchmark::State& st) {
   const int64_t n = st.range(0), k = st.range(1), m = st.range(2);
   set_isa(st.range(3) ? detected_isa() : Isa::Scalar);
   const size_t wbytes = n * k, sbytes = ((n + 127) / 128) * (k / 128);
   const size_t copies = m == 1 && st.range(4) ? std::max<size_t>(1, kRotateBytes / wbytes) : 1;
-  std::vector<Bytes> w(copies, Bytes(wbytes)), s(copies, Bytes(sbytes));
+  const size_t mis = static_cast<size_t>(st.range(5));  // bytes past a 64-byte boundary
+  std::vector<Bytes> w(copies, Bytes(wbytes + 64)), s(copies, Bytes(sbytes));
   for (size_t c = 0; c < copies; ++c) {
     fill(w[c], c + 1, true);
     fill_scales(s[c]);
@@ -140,7 +142,7 @@ void BM_LinearFp8(benchmark::State& st) {
   probe_gb_per_s();
   size_t c = 0;
   for (auto _ : st) {
-    linear_fp8({w[c].data(), s[c].data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool());
+    linear_fp8({w[c].data() + mis, s[c].data(), n, k}, {x.data(), m, k}, {y.data(), n}, &pool());
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
   }
@@ -148,34 +150,37 @@ void BM_LinearFp8(benchmark::State& st) {
   set_isa(detected_isa());
 }
 BENCHMARK(BM_LinearFp8)
-    ->ArgNames({"N", "K", "M", "simd", "dram"})
-    ->Args({32768, 1024, 1, 1, 1})
-    ->Args({4096, 8192, 1, 1, 1})
-    ->Args({1024, 4096, 1, 1, 1})
-    ->Args({1024, 1024, 1, 1, 0})
-    ->Args({256, 2048, 1, 1, 0})
-    ->Args({4096, 8192, 1, 0, 1})
-    ->Args({4096, 4096, 3, 1, 0})
-    ->Args({4096, 4096, 4, 1, 0})
-    ->Args({4096, 4096, 8, 1, 0})
-    ->Args({4096, 4096, 16, 1, 0})
-    ->Args({4096, 4096, 32, 1, 0})
-    ->Args({4096, 4096, 64, 1, 0})
-    ->Args({4096, 4096, 128, 1, 0})
-    ->Args({4096, 4096, 256, 1, 0})
-    ->Args({4096, 4096, 512, 1, 0})
+    ->ArgNames({"N", "K", "M", "simd", "dram", "off"})
+    ->Args({32768, 1024, 1, 1, 1, 0})
+    ->Args({4096, 8192, 1, 1, 1, 0})
+    ->Args({1024, 4096, 1, 1, 1, 0})
+    ->Args({1024, 1024, 1, 1, 0, 0})
+    ->Args({256, 2048, 1, 1, 0, 0})
+    ->Args({4096, 8192, 1, 0, 1, 0})
+    ->Args({4096, 4096, 3, 1, 0, 0})
+    ->Args({4096, 4096, 4, 1, 0, 0})
+    ->Args({4096, 4096, 8, 1, 0, 0})
+    ->Args({4096, 4096, 16, 1, 0, 0})
+    ->Args({4096, 4096, 32, 1, 0, 0})
+    ->Args({4096, 4096, 64, 1, 0, 0})
+    ->Args({4096, 4096, 128, 1, 0, 0})
+    ->Args({4096, 4096, 256, 1, 0, 0})
+    ->Args({4096, 4096, 512, 1, 0, 0})
+    ->Args({256, 2048, 1, 1, 0, 28})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 // Args: N, K, M (rows per expert), experts, dram (1 = rotate weight sets through > 1 GiB when
-// M == 1, 0 = one cache-resident set: the decode kernel's compute ceiling)
+// M == 1, 0 = one cache-resident set: the decode kernel's compute ceiling), off (the weights
+// this many bytes past a 64-byte boundary, as checkpoint tensors mostly are)
 void BM_LinearFp4(benchmark::State& st) {
   const int64_t n = st.range(0), k = st.range(1), m = st.range(2), experts = st.range(3);
   const size_t wbytes = n * k / 2, sbytes = n * k / 32, per = wbytes + sbytes;
   const size_t sets =
       m == 1 && st.range(4) ? std::max<size_t>(1, kRotateBytes / (per * experts)) : 1;
   const size_t total = sets * experts;
-  std::vector<Bytes> w(total, Bytes(wbytes)), s(total, Bytes(sbytes));
+  const size_t mis = static_cast<size_t>(st.range(5));  // bytes past a 64-byte boundary
+  std::vector<Bytes> w(total, Bytes(wbytes + 64)), s(total, Bytes(sbytes));
   for (size_t c = 0; c < total; ++c) {
     fill(w[c], c + 11, false);
     fill_scales(s[c]);
@@ -191,7 +196,7 @@ void BM_LinearFp4(benchmark::State& st) {
   for (auto _ : st) {
     for (int64_t e = 0; e < experts; ++e) {
       const size_t idx = c * experts + e;
-      groups[e] = {{w[idx].data(), s[idx].data(), n, k}, x.data(), k, rows[e].data(), m,
+      groups[e] = {{w[idx].data() + mis, s[idx].data(), n, k}, x.data(), k, rows[e].data(), m,
                    {y.data() + e * m * n, n}};
     }
     linear_fp4_grouped(groups, &pool());
@@ -201,21 +206,22 @@ void BM_LinearFp4(benchmark::State& st) {
   set_counters(st, double(per * experts), 2.0 * m * n * k * experts);
 }
 BENCHMARK(BM_LinearFp4)
-    ->ArgNames({"N", "K", "M", "experts", "dram"})
-    ->Args({2048, 4096, 1, 1, 1})
-    ->Args({4096, 2048, 1, 1, 1})
-    ->Args({1024, 2048, 1, 1, 0})
-    ->Args({256, 2048, 1, 1, 0})
-    ->Args({2048, 4096, 1, 6, 1})
-    ->Args({2048, 4096, 3, 6, 1})
-    ->Args({2048, 4096, 4, 6, 1})
-    ->Args({2048, 4096, 8, 6, 1})
-    ->Args({2048, 4096, 12, 6, 1})
-    ->Args({2048, 4096, 24, 6, 1})
-    ->Args({2048, 4096, 64, 1, 1})
-    ->Args({2048, 4096, 256, 1, 1})
-    ->Args({2048, 4096, 512, 1, 1})
-    ->Args({2048, 4096, 16, 16, 1})
+    ->ArgNames({"N", "K", "M", "experts", "dram", "off"})
+    ->Args({2048, 4096, 1, 1, 1, 0})
+    ->Args({4096, 2048, 1, 1, 1, 0})
+    ->Args({1024, 2048, 1, 1, 0, 0})
+    ->Args({256, 2048, 1, 1, 0, 0})
+    ->Args({2048, 4096, 1, 6, 1, 0})
+    ->Args({2048, 4096, 3, 6, 1, 0})
+    ->Args({2048, 4096, 4, 6, 1, 0})
+    ->Args({2048, 4096, 8, 6, 1, 0})
+    ->Args({2048, 4096, 12, 6, 1, 0})
+    ->Args({2048, 4096, 24, 6, 1, 0})
+    ->Args({2048, 4096, 64, 1, 1, 0})
+    ->Args({2048, 4096, 256, 1, 1, 0})
+    ->Args({2048, 4096, 512, 1, 1, 0})
+    ->Args({2048, 4096, 16, 16, 1, 0})
+    ->Args({256, 2048, 1, 1, 0, 28})
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

@@ -466,6 +466,56 @@ TEST(CpuLinear, DecodeGemvsAgreeInEitherOrder) {
   }
 }
 
+// Checkpoint tensors are rarely 64-byte aligned (safetensors offsets carry no alignment, and the
+// engine uses the weights where they lie). The decode GEMVs give the same bits for weights at
+// any byte offset (FP8 / FP4) or 2-byte offset (BF16) as for aligned ones, in either order and
+// at every level.
+TEST(CpuLinear, DecodeGemvsIgnoreTheWeightsAlignment) {
+  std::mt19937 rng(5);
+  const int64_t n = 70, k = 640;
+  const auto codes = random_e4m3(rng, n * k);
+  const auto s8 = random_scales(rng, 1 * (k / 128));
+  std::vector<uint8_t> packed(n * k / 2);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
+  const auto s4 = random_scales(rng, n * k / 32);
+  std::vector<uint16_t> wb(n * k);
+  for (auto& b : wb) b = f32_to_bf16_bits(std::normal_distribution<float>(0.0f, 0.05f)(rng));
+  const auto x = random_rows(rng, 1, k);
+  // 64-byte aligned storage, and copies at `off` bytes past a 64-byte boundary.
+  auto placed = [](const auto& v, size_t off, std::vector<uint8_t>& store) {
+    const size_t bytes = v.size() * sizeof(v[0]);
+    store.assign(bytes + 128, 0);
+    uint8_t* p = store.data() + (64 - reinterpret_cast<uintptr_t>(store.data()) % 64) % 64 + off;
+    std::memcpy(p, v.data(), bytes);
+    return p;
+  };
+  ThreadPool pool(2);
+  for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) for (int rows = 0; rows < 2; ++rows) {
+    IsaScope scope(isa);
+    GemmUnitScope unit_scope(unit);
+    GemvOrderScope order(rows ? GemvOrder::Rows : GemvOrder::Tiles);
+    SCOPED_TRACE(std::string(isa_name(isa)) + " " + gemm_unit_name(unit) + (rows ? " rows" : " tiles"));
+    for (size_t off : {size_t{0}, size_t{2}, size_t{28}, size_t{48}}) {
+      SCOPED_TRACE("offset " + std::to_string(off));
+      std::vector<uint8_t> b8, b4, b16;
+      std::vector<float> y(3 * n, -1.0f), ref(3 * n, -2.0f);
+      for (int pass = 0; pass < 2; ++pass) {
+        const size_t o = pass ? off : 0;
+        float* out = pass ? y.data() : ref.data();
+        const uint8_t* w8 = placed(codes, o, b8);
+        const uint8_t* w4 = placed(packed, o, b4);
+        const auto* w16 = reinterpret_cast<const uint16_t*>(placed(wb, o, b16));
+        linear_fp8({w8, s8.data(), n, k}, {x.data(), 1, k}, {out, n}, &pool);
+        linear_fp4({w4, s4.data(), n, k}, {x.data(), 1, k}, {out + n, n}, &pool);
+        linear_bf16({w16, n, k}, {x.data(), 1, k}, {out + 2 * n, n}, &pool, Bf16Act::Float32);
+      }
+      EXPECT_EQ(0, std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)));
+      EXPECT_NE(ref[0], -2.0f);
+    }
+  }
+}
+
 // The float32 activations of linear_bf16 on AMX split into three BF16 limbs: each limb is a BF16
 // value, h + m + l gives x back exactly (summed in that order, in float32), and the AVX-512
 // kernel equals its scalar twin bit for bit, specials and odd widths included.

@@ -121,7 +121,8 @@ DSV4_AVX512 void decode_fp8(const uint8_t* w, int64_t ldw, const uint8_t* scales
       }
       const __m512i eadd = _mm512_set1_epi16(static_cast<int16_t>((scales[kb / 128] - 127) * 128));
       for (int64_t c = kb; c < kb + 128; c += 64) {
-        const __m512i b = _mm512_loadu_si512(row + c);
+        __m512i b = _mm512_loadu_si512(row + c);
+        asm("" : "+v"(b));  // one (possibly split) load: see fp8_row_by_row
         const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
         __m512i hi = _mm512_permutex2var_epi8(hi0, b, hi1);
         hi = _mm512_ternarylogic_epi32(hi, b, sign, 0xF8);  // hi | (b & 0x80)
@@ -159,7 +160,8 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
     for (int r = 0; r < kPanelRows; ++r) {
       // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
       prefetch_weights<false>(rows[r] + ahead + c);
-      const __m512i b = _mm512_loadu_si512(rows[r] + c);
+      __m512i b = _mm512_loadu_si512(rows[r] + c);
+      asm("" : "+v"(b));  // one (possibly split) load: see fp8_row_by_row
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
       const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
       const __m512bh w0 = (__m512bh)_mm512_unpacklo_epi8(lo, hi);
@@ -188,7 +190,11 @@ DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* const* rows, int nr, const
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     auto chunk = [&](int64_t cc, int j) DSV4_AVX512 {
       prefetch_weights<true>(row + ahead + cc);
-      const __m512i b = _mm512_loadu_si512(row + cc);
+      __m512i b = _mm512_loadu_si512(row + cc);
+      // One load, its register copied for the two vpermi2b (which overwrite their index):
+      // without the barrier GCC loads the codes three times, each a split load where the
+      // checkpoint's tensor is not 64-byte aligned (most are not).
+      asm("" : "+v"(b));
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
       const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
       acc[j] = dpbf16(acc[j], (__m512bh)_mm512_unpacklo_epi8(lo, hi), (__m512bh)_mm512_loadu_si512(a + cc));
