@@ -174,7 +174,7 @@ DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const 
     }
     for (int r = 0; r < kPanelRows; ++r) {
       const char* line = reinterpret_cast<const char*>(rows[r] + p);
-      prefetch_weights<false>(line + ahead);
+      prefetch_l2(line + ahead);
       const __m512i wb = _mm512_loadu_si512(line);
       const __m512 w0 = widen(_mm512_castsi512_si256(wb));
       const __m512 w1 = widen(_mm512_extracti64x4_epi64(wb, 1));
@@ -208,7 +208,7 @@ DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* const* rows, int nr, 
     for (; p + 64 <= k; p += 64) {
       for (int h = 0; h < 2; ++h) {
         const char* line = row + 2 * (p + 32 * h);
-        prefetch_weights<true>(line + ahead);
+        prefetch_l1(line + ahead);
         const __m512i wb = _mm512_loadu_si512(line);
         acc[2 * h] = _mm512_fmadd_ps(widen(_mm512_castsi512_si256(wb)), _mm512_loadu_ps(a + p + 32 * h), acc[2 * h]);
         acc[2 * h + 1] = _mm512_fmadd_ps(widen(_mm512_extracti64x4_epi64(wb, 1)), _mm512_loadu_ps(a + p + 32 * h + 16), acc[2 * h + 1]);

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include "core/error.h"
 
@@ -73,24 +74,26 @@ bool cpu_vendor_is_amd() {
 #endif
 }
 
-GemmUnit detect_gemm_unit() {
-  if (const char* env = std::getenv("DSV4_GEMM"); env != nullptr && *env != '\0') {
-    if (std::strcmp(env, "fma") == 0) return GemmUnit::Fma;
-    if (std::strcmp(env, "dpbf16") == 0) return GemmUnit::Dpbf16;
-    throw_error("DSV4_GEMM=", env, ": unknown unit (expected fma or dpbf16)");
+// A two-valued setting chosen by CPU vendor: the environment variable `var`, when set, names one
+// of the values (as `name` spells it); anything else is a named error.
+template <class E>
+E vendor_setting(const char* var, const char* what, E on_amd, E elsewhere, const char* (*name)(E)) {
+  if (const char* env = std::getenv(var); env != nullptr && *env != '\0') {
+    for (E v : {on_amd, elsewhere})
+      if (std::strcmp(env, name(v)) == 0) return v;
+    throw_error(var, "=", env, ": unknown ", what, " (expected ", name(on_amd), " or ", name(elsewhere), ")");
   }
-  return cpu_vendor_is_amd() ? GemmUnit::Dpbf16 : GemmUnit::Fma;
+  return cpu_vendor_is_amd() ? on_amd : elsewhere;
+}
+
+GemmUnit detect_gemm_unit() {
+  return vendor_setting("DSV4_GEMM", "unit", GemmUnit::Dpbf16, GemmUnit::Fma, gemm_unit_name);
 }
 
 std::atomic<int> g_gemm_unit{-1};
 
 GemvOrder detect_gemv_order() {
-  if (const char* env = std::getenv("DSV4_GEMV_ORDER"); env != nullptr && *env != '\0') {
-    if (std::strcmp(env, "rows") == 0) return GemvOrder::Rows;
-    if (std::strcmp(env, "tiles") == 0) return GemvOrder::Tiles;
-    throw_error("DSV4_GEMV_ORDER=", env, ": unknown order (expected rows or tiles)");
-  }
-  return cpu_vendor_is_amd() ? GemvOrder::Rows : GemvOrder::Tiles;
+  return vendor_setting("DSV4_GEMV_ORDER", "order", GemvOrder::Rows, GemvOrder::Tiles, gemv_order_name);
 }
 
 std::atomic<int> g_gemv_order{-1};

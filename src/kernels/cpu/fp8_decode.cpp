@@ -159,7 +159,7 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
         for (int v = 0; v < 2; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
     for (int r = 0; r < kPanelRows; ++r) {
       // Stream the next panel's rows one line per line consumed (short rows: no prefetch ramp).
-      prefetch_weights<false>(rows[r] + ahead + c);
+      prefetch_l2(rows[r] + ahead + c);
       __m512i b = _mm512_loadu_si512(rows[r] + c);
       asm("" : "+v"(b));  // one (possibly split) load: see fp8_row_by_row
       const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
@@ -189,7 +189,7 @@ DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* const* rows, int nr, const
     const uint8_t* row = rows[r];
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     auto chunk = [&](int64_t cc, int j) DSV4_AVX512 {
-      prefetch_weights<true>(row + ahead + cc);
+      prefetch_l1(row + ahead + cc);
       __m512i b = _mm512_loadu_si512(row + cc);
       // One load, its register copied for the two vpermi2b (which overwrite their index):
       // without the barrier GCC loads the codes three times, each a split load where the

@@ -102,7 +102,7 @@ DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const 
       for (int q = 0; q < 4; ++q) av[q] = _mm512_loadu_ps(a + c + 16 * q);
 #pragma GCC unroll 4
     for (int r = 0; r < kPanelRows; ++r) {
-      prefetch_weights<false>(rows[r] + ahead + c);
+      prefetch_l2(rows[r] + ahead + c);
       const __m512i x = _mm512_loadu_si512(rows[r] + c);
       auto products = [&](const __m512* v) DSV4_AVX512F {
         for (int i = 0; i < MR; ++i)

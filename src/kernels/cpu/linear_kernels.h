@@ -27,17 +27,12 @@ inline void prefetch_l2(const void* p) {
   __builtin_prefetch(p, 0, 2);
 #endif
 }
-// The decode GEMVs' prefetch of a weight line: into L1 (prefetcht0) for kToL1 (the FP8 and BF16
-// row-by-row kernels, GemvOrder::Rows), else into L2 (prefetcht1).
-template <bool kToL1>
-inline void prefetch_weights(const void* p) {
+// The same into L1 (prefetcht0): the FP8 and BF16 row-by-row decode kernels (GemvOrder::Rows).
+inline void prefetch_l1(const void* p) {
 #if defined(__x86_64__)
-  if constexpr (kToL1)
-    asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-  else
-    asm volatile("prefetcht1 %0" : : "m"(*static_cast<const char*>(p)));
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
 #else
-  __builtin_prefetch(p, 0, kToL1 ? 3 : 2);
+  __builtin_prefetch(p, 0, 3);
 #endif
 }
 // The decode GEMVs' split of m activation rows into tiles: f(std::integral_constant<int, MR>{}, i)
