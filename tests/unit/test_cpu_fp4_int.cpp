@@ -91,13 +91,15 @@ TEST(CpuFp4Int, ActivationFormIsExactAndSimdMatchesScalar) {
   EXPECT_GT(without_r, 0);
 }
 
+// Any number of rows: 4-row panels for several activation rows, all at once for one (kMaxRows).
 TEST(CpuFp4Int, RowsDotMatchesScalarTwinAndFloat64) {
+  constexpr int kMaxRows = 2 * kPanelRows + 3;
   std::mt19937 rng(52);
   std::uniform_int_distribution<int> byte(0, 255), scale(116, 134);
   for (int64_t k : {int64_t{128}, int64_t{640}, int64_t{2560}}) {
-    const int64_t ldw = k / 2 + 64, lds = k / 32 + 3, ld = k + 32, ldc = k / 128 + 1, ldy = 6;
+    const int64_t ldw = k / 2 + 64, lds = k / 32 + 3, ld = k + 32, ldc = k / 128 + 1, ldy = kMaxRows + 2;
     const int64_t mmax = 5;
-    std::vector<uint8_t> w(kPanelRows * ldw), s(kPanelRows * lds);
+    std::vector<uint8_t> w(kMaxRows * ldw), s(kMaxRows * lds);
     for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
     for (auto& b : s) b = static_cast<uint8_t>(scale(rng));
     const auto a = quantised_rows(rng, mmax, k, ld);
@@ -109,7 +111,7 @@ TEST(CpuFp4Int, RowsDotMatchesScalarTwinAndFloat64) {
                           fac.data() + i * ldc, rnz.data() + i * ldc);
     const Fp4IntRows rows{h.data(), r.data(), fac.data(), rnz.data(), ld, ldc};
     for (int64_t m = 1; m <= mmax; ++m) {
-      for (int nr = 1; nr <= kPanelRows; ++nr) {
+      for (int nr : {1, 2, 3, kPanelRows, kPanelRows + 1, kMaxRows}) {
         const std::string what = "k " + std::to_string(k) + " m " + std::to_string(m) + " nr " + std::to_string(nr);
         std::vector<float> want(m * ldy, -7.0f);
         scalar::fp4_rows_dot_int(w.data(), ldw, s.data(), lds, nr, rows, m, k, want.data(), ldy);

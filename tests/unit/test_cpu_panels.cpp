@@ -15,6 +15,7 @@
 namespace dsv4::cpu {
 namespace {
 
+using testing::GemvOrderScope;
 using testing::isas_to_test;
 using testing::sum_error_bound;
 
@@ -187,9 +188,6 @@ TEST(CpuPanels, RowsDotMatchFloat64) {
   std::mt19937 rng(43);
   const int64_t k = 512, ldw = k + 64, lda = k + 32, ldy = kPanelRows;
   const auto w8 = random_bytes(rng, kPanelRows * ldw, true);
-  const auto w4 = random_bytes(rng, kPanelRows * ldw, false);
-  const int64_t lds = k / 32 + 1;
-  const auto s4 = random_scales(rng, kPanelRows * lds, 118, 132);
   const auto a = random_bf16(rng, 9 * lda, 1.0f);
   for (Isa isa : simd_isas()) {
     const PanelKernels& kern = panel_kernels(isa);
@@ -207,20 +205,43 @@ TEST(CpuPanels, RowsDotMatchFloat64) {
           }
           return e;
         }, std::string("fp8_rows_dot ") + isa_name(isa));
-        std::fill(y.begin(), y.end(), -7.0f);
-        kern.fp4_rows_dot(w4.data(), ldw, s4.data(), lds, nr, a.data(), lda, m, k, y.data(), ldy);
-        expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
-          double e = 0;
-          for (int64_t p = 0; p < k; ++p) {
-            const int64_t kk = panel_position_to_k(kern.fp4_order, p);
-            const uint8_t b = w4[r * ldw + kk / 2];
-            const double t = double(e2m1_value(kk % 2 ? b >> 4 : b & 15)) *
-                             e8m0_value(s4[r * lds + kk / 32]) * bf16_bits_to_f32(a[i * lda + p]);
-            e += t;
-            *mag += std::fabs(t);
-          }
-          return e;
-        }, std::string("fp4_rows_dot ") + isa_name(isa));
+      }
+    }
+  }
+}
+
+// fp4_rows_dot takes any number of rows: panels of kPanelRows for the tiles and for several
+// activation rows, all rows at once for the row-by-row GEMV (whose sums are reduced 16 rows at a
+// time: 17 and 37 rows leave partial groups). K = 896 ends with a 3-chunk tail after a group of
+// 4 chunks (one load of 16 block scales).
+TEST(CpuPanels, Fp4RowsDotMatchesFloat64ForAnyRowCount) {
+  std::mt19937 rng(44);
+  const int max_rows = 37;
+  const int64_t k = 896, ldw = k / 2 + 64, lda = k + 32, ldy = max_rows + 3, lds = k / 32 + 1;
+  const auto w4 = random_bytes(rng, max_rows * ldw, false);
+  const auto s4 = random_scales(rng, max_rows * lds, 118, 132);
+  const auto a = random_bf16(rng, 5 * lda, 1.0f);
+  for (Isa isa : simd_isas()) {
+    const PanelKernels& kern = panel_kernels(isa);
+    for (const GemvOrder order : {GemvOrder::Rows, GemvOrder::Tiles}) {
+      GemvOrderScope scope(order);
+      for (int64_t m = 1; m <= 5; ++m) {
+        for (int nr : {1, 2, 3, kPanelRows, kPanelRows + 1, 16, 17, max_rows}) {
+          std::vector<float> y(m * ldy, -7.0f);
+          kern.fp4_rows_dot(w4.data(), ldw, s4.data(), lds, nr, a.data(), lda, m, k, y.data(), ldy);
+          expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
+            double e = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              const int64_t kk = panel_position_to_k(kern.fp4_order, p);
+              const uint8_t b = w4[r * ldw + kk / 2];
+              const double t = double(e2m1_value(kk % 2 ? b >> 4 : b & 15)) *
+                               e8m0_value(s4[r * lds + kk / 32]) * bf16_bits_to_f32(a[i * lda + p]);
+              e += t;
+              *mag += std::fabs(t);
+            }
+            return e;
+          }, std::string("fp4_rows_dot ") + isa_name(isa) + " " + gemv_order_name(order));
+        }
       }
     }
   }

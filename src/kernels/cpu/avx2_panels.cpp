@@ -303,14 +303,18 @@ DSV4_AVX2 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* co
 DSV4_AVX2 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                             const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y,
                             int64_t ldy) {
-  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
-  const uint8_t* const* rows = ptr.rows;
-  const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = kPanelRows * ldw, sahead = kPanelRows * lds;
-  int64_t i = 0;
-  for (; i + 2 <= m; i += 2)
-    fp4_dot_tile<2>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
-  if (i < m) fp4_dot_tile<1>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
+  // Panels of kPanelRows rows whatever m is: the tiles interleave a panel's rows.
+  for (int n0 = 0; n0 < nr; n0 += kPanelRows) {
+    const Fp4RowPointers ptr(w + n0 * ldw, ldw, s + n0 * lds, lds, std::min(kPanelRows, nr - n0));
+    const uint8_t* const* rows = ptr.rows;
+    const uint8_t* const* srows = ptr.srows;
+    const int pr = std::min(kPanelRows, nr - n0);
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2)
+      fp4_dot_tile<2>(rows, srows, pr, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead, sahead);
+    if (i < m) fp4_dot_tile<1>(rows, srows, pr, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead, sahead);
+  }
 }
 
 namespace {

@@ -148,39 +148,41 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
                                      int nr, const uint16_t* a, int64_t lda, int64_t k, float* y,
                                      int64_t ldy, int64_t ahead, int64_t sahead) {
   const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
-  // Block scales: built once per row and 512 K values (Fp4BlockScales).
-  const Fp4BlockScales scales;
   __m512 acc[kPanelRows][MR];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
+  // Block scales: built once per row and 512 K values (Fp4BlockScales).
   __m512 sc16[kPanelRows];
-  for (int64_t c = 0; c < k; c += 128) {
-    const int j = static_cast<int>((c / 128) % 4);
-    if (j == 0)
-      for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c, k);
-    // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
-    // from L1 by each product (the sums alone take 4 x MR registers).
-    constexpr int kHeld = MR <= 2 ? MR : 1;
-    __m512bh av[kHeld][4];
-    if constexpr (MR <= 2)
-      for (int i = 0; i < MR; ++i)
-        for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
-    for (int r = 0; r < kPanelRows; ++r) {
-      // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
-      // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
-      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
-      if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
-      __m512i wv[4];
-      fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
-      const __m512bh w0 = (__m512bh)wv[0], w1 = (__m512bh)wv[1], w2 = (__m512bh)wv[2],
-                     w3 = (__m512bh)wv[3];
-      const __m512 sv = scales.lane(j, sc16[r]);
-      for (int i = 0; i < MR; ++i) {
-        __m512 part = dpbf16(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
-        part = dpbf16(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
-        part = dpbf16(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
-        part = dpbf16(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
-        acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
+  for (int64_t c0 = 0; c0 < k; c0 += 512) {
+    for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c0, k);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const int64_t c = c0 + 128 * j;
+      if (c >= k) break;
+      // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
+      // from L1 by each product (the sums alone take 4 x MR registers).
+      constexpr int kHeld = MR <= 2 ? MR : 1;
+      __m512bh av[kHeld][4];
+      if constexpr (MR <= 2)
+        for (int i = 0; i < MR; ++i)
+          for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
+      for (int r = 0; r < kPanelRows; ++r) {
+        // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
+        // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
+        if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+        __m512i wv[4];
+        fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
+        const __m512bh w0 = (__m512bh)wv[0], w1 = (__m512bh)wv[1], w2 = (__m512bh)wv[2],
+                       w3 = (__m512bh)wv[3];
+        const __m512 sv = Fp4BlockScales::lane(j, sc16[r]);
+        for (int i = 0; i < MR; ++i) {
+          __m512 part = dpbf16(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
+          part = dpbf16(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
+          part = dpbf16(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
+          part = dpbf16(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
+          acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
+        }
       }
     }
   }
@@ -188,45 +190,53 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One activation row (decode), the panel's rows one after the other (GemvOrder::Rows): each
-// thread reads its rows as one stream in memory order (prefetched into L2, as the tiles do: this
-// kernel is bound by its arithmetic where the bandwidth is high). Two partial chains per chunk and
-// two sums per row keep the vdpbf16ps and FMA chains short. The four chunks of one load of 16
-// block scales are unrolled so that the sums stay in registers: indexed by a run-time chunk
-// number, GCC kept them on the stack, and each FMA waited on a store-to-load forward (1.3-1.5x
-// slower from L2).
-DSV4_AVX512 inline void fp4_row_by_row(const uint8_t* const* rows, const uint8_t* const* srows, int nr,
-                                       const uint16_t* a, int64_t k, float* y, int64_t ahead, int64_t sahead) {
+// One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows): each thread
+// reads its rows as one stream in memory order (prefetched into L2, as the tiles do: this kernel
+// is bound by its arithmetic where the bandwidth is high). Two partial chains per chunk and two
+// sums per row keep the vdpbf16ps and FMA chains short. The four chunks of one load of 16 block
+// scales are unrolled so that the sums stay in registers: indexed by a run-time chunk number, GCC
+// kept them on the stack, and each FMA waited on a store-to-load forward (1.3-1.5x slower from
+// L2). The sums of 16 rows are reduced together (hsum16: 15 in-lane shuffles and adds instead of
+// 16 x 7 operations of hsum, several on the decode's shuffle pipes).
+DSV4_AVX512 inline void fp4_row_by_row(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds,
+                                       int nr, const uint16_t* a, int64_t k, float* y, int64_t ahead,
+                                       int64_t sahead) {
   const __m512i table = _mm512_load_si512(e2m1_tables().words.data());
-  const Fp4BlockScales scales;
-  for (int r = 0; r < nr; ++r) {
-    const uint8_t* row = rows[r];
-    // The unscaled dot product of the 128 K values from c on.
-    auto chunk = [&](int64_t c) DSV4_AVX512 {
-      _mm_prefetch(reinterpret_cast<const char*>(row + ahead + c / 2), _MM_HINT_T1);
-      __m512i wv[4];
-      fp4_words_to_bf16(_mm512_loadu_si512(row + c / 2), table, wv);
-      __m512 p0 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[0], (__m512bh)_mm512_loadu_si512(a + c));
-      __m512 p1 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[1], (__m512bh)_mm512_loadu_si512(a + c + 32));
-      p0 = dpbf16(p0, (__m512bh)wv[2], (__m512bh)_mm512_loadu_si512(a + c + 64));
-      p1 = dpbf16(p1, (__m512bh)wv[3], (__m512bh)_mm512_loadu_si512(a + c + 96));
-      return _mm512_add_ps(p0, p1);
-    };
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t c = 0;
-    for (; c + 512 <= k; c += 512) {
-      const __m512 sc16 = Fp4BlockScales::load(srows[r], c, k);
-      _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
-      acc0 = _mm512_fmadd_ps(chunk(c), scales.lane(0, sc16), acc0);
-      acc1 = _mm512_fmadd_ps(chunk(c + 128), scales.lane(1, sc16), acc1);
-      acc0 = _mm512_fmadd_ps(chunk(c + 256), scales.lane(2, sc16), acc0);
-      acc1 = _mm512_fmadd_ps(chunk(c + 384), scales.lane(3, sc16), acc1);
+  __m512 sums[16];
+  for (int r0 = 0; r0 < nr; r0 += 16) {
+    const int rows = std::min(16, nr - r0);
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* row = w + (r0 + r) * ldw;
+      const uint8_t* srow = s + (r0 + r) * lds;
+      // The unscaled dot product of the 128 K values from c on.
+      auto chunk = [&](int64_t c) DSV4_AVX512 {
+        _mm_prefetch(reinterpret_cast<const char*>(row + ahead + c / 2), _MM_HINT_T1);
+        __m512i wv[4];
+        fp4_words_to_bf16(_mm512_loadu_si512(row + c / 2), table, wv);
+        __m512 p0 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[0], (__m512bh)_mm512_loadu_si512(a + c));
+        __m512 p1 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[1], (__m512bh)_mm512_loadu_si512(a + c + 32));
+        p0 = dpbf16(p0, (__m512bh)wv[2], (__m512bh)_mm512_loadu_si512(a + c + 64));
+        p1 = dpbf16(p1, (__m512bh)wv[3], (__m512bh)_mm512_loadu_si512(a + c + 96));
+        return _mm512_add_ps(p0, p1);
+      };
+      __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+      int64_t c = 0;
+      for (; c + 512 <= k; c += 512) {
+        const __m512 sc16 = Fp4BlockScales::load(srow, c, k);
+        _mm_prefetch(reinterpret_cast<const char*>(srow + sahead + c / 32), _MM_HINT_T0);
+        acc0 = _mm512_fmadd_ps(chunk(c), Fp4BlockScales::lane(0, sc16), acc0);
+        acc1 = _mm512_fmadd_ps(chunk(c + 128), Fp4BlockScales::lane(1, sc16), acc1);
+        acc0 = _mm512_fmadd_ps(chunk(c + 256), Fp4BlockScales::lane(2, sc16), acc0);
+        acc1 = _mm512_fmadd_ps(chunk(c + 384), Fp4BlockScales::lane(3, sc16), acc1);
+      }
+      if (c < k) {  // the last 1-3 chunks
+        const __m512 sc16 = Fp4BlockScales::load(srow, c, k);
+        for (int j = 0; c < k; c += 128, ++j) acc0 = _mm512_fmadd_ps(chunk(c), Fp4BlockScales::lane(j, sc16), acc0);
+      }
+      sums[r] = _mm512_add_ps(acc0, acc1);
     }
-    if (c < k) {  // the last 1-3 chunks
-      const __m512 sc16 = Fp4BlockScales::load(srows[r], c, k);
-      for (int j = 0; c < k; c += 128, ++j) acc0 = _mm512_fmadd_ps(chunk(c), scales.lane(j, sc16), acc0);
-    }
-    y[r] = hsum(_mm512_add_ps(acc0, acc1));
+    for (int r = rows; r < 16; ++r) sums[r] = _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(y + r0, static_cast<__mmask16>((1u << rows) - 1), hsum16(sums));
   }
 }
 
@@ -235,16 +245,18 @@ DSV4_AVX512 inline void fp4_row_by_row(const uint8_t* const* rows, const uint8_t
 DSV4_AVX512 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                               const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y,
                               int64_t ldy) {
-  const Fp4RowPointers ptr(w, ldw, s, lds, nr);
-  const uint8_t* const* rows = ptr.rows;
-  const uint8_t* const* srows = ptr.srows;
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
-  if (m == 1 && gemv_order() == GemvOrder::Rows) {
-    fp4_row_by_row(rows, srows, nr, a, k, y, ahead, sahead);
-    return;
-  }
-  for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
-    fp4_dot_tile<decltype(mr)::value>(rows, srows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead, sahead);
+  const bool rows_order = m == 1 && gemv_order() == GemvOrder::Rows;
+  for_gemv_blocks(nr, rows_order, [&](int n0, int rows) DSV4_AVX512 {
+    if (rows_order) {
+      fp4_row_by_row(w + n0 * ldw, ldw, s + n0 * lds, lds, rows, a, k, y + n0, ahead, sahead);
+      return;
+    }
+    const Fp4RowPointers ptr(w + n0 * ldw, ldw, s + n0 * lds, lds, rows);
+    for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
+      fp4_dot_tile<decltype(mr)::value>(ptr.rows, ptr.srows, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy,
+                                        ahead, sahead);
+    });
   });
 }
 

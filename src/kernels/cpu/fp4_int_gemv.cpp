@@ -183,7 +183,6 @@ DSV4_AVX512VNNI inline void int_dot_rows(const uint8_t* wrows, int64_t ldw, cons
                                          int64_t lds, int nr, const Fp4IntRows& a, int64_t i0, int64_t k,
                                          float* y, int64_t ldy, int64_t ahead, int64_t sahead) {
   const __m512i table = _mm512_load_si512(int_table().words.data());
-  const Fp4BlockScales scales;
   const __m512 eighth = _mm512_set1_ps(0.125f);
   const int16_t* h[MR];
   const int16_t* rv[MR];
@@ -213,7 +212,7 @@ DSV4_AVX512VNNI inline void int_dot_rows(const uint8_t* wrows, int64_t ldw, cons
         const __m512i w1 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
         const __m512i w2 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
         const __m512i w3 = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
-        const __m512 sv = scales.lane(j, sc16);
+        const __m512 sv = Fp4BlockScales::lane(j, sc16);
         for (int i = 0; i < MR; ++i) {
           // Activations are read from L1 by each product (memory operands): held in registers
           // they would be spilled around the loop.
@@ -245,9 +244,13 @@ DSV4_AVX512VNNI void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8
                                       int nr, const Fp4IntRows& a, int64_t m, int64_t k, float* y,
                                       int64_t ldy) {
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
-  int64_t i = 0;
-  for (; i + 2 <= m; i += 2) int_dot_rows<2>(w, ldw, s, lds, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);
-  if (i < m) int_dot_rows<1>(w, ldw, s, lds, nr, a, i, k, y + i * ldy, ldy, ahead, sahead);
+  for_gemv_blocks(nr, m == 1, [&](int n0, int rows) DSV4_AVX512VNNI {
+    const uint8_t* wb = w + n0 * ldw;
+    const uint8_t* sb = s + n0 * lds;
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2) int_dot_rows<2>(wb, ldw, sb, lds, rows, a, i, k, y + i * ldy + n0, ldy, ahead, sahead);
+    if (i < m) int_dot_rows<1>(wb, ldw, sb, lds, rows, a, i, k, y + i * ldy + n0, ldy, ahead, sahead);
+  });
 }
 
 }  // namespace avx512
@@ -372,8 +375,11 @@ DSV4_AVX2 void fp4_rows_dot_int(const uint8_t* w, int64_t ldw, const uint8_t* s,
                                 int nr, const Fp4IntRows& a, int64_t m, int64_t k, float* y,
                                 int64_t ldy) {
   const int64_t ahead = prefetch_ahead(ldw), sahead = ahead / ldw * lds;
-  // One activation row at a time: the panel's 4 rows (at most 8 KiB) stay in L1/L2 for the next.
-  for (int64_t i = 0; i < m; ++i) int_dot_row(w, ldw, s, lds, nr, a, i, k, y + i * ldy, ahead, sahead);
+  // One activation row at a time: a panel's 4 rows (at most 8 KiB) stay in L1/L2 for the next.
+  for_gemv_blocks(nr, m == 1, [&](int n0, int rows) DSV4_AVX2 {
+    for (int64_t i = 0; i < m; ++i)
+      int_dot_row(w + n0 * ldw, ldw, s + n0 * lds, lds, rows, a, i, k, y + i * ldy + n0, ahead, sahead);
+  });
 }
 
 }  // namespace avx2

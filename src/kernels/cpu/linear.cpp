@@ -743,18 +743,16 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
         const int64_t n_lo = (lo - unit0) * unit_rows;
         const int64_t n_hi = std::min(g.w.n, (hi - unit0) * unit_rows);
         if (act.kind == Gemm::Bf16Dot) {
-          for (int64_t u = lo; u < hi; ++u) {
-            const int64_t n0 = (u - unit0) * kPanelRows;
-            const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, g.w.n - n0));
-            const uint8_t* packed = g.w.packed + n0 * (k / 2);
-            const uint8_t* scales = g.w.scales + n0 * (k / 32);
-            if (act.fp4i.h != nullptr)
-              int_kern->dot(packed, k / 2, scales, k / 32, nr, act.fp4i, g.count, k, g.y.data + n0,
-                            g.y.ld);
-            else
-              kern.fp4_rows_dot(packed, k / 2, scales, k / 32, nr, act.bf16, act.ld, g.count, k,
-                                g.y.data + n0, g.y.ld);
-          }
+          // One call for the thread's rows of this group (the kernels walk their row blocks).
+          const int nr = static_cast<int>(n_hi - n_lo);
+          const uint8_t* packed = g.w.packed + n_lo * (k / 2);
+          const uint8_t* scales = g.w.scales + n_lo * (k / 32);
+          if (act.fp4i.h != nullptr)
+            int_kern->dot(packed, k / 2, scales, k / 32, nr, act.fp4i, g.count, k, g.y.data + n_lo,
+                          g.y.ld);
+          else
+            kern.fp4_rows_dot(packed, k / 2, scales, k / 32, nr, act.bf16, act.ld, g.count, k,
+                              g.y.data + n_lo, g.y.ld);
         } else {
           auto decode = [&](int64_t n0, int nr, int64_t k0, int64_t len, auto* panel, int64_t ldp) {
             return decode_rows(panel, ldp, kern.decode_fp4_f32, kern.decode_fp4,

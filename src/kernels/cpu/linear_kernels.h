@@ -89,6 +89,20 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
   return p;
 }
 
+// The row blocks an FP4 decode GEMV (fp4_rows_dot, fp4_rows_dot_int) walks for rows [0, nr):
+// f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one activation row, rows
+// one after the other) takes them all at once: each call's set-up, a few integer divisions
+// among it, was 10-15% of a 4-row panel from L2. The others take panels of kPanelRows rows,
+// which stay in L1 for the activation rows after the first, or are interleaved by the tiles.
+template <class F>
+inline void for_gemv_blocks(int nr, bool all_at_once, F&& f) {
+  if (all_at_once) {
+    f(0, nr);
+    return;
+  }
+  for (int n0 = 0; n0 < nr; n0 += kPanelRows) f(n0, std::min(kPanelRows, nr - n0));
+}
+
 // The kPanelRows weight rows and scale rows of an FP4 row block for the decode GEMVs, rows >= nr
 // pointing at row nr - 1 (read, never stored).
 struct Fp4RowPointers {
@@ -127,9 +141,10 @@ struct PanelKernels {
   // panel and activations (FMA), kp % 16 == 0; no panel row >= nr is read.
   void (*dot_f32)(const float* panel, int64_t ldp, int nr, const float* a, int64_t lda, int64_t m,
                   int64_t kp, float* y, int64_t ldy);
-  // Small-M FP4 path: rows [0, nr) (packed row r at w + r * ldw, scales at s + r * lds) decoded in
-  // registers, multiplied with unscaled BF16 activations in FP4 panel order; the per-32 scales
-  // are applied to the per-lane partial sums (each 128-bit lane holds one 32-value block).
+  // Small-M FP4 path: rows [0, nr) (any number; packed row r at w + r * ldw, scales at
+  // s + r * lds) decoded in registers, multiplied with unscaled BF16 activations in FP4 panel
+  // order; the per-32 scales are applied to the per-lane partial sums (each 128-bit lane holds
+  // one 32-value block). Row blocks as for_gemv_blocks walks them.
   void (*fp4_rows_dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
                        const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);
   // out[i] = the float32 value of BF16 x[i] for i < n (exact): the FMA path's panel widening.

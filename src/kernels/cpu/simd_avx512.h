@@ -72,23 +72,28 @@ DSV4_AVX512 inline __m512bh held_or_load(const __m512bh (&held)[H][V], const uin
 // The E8M0 scales of FP4 weight rows for the decode GEMVs (fp4_decode.cpp, fp4_int_gemv.cpp):
 // the floats of 16 blocks (4 chunks of 128 K values) are built once per row and 512 K values
 // (load; the exponent byte shifted into place, 0 gives 0), and chunk j of them spreads block
-// 4 j + L over 128-bit lane L with one vpermps (lane).
+// 4 j + L over 128-bit lane L (lane). load stores them transposed, block 4 j + L in dword
+// 4 L + j (one vpshufb of the 16 bytes), so that lane is an in-lane broadcast with an immediate
+// (vshufps): Zen 5 issues that on all four vector pipes, where a vpermps from the natural order
+// took one of the two pipes the vpermw decode keeps busy (7-11% of the row-by-row GEMV from L2).
 struct Fp4BlockScales {
-  __m512i lane_of[4];
-  DSV4_AVX512F Fp4BlockScales() {
-    for (int j = 0; j < 4; ++j) {
-      alignas(64) int32_t idx[16];
-      for (int i = 0; i < 16; ++i) idx[i] = 4 * j + i / 4;
-      lane_of[j] = _mm512_load_si512(idx);
-    }
-  }
   // The 16 (fewer at the end of K) block scales of srow from K = c on.
   DSV4_AVX512F static __m512 load(const uint8_t* srow, int64_t c, int64_t k) {
     const int64_t blocks = (k - c) / 32 < 16 ? (k - c) / 32 : 16;
     const __mmask16 mask = static_cast<__mmask16>((1u << blocks) - 1);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, srow + c / 32)), 23));
+    const __m128i transpose = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m128i bytes = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(mask, srow + c / 32), transpose);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(bytes), 23));
   }
-  DSV4_AVX512F __m512 lane(int j, __m512 sc16) const { return _mm512_permutexvar_ps(lane_of[j], sc16); }
+  // Chunk j's scales (j in [0, 4); a constant wherever the caller's chunk loop is unrolled).
+  DSV4_AVX512F static __m512 lane(int j, __m512 sc16) {
+    switch (j) {
+      case 0: return _mm512_shuffle_ps(sc16, sc16, 0x00);
+      case 1: return _mm512_shuffle_ps(sc16, sc16, 0x55);
+      case 2: return _mm512_shuffle_ps(sc16, sc16, 0xAA);
+      default: return _mm512_shuffle_ps(sc16, sc16, 0xFF);
+    }
+  }
 };
 
 // Sum of the 16 lanes (pairwise tree).
