@@ -153,38 +153,45 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
     for (auto& v : r) v = _mm512_setzero_ps();
   // Block scales: built once per row and 512 K values (Fp4BlockScales).
   __m512 sc16[kPanelRows];
-  for (int64_t c0 = 0; c0 < k; c0 += 512) {
-    for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c0, k);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const int64_t c = c0 + 128 * j;
-      if (c >= k) break;
-      // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
-      // from L1 by each product (the sums alone take 4 x MR registers).
-      constexpr int kHeld = MR <= 2 ? MR : 1;
-      __m512bh av[kHeld][4];
-      if constexpr (MR <= 2)
-        for (int i = 0; i < MR; ++i)
-          for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
-      for (int r = 0; r < kPanelRows; ++r) {
-        // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
-        // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
-        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
-        if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
-        __m512i wv[4];
-        fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
-        const __m512bh w0 = (__m512bh)wv[0], w1 = (__m512bh)wv[1], w2 = (__m512bh)wv[2],
-                       w3 = (__m512bh)wv[3];
-        const __m512 sv = Fp4BlockScales::lane(j, sc16[r]);
-        for (int i = 0; i < MR; ++i) {
-          __m512 part = dpbf16(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
-          part = dpbf16(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
-          part = dpbf16(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
-          part = dpbf16(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
-          acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
-        }
+  // Chunk j of the 4 of one scale load, K = c on.
+  auto step = [&](int64_t c, int j) DSV4_AVX512 {
+    // Up to 2 rows the activations of the chunk stay in registers; from 3 rows on they are read
+    // from L1 by each product (the sums alone take 4 x MR registers).
+    constexpr int kHeld = MR <= 2 ? MR : 1;
+    __m512bh av[kHeld][4];
+    if constexpr (MR <= 2)
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < 4; ++v) av[i][v] = (__m512bh)_mm512_loadu_si512(a + i * lda + c + 32 * v);
+    for (int r = 0; r < kPanelRows; ++r) {
+      // Rows are short (K / 2 bytes): stream the next panel's rows one line per line consumed,
+      // so the prefetchers never have to ramp up on a fresh 2 KiB stream.
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ahead + c / 2), _MM_HINT_T1);
+      if (j == 0) _mm_prefetch(reinterpret_cast<const char*>(srows[r] + sahead + c / 32), _MM_HINT_T0);
+      __m512i wv[4];
+      fp4_words_to_bf16(_mm512_loadu_si512(rows[r] + c / 2), table, wv);
+      const __m512bh w0 = (__m512bh)wv[0], w1 = (__m512bh)wv[1], w2 = (__m512bh)wv[2],
+                     w3 = (__m512bh)wv[3];
+      const __m512 sv = Fp4BlockScales::lane(j, sc16[r]);
+      for (int i = 0; i < MR; ++i) {
+        __m512 part = dpbf16(_mm512_setzero_ps(), w0, held_or_load<MR>(av, a + i * lda + c, i, 0));
+        part = dpbf16(part, w1, held_or_load<MR>(av, a + i * lda + c, i, 1));
+        part = dpbf16(part, w2, held_or_load<MR>(av, a + i * lda + c, i, 2));
+        part = dpbf16(part, w3, held_or_load<MR>(av, a + i * lda + c, i, 3));
+        acc[r][i] = _mm512_fmadd_ps(part, sv, acc[r][i]);
       }
     }
+  };
+  int64_t c = 0;
+  for (; c + 512 <= k; c += 512) {
+    for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c, k);
+    step(c, 0);
+    step(c + 128, 1);
+    step(c + 256, 2);
+    step(c + 384, 3);
+  }
+  if (c < k) {  // the last 1-3 chunks
+    for (int r = 0; r < kPanelRows; ++r) sc16[r] = Fp4BlockScales::load(srows[r], c, k);
+    for (int j = 0; c < k; c += 128, ++j) step(c, j);
   }
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
