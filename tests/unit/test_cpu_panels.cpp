@@ -184,27 +184,34 @@ TEST(CpuPanels, WidenBf16IsBitIdenticalToScalar) {
   }
 }
 
-TEST(CpuPanels, RowsDotMatchFloat64) {
+// fp8_rows_dot takes any number of rows within a 128-row block: panels of kPanelRows for the
+// tiles and for several activation rows, all rows at once for the row-by-row GEMV (whose sums are
+// reduced 16 rows at a time: 17 and 37 rows leave partial groups).
+TEST(CpuPanels, Fp8RowsDotMatchesFloat64ForAnyRowCount) {
   std::mt19937 rng(43);
-  const int64_t k = 512, ldw = k + 64, lda = k + 32, ldy = kPanelRows;
-  const auto w8 = random_bytes(rng, kPanelRows * ldw, true);
+  const int max_rows = 37;
+  const int64_t k = 512, ldw = k + 64, lda = k + 32, ldy = max_rows + 3;
+  const auto w8 = random_bytes(rng, max_rows * ldw, true);
   const auto a = random_bf16(rng, 9 * lda, 1.0f);
   for (Isa isa : simd_isas()) {
     const PanelKernels& kern = panel_kernels(isa);
-    for (int64_t m = 1; m <= 9; ++m) {
-      for (int nr = 1; nr <= kPanelRows; ++nr) {
-        std::vector<float> y(m * ldy, -7.0f);
-        kern.fp8_rows_dot(w8.data(), ldw, nr, a.data(), lda, m, k, y.data(), ldy);
-        expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
-          double e = 0;
-          for (int64_t p = 0; p < k; ++p) {
-            const double t = double(e4m3_value(w8[r * ldw + panel_position_to_k(PanelOrder::Fp8, p)])) *
-                             bf16_bits_to_f32(a[i * lda + p]);
-            e += t;
-            *mag += std::fabs(t);
-          }
-          return e;
-        }, std::string("fp8_rows_dot ") + isa_name(isa));
+    for (const GemvOrder order : {GemvOrder::Rows, GemvOrder::Tiles}) {
+      GemvOrderScope scope(order);
+      for (int64_t m = 1; m <= 9; ++m) {
+        for (int nr : {1, 2, 3, kPanelRows, kPanelRows + 1, 16, 17, max_rows}) {
+          std::vector<float> y(m * ldy, -7.0f);
+          kern.fp8_rows_dot(w8.data(), ldw, nr, a.data(), lda, m, k, y.data(), ldy);
+          expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {
+            double e = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              const double t = double(e4m3_value(w8[r * ldw + panel_position_to_k(PanelOrder::Fp8, p)])) *
+                               bf16_bits_to_f32(a[i * lda + p]);
+              e += t;
+              *mag += std::fabs(t);
+            }
+            return e;
+          }, std::string("fp8_rows_dot ") + isa_name(isa) + " " + gemv_order_name(order));
+        }
       }
     }
   }
@@ -250,11 +257,12 @@ TEST(CpuPanels, Fp4RowsDotMatchesFloat64ForAnyRowCount) {
 // The FMA decode GEMV (fp8_fma_gemv.cpp) and its scalar twin against float64, on codes of every
 // kind: uniformly random bytes (a zero or subnormal code, e = 0, in nearly every 64-byte chunk:
 // the per-lane fix-up path), codes with no e = 0 (the shift decode alone), and rows of zeros and
-// subnormals only (both signs). K = 576 is not a multiple of 128.
+// subnormals only (both signs). K = 576 is not a multiple of 128. Up to 2 panels and a row.
 TEST(CpuPanels, Fp8FmaGemvMatchesFloat64) {
   std::mt19937 rng(47);
-  const int64_t k = 576, ldw = k + 64, lda = k + 16, ldy = kPanelRows;
-  std::vector<uint8_t> mixed = random_bytes(rng, kPanelRows * ldw, true);
+  constexpr int kRows = 2 * kPanelRows + 1;
+  const int64_t k = 576, ldw = k + 64, lda = k + 16, ldy = kRows;
+  std::vector<uint8_t> mixed = random_bytes(rng, kRows * ldw, true);
   std::vector<uint8_t> normal = mixed, low = mixed;
   for (auto& b : normal)
     if ((b & 0x78) == 0) b |= 0x08;
@@ -269,7 +277,7 @@ TEST(CpuPanels, Fp8FmaGemvMatchesFloat64) {
   for (const auto& [kernel, name] : kernels) {
     for (const auto* w : {&mixed, &normal, &low}) {
       for (int64_t m = 1; m <= 9; ++m) {
-        for (int nr = 1; nr <= kPanelRows; ++nr) {
+        for (int nr = 1; nr <= kRows; ++nr) {
           std::vector<float> y(m * ldy, -7.0f);
           kernel(w->data(), ldw, nr, a.data(), lda, m, k, y.data(), ldy);
           expect_dot(y, ldy, m, nr, k, [&](int64_t i, int r, double* mag) {

@@ -192,12 +192,14 @@ DSV4_AVX2 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const uin
 
 DSV4_AVX2 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,
                             int64_t m, int64_t k, float* y, int64_t ldy) {
-  const uint8_t* rows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   const int64_t ahead = kPanelRows * ldw;
-  int64_t i = 0;
-  for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
-  if (i < m) fp8_dot_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX2 {  // the tiles interleave a panel's rows
+    const uint8_t* rp[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) rp[r] = w + (n0 + std::min(r, rows - 1)) * ldw;
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
+    if (i < m) fp8_dot_tile<1>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
+  });
 }
 
 DSV4_AVX2 void scale_act_bf16(const float* a, const uint8_t* scales, int64_t k, uint16_t* out) {
@@ -304,17 +306,13 @@ DSV4_AVX2 void fp4_rows_dot(const uint8_t* w, int64_t ldw, const uint8_t* s, int
                             const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y,
                             int64_t ldy) {
   const int64_t ahead = kPanelRows * ldw, sahead = kPanelRows * lds;
-  // Panels of kPanelRows rows whatever m is: the tiles interleave a panel's rows.
-  for (int n0 = 0; n0 < nr; n0 += kPanelRows) {
-    const Fp4RowPointers ptr(w + n0 * ldw, ldw, s + n0 * lds, lds, std::min(kPanelRows, nr - n0));
-    const uint8_t* const* rows = ptr.rows;
-    const uint8_t* const* srows = ptr.srows;
-    const int pr = std::min(kPanelRows, nr - n0);
+  for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX2 {  // the tiles interleave a panel's rows
+    const Fp4RowPointers ptr(w + n0 * ldw, ldw, s + n0 * lds, lds, rows);
     int64_t i = 0;
     for (; i + 2 <= m; i += 2)
-      fp4_dot_tile<2>(rows, srows, pr, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead, sahead);
-    if (i < m) fp4_dot_tile<1>(rows, srows, pr, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead, sahead);
-  }
+      fp4_dot_tile<2>(ptr.rows, ptr.srows, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead, sahead);
+    if (i < m) fp4_dot_tile<1>(ptr.rows, ptr.srows, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead, sahead);
+  });
 }
 
 namespace {

@@ -242,8 +242,7 @@ DSV4_AVX512 inline void fp4_row_by_row(const uint8_t* w, int64_t ldw, const uint
       }
       sums[r] = _mm512_add_ps(acc0, acc1);
     }
-    for (int r = rows; r < 16; ++r) sums[r] = _mm512_setzero_ps();
-    _mm512_mask_storeu_ps(y + r0, static_cast<__mmask16>((1u << rows) - 1), hsum16(sums));
+    store_hsum16(sums, rows, y + r0);
   }
 }
 

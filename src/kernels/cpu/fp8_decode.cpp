@@ -176,35 +176,41 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One activation row (decode), the panel's rows one after the other (GemvOrder::Rows): each
-// thread reads its rows as one stream in memory order, prefetched into L1. Four sums per row (two
-// chunks of 64 per step) keep the vdpbf16ps chains short; the activations come from L1.
-DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* const* rows, int nr, const uint16_t* a,
+// One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows): each thread
+// reads its rows as one stream in memory order, prefetched into L1. Four sums per row (two
+// chunks of 64 per step) keep the vdpbf16ps chains short; the activations come from L1. The sums
+// of 16 rows are reduced together (store_hsum16).
+DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a,
                                        int64_t k, float* y, int64_t ahead) {
   const E4m3Bf16Tables& t = e4m3_tables();
   const __m512i lo0 = _mm512_loadu_si512(t.lo.data()), lo1 = _mm512_loadu_si512(t.lo.data() + 64);
   const __m512i hi0 = _mm512_loadu_si512(t.hi.data()), hi1 = _mm512_loadu_si512(t.hi.data() + 64);
   const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (int r = 0; r < nr; ++r) {
-    const uint8_t* row = rows[r];
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    auto chunk = [&](int64_t cc, int j) DSV4_AVX512 {
-      prefetch_l1(row + ahead + cc);
-      __m512i b = _mm512_loadu_si512(row + cc);
-      // One load, its register copied for the two vpermi2b (which overwrite their index):
-      // without the barrier GCC loads the codes three times, each a split load where the
-      // checkpoint's tensor is not 64-byte aligned (most are not).
-      asm("" : "+v"(b));
-      const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
-      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
-      acc[j] = dpbf16(acc[j], (__m512bh)_mm512_unpacklo_epi8(lo, hi), (__m512bh)_mm512_loadu_si512(a + cc));
-      acc[j + 1] = dpbf16(acc[j + 1], (__m512bh)_mm512_unpackhi_epi8(lo, hi), (__m512bh)_mm512_loadu_si512(a + cc + 32));
-    };
-    for (int64_t c = 0; c < k; c += 128) {  // k % 128 == 0 (linear_fp8 checks)
-      chunk(c, 0);
-      chunk(c + 64, 2);
+  __m512 sums[16];
+  for (int r0 = 0; r0 < nr; r0 += 16) {
+    const int rows = std::min(16, nr - r0);
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* row = w + (r0 + r) * ldw;
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      auto chunk = [&](int64_t cc, int j) DSV4_AVX512 {
+        prefetch_l1(row + ahead + cc);
+        __m512i b = _mm512_loadu_si512(row + cc);
+        // One load, its register copied for the two vpermi2b (which overwrite their index):
+        // without the barrier GCC loads the codes three times, each a split load where the
+        // checkpoint's tensor is not 64-byte aligned (most are not).
+        asm("" : "+v"(b));
+        const __m512i lo = _mm512_permutex2var_epi8(lo0, b, lo1);
+        const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, b, hi1), b, sign, 0xF8);
+        acc[j] = dpbf16(acc[j], (__m512bh)_mm512_unpacklo_epi8(lo, hi), (__m512bh)_mm512_loadu_si512(a + cc));
+        acc[j + 1] = dpbf16(acc[j + 1], (__m512bh)_mm512_unpackhi_epi8(lo, hi), (__m512bh)_mm512_loadu_si512(a + cc + 32));
+      };
+      for (int64_t c = 0; c < k; c += 128) {  // k % 128 == 0 (linear_fp8 checks)
+        chunk(c, 0);
+        chunk(c + 64, 2);
+      }
+      sums[r] = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     }
-    y[r] = hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    store_hsum16(sums, rows, y + r0);
   }
 }
 
@@ -212,17 +218,20 @@ DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* const* rows, int nr, const
 
 DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a,
                               int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
-  const uint8_t* rows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   const int64_t ahead = prefetch_ahead(ldw);
-  // One activation row in GemvOrder::Rows (AMD): the rows in memory order (dispatch.h has the
+  // One activation row in GemvOrder::Rows (AMD): all rows in memory order (dispatch.h has the
   // numbers). The interleaved tiles share each decoded chunk between activation rows.
-  if (m == 1 && gemv_order() == GemvOrder::Rows) {
-    fp8_row_by_row(rows, nr, a, k, y, ahead);
-    return;
-  }
-  for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
-    fp8_dot_tile<decltype(mr)::value>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  const bool rows_order = m == 1 && gemv_order() == GemvOrder::Rows;
+  for_gemv_blocks(nr, rows_order, [&](int n0, int rows) DSV4_AVX512 {
+    if (rows_order) {
+      fp8_row_by_row(w + n0 * ldw, ldw, rows, a, k, y + n0, ahead);
+      return;
+    }
+    const uint8_t* rp[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) rp[r] = w + (n0 + std::min(r, rows - 1)) * ldw;
+    for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
+      fp8_dot_tile<decltype(mr)::value>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
+    });
   });
 }
 

@@ -139,11 +139,13 @@ DSV4_AVX512F inline void fp8_fma_tile(const uint8_t* const* rows, int nr, const 
 
 DSV4_AVX512F void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                                    int64_t m, int64_t k, float* y, int64_t ldy) {
-  const uint8_t* rows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
   const int64_t ahead = prefetch_ahead(ldw);
-  for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512F {
-    fp8_fma_tile<decltype(mr)::value>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
+  for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX512F {  // the tiles interleave a panel's rows
+    const uint8_t* rp[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) rp[r] = w + (n0 + std::min(r, rows - 1)) * ldw;
+    for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512F {
+      fp8_fma_tile<decltype(mr)::value>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
+    });
   });
 }
 

@@ -581,11 +581,10 @@ void fp8_gemv_groups(std::span<const Fp8Group> groups, ThreadPool* pool, bool qu
           }
           t_scaled_for = {call, nb};
         }
-        for (int64_t n0 = lo; n0 < hi; n0 += kPanelRows) {
-          const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, hi - n0));
-          if (fma) avx512::fp8_rows_dot_f32(w.codes + n0 * k, k, nr, scaled_f32, ld, m, k, g.y.data + n0, g.y.ld);
-          else kern.fp8_rows_dot(w.codes + n0 * k, k, nr, scaled, ld, m, k, g.y.data + n0, g.y.ld);
-        }
+        // One call for the thread's rows of this block (the kernels walk their row blocks).
+        const int nr = static_cast<int>(hi - lo);
+        if (fma) avx512::fp8_rows_dot_f32(w.codes + lo * k, k, nr, scaled_f32, ld, m, k, g.y.data + lo, g.y.ld);
+        else kern.fp8_rows_dot(w.codes + lo * k, k, nr, scaled, ld, m, k, g.y.data + lo, g.y.ld);
         lo = hi;
       }
       finish_cols(g.y, m, r0, r1);

@@ -89,8 +89,8 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
   return p;
 }
 
-// The row blocks an FP4 decode GEMV (fp4_rows_dot, fp4_rows_dot_int) walks for rows [0, nr):
-// f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one activation row, rows
+// The row blocks a decode GEMV (fp4_rows_dot, fp4_rows_dot_int, fp8_rows_dot, fp8_rows_dot_f32)
+// walks for rows [0, nr): f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one activation row, rows
 // one after the other) takes them all at once: each call's set-up, a few integer divisions
 // among it, was 10-15% of a 4-row panel from L2. The others take panels of kPanelRows rows,
 // which stay in L1 for the activation rows after the first, or are interleaved by the tiles.
@@ -123,9 +123,10 @@ struct PanelKernels {
   // `scales`; writes panel rows [0, kPanelRows) (rows >= nr zero) of stride ldp (k <= ldp).
   void (*decode_fp8)(const uint8_t* w, int64_t ldw, const uint8_t* scales, int nr, int64_t k,
                      uint16_t* panel, int64_t ldp);
-  // Small-M FP8 path: rows [0, nr) (nr <= kPanelRows, one 128-row block) decoded in registers
+  // Small-M FP8 path: rows [0, nr) (any number within one 128-row block) decoded in registers
   // and multiplied with BF16 activations in FP8 panel order that already carry this block's
-  // weight scales; y[i * ldy + r] for i < m, k % 128 == 0.
+  // weight scales; y[i * ldy + r] for i < m, k % 128 == 0. Row blocks as for_gemv_blocks walks
+  // them.
   void (*fp8_rows_dot)(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,
                        int64_t m, int64_t k, float* y, int64_t ldy);
   // out[p] = bf16(a[p] * e8m0(scales[p / 128])) for p < k (k % 128 == 0): activations scaled by

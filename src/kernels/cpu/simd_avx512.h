@@ -120,6 +120,13 @@ DSV4_AVX512F inline __m512 hsum16(const __m512* x) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88), _mm512_shuffle_f32x4(w[0], w[1], 0xDD));
 }
 
+// y[r] = the sum of the lanes of x[r] for r < n <= 16 (hsum16; x[n, 16) are cleared): the
+// row-by-row GEMVs reduce their sums 16 rows at a time.
+DSV4_AVX512F inline void store_hsum16(__m512* x, int n, float* y) {
+  for (int r = n; r < 16; ++r) x[r] = _mm512_setzero_ps();
+  _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << n) - 1), hsum16(x));
+}
+
 DSV4_AVX512F inline float hmax(__m512 v) {
   const __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
