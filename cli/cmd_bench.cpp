@@ -291,9 +291,14 @@ std::string svg_plot(const std::vector<Row>& rows) {
     << H - B << "\" stroke=\"black\"/>\n";
   for (int i = 0; i <= 4; ++i) {
     const double v = ymax * 1.1 * i / 4;
-    s << "<text x=\"" << L - 6 << "\" y=\"" << y_of(v) + 4 << "\" text-anchor=\"end\">" << std::fixed;
-    s.precision(v < 10 ? 2 : 0);
-    s << v << "</text>\n";
+    // The label in its own stream: std::fixed on `s` would print the coordinates after it with
+    // decimals too.
+    std::ostringstream label;
+    label << std::fixed;
+    label.precision(v == 0 || v >= 10 ? 0 : 2);
+    label << v;
+    s << "<text x=\"" << L - 6 << "\" y=\"" << y_of(v) + 4 << "\" text-anchor=\"end\">" << label.str()
+      << "</text>\n";
   }
   for (int64_t d : depths)
     s << "<text x=\"" << x_of(d) << "\" y=\"" << H - B + 18 << "\" text-anchor=\"middle\">" << d

@@ -75,6 +75,10 @@ TEST(CpuBenchCli, CsvRowsPerTestAndDepthAndSvg) {
   ss << f.rdbuf();
   EXPECT_NE(ss.str().find("<svg"), std::string::npos);
   EXPECT_NE(ss.str().find("tg3 tok/s"), std::string::npos);
+  // The y axis starts at a plain 0, and the labels' fixed-point format does not leak into the
+  // coordinates printed after them (it once wrote x="64.00").
+  EXPECT_NE(ss.str().find("text-anchor=\"end\">0</text>"), std::string::npos) << ss.str();
+  EXPECT_EQ(ss.str().find(".00\""), std::string::npos) << ss.str();
   std::remove(svg.c_str());
 }
 
