@@ -90,10 +90,11 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
 }
 
 // The row blocks a decode GEMV (fp4_rows_dot, fp4_rows_dot_int, fp8_rows_dot, fp8_rows_dot_f32)
-// walks for rows [0, nr): f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one activation row, rows
-// one after the other) takes them all at once: each call's set-up, a few integer divisions
-// among it, was 10-15% of a 4-row panel from L2. The others take panels of kPanelRows rows,
-// which stay in L1 for the activation rows after the first, or are interleaved by the tiles.
+// walks for rows [0, nr): f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one
+// activation row, rows one after the other) takes them all at once, so its set-up (table loads,
+// the prefetch distances' 64-bit divisions) runs once per thread instead of once per 4 rows. The
+// others take panels of kPanelRows rows, which stay in L1 for the activation rows after the
+// first, or are interleaved by the tiles.
 template <class F>
 inline void for_gemv_blocks(int nr, bool all_at_once, F&& f) {
   if (all_at_once) {
