@@ -195,7 +195,7 @@ DSV4_AVX2 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_
   const int64_t ahead = kPanelRows * ldw;
   for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX2 {  // the tiles interleave a panel's rows
     const uint8_t* rp[kPanelRows];
-    for (int r = 0; r < kPanelRows; ++r) rp[r] = w + (n0 + std::min(r, rows - 1)) * ldw;
+    panel_rows(w + n0 * ldw, ldw, rows, rp);
     int64_t i = 0;
     for (; i + 2 <= m; i += 2) fp8_dot_tile<2>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
     if (i < m) fp8_dot_tile<1>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);

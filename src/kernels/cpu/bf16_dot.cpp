@@ -259,7 +259,7 @@ DSV4_AVX512 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a
 DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a,
                                int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
   const uint16_t* rows[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;  // r >= nr: not stored
+  panel_rows(w, ldw, nr, rows);
   const int64_t ahead = prefetch_ahead(ldw * 2);
   if (m == 1 && gemv_order() == GemvOrder::Rows) {
     dot_f32_row_by_row(rows, nr, a, k, y, ahead);

@@ -228,7 +228,7 @@ DSV4_AVX512 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint1
       return;
     }
     const uint8_t* rp[kPanelRows];
-    for (int r = 0; r < kPanelRows; ++r) rp[r] = w + (n0 + std::min(r, rows - 1)) * ldw;
+    panel_rows(w + n0 * ldw, ldw, rows, rp);
     for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512 {
       fp8_dot_tile<decltype(mr)::value>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
     });

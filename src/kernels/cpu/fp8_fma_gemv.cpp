@@ -142,7 +142,7 @@ DSV4_AVX512F void fp8_rows_dot_f32(const uint8_t* w, int64_t ldw, int nr, const 
   const int64_t ahead = prefetch_ahead(ldw);
   for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX512F {  // the tiles interleave a panel's rows
     const uint8_t* rp[kPanelRows];
-    for (int r = 0; r < kPanelRows; ++r) rp[r] = w + (n0 + std::min(r, rows - 1)) * ldw;
+    panel_rows(w + n0 * ldw, ldw, rows, rp);
     for_row_tiles(m, [&](auto mr, int64_t i) DSV4_AVX512F {
       fp8_fma_tile<decltype(mr)::value>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
     });

@@ -104,16 +104,20 @@ inline void for_gemv_blocks(int nr, bool all_at_once, F&& f) {
   for (int n0 = 0; n0 < nr; n0 += kPanelRows) f(n0, std::min(kPanelRows, nr - n0));
 }
 
-// The kPanelRows weight rows and scale rows of an FP4 row block for the decode GEMVs, rows >= nr
+// The kPanelRows row pointers of a panel for the GEMV tiles: row r at w + r * ldw, rows >= nr
 // pointing at row nr - 1 (read, never stored).
+template <class T>
+inline void panel_rows(const T* w, int64_t ldw, int nr, const T** rows) {
+  for (int r = 0; r < kPanelRows; ++r) rows[r] = w + std::min(r, nr - 1) * ldw;
+}
+
+// The weight rows and scale rows of an FP4 panel (panel_rows of each).
 struct Fp4RowPointers {
   const uint8_t* rows[kPanelRows];
   const uint8_t* srows[kPanelRows];
   Fp4RowPointers(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr) {
-    for (int r = 0; r < kPanelRows; ++r) {
-      rows[r] = w + std::min(r, nr - 1) * ldw;
-      srows[r] = s + std::min(r, nr - 1) * lds;
-    }
+    panel_rows(w, ldw, nr, rows);
+    panel_rows(s, lds, nr, srows);
   }
 };
 
