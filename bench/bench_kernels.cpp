@@ -767,6 +767,9 @@ void BM_ReadBandwidthProbe(benchmark::State& st) {
     const auto r = measure_read_bandwidth(&pool(), size_t{1} << 30, 3);
     st.counters["GB/s"] = r.gb_per_s;
     st.counters["threads"] = r.threads;
+    for (size_t i = 0; i < r.by_pattern.size(); ++i)
+      st.counters[std::string(probe_patterns()[i].name)] = r.by_pattern[i];
+    st.SetLabel(std::string("fastest: ") + r.pattern);
   }
 }
 BENCHMARK(BM_ReadBandwidthProbe)->Iterations(1)->Unit(benchmark::kMillisecond);

@@ -417,7 +417,7 @@ DSV4_COMMAND(bench) {
               std::FILE* info = table ? stdout : stderr;
               std::fprintf(info,
                            "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, gemv order %s, weights %s): loaded in %.2f s; %d "
-                           "threads; read bandwidth %.2f GB/s (best of 5, median %.2f); active "
+                           "threads; read bandwidth %.2f GB/s (best of 5 passes of %zu patterns, median %.2f, fastest: %s); active "
                            "weights %.3f GB/token, all weights %.3f GB\n",
                            o->model.c_str(), o->numerics.c_str(),
                            eo.numerics == Numerics::Fast ? o->backend.c_str() : "reference",
@@ -429,7 +429,7 @@ DSV4_COMMAND(bench) {
                                                                    : "scalar",
                            cpu::fp8_gemv_multiply_name(), cpu::gemv_order_name(cpu::gemv_order()),
                            weight_memory_name(engine->info().weight_memory), load_s,
-                           threads, bw.gb_per_s, bw.median_gb_per_s,
+                           threads, bw.gb_per_s, probe_patterns().size(), bw.median_gb_per_s, bw.pattern,
                            wb.per_token / 1e9, wb.all / 1e9);
 
               // Deterministic token stream (ids 2.. avoid BOS/EOS-like specials at 0/1).
@@ -558,7 +558,7 @@ DSV4_COMMAND(bench) {
                     {"model", o->model}, {"numerics", o->numerics}, {"isa", cpu::isa_name(cpu::active_isa())},
                     {"weights", weight_memory_name(engine->info().weight_memory)}, {"reps", o->reps},
                     {"chunk", o->chunk}, {"interleave", o->interleave}, {"active_weight_gb_per_token", wb.per_token / 1e9},
-                    {"probe_start_gb_per_s", bw.gb_per_s}};
+                    {"probe_start_gb_per_s", bw.gb_per_s}, {"probe_start_pattern", bw.pattern}};
                 std::printf("%s\n", json_rows(rows, setup).dump(2).c_str());
               } else if (o->output == "csv") {
                 std::printf("test,depth,threads,tokens,seconds,tok_per_s,weight_gb_per_s,bw_fraction,spread,probe_gb_per_s,isa\n");
