@@ -15,8 +15,7 @@ namespace dsv4 {
 
 namespace {
 
-// Both images of a file start on a 2 MiB boundary, so that the private copy can be backed by
-// huge pages and keeps them when it is moved onto the mapping's range.
+// File mappings and map_huge's buffers start on a 2 MiB boundary, where huge pages can back them.
 constexpr size_t kAlign = size_t{2} << 20;
 
 size_t page_round(size_t n) {
@@ -86,55 +85,12 @@ void MappedFile::populate() const {
   for (size_t off = 0; off < size_; off += static_cast<size_t>(page > 0 ? page : 4096)) sink = sink ^ data_[off];
 }
 
-void MappedFile::read_private(const std::function<void(size_t)>& progress) {
-  if (!data_ || private_) return;
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_error(path_, ": cannot open: ", std::strerror(errno));
-  void* buf = map_huge(size_);
-  if (!buf) {
-    ::close(fd);
-    throw_error(path_, ": cannot allocate ", size_, " bytes of private memory for the weights");
-  }
-  auto fail = [&](const char* what, int e) {
-    ::munmap(buf, page_round(size_));
-    ::close(fd);
-    throw_error(path_, ": ", what, ": ", std::strerror(e));
-  };
-  constexpr size_t kPiece = size_t{64} << 20;
-  uint8_t* dst = static_cast<uint8_t*>(buf);
-  for (size_t off = 0; off < size_;) {
-    const size_t want = std::min(kPiece, size_ - off);
-    size_t got = 0;
-    while (got < want) {
-      const ssize_t n = ::pread(fd, dst + off + got, want - got, static_cast<off_t>(off + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail("cannot read", errno);
-      if (n == 0) fail("file shrank while being read", EIO);
-      got += static_cast<size_t>(n);
-    }
-    ::posix_fadvise(fd, static_cast<off_t>(off), static_cast<off_t>(want), POSIX_FADV_DONTNEED);
-    off += want;
-    if (progress) progress(off);
-  }
-  ::close(fd);
-  ::mprotect(buf, page_round(size_), PROT_READ);
-  // Atomically replaces the file mapping by the private pages (same address, same bytes).
-  void* moved = ::mremap(buf, page_round(size_), page_round(size_), MREMAP_MAYMOVE | MREMAP_FIXED,
-                         const_cast<uint8_t*>(data_));
-  if (moved == MAP_FAILED) {
-    const int e = errno;
-    ::munmap(buf, page_round(size_));
-    throw_error(path_, ": cannot move the private copy onto the mapping: ", std::strerror(e));
-  }
-  private_ = true;
-}
-
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 MappedFile::MappedFile(MappedFile&& o) noexcept
-    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), private_(o.private_) {
+    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_) {
   o.data_ = nullptr;
   o.size_ = 0;
 }
@@ -145,7 +101,6 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     path_ = std::move(o.path_);
     data_ = o.data_;
     size_ = o.size_;
-    private_ = o.private_;
     o.data_ = nullptr;
     o.size_ = 0;
   }

@@ -1,6 +1,5 @@
-// A read-only file image: the file mapped in place (the page cache), or, after read_private,
-// the same bytes in private anonymous memory at the same address. Weights are used where they
-// lie either way; nothing is converted.
+// A read-only file image: the file mapped in place (the page cache). TensorStore::read_private
+// copies the tensors out of it into private memory.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -26,24 +25,15 @@ class MappedFile {
   // MADV_POPULATE_READ, or one read per page on kernels without it), so later accesses take no
   // page faults. Throws Error naming the file on an I/O error.
   void populate() const;
-  // Reads the whole file into private anonymous memory (transparent huge pages advised) and
-  // moves it onto this mapping's address range, which then no longer refers to the file: every
-  // pointer into data() stays valid, and the file's page cache is released piece by piece as it
-  // is read. Decode streams weights markedly faster from such memory than from page-cache pages
-  // on some machines (docs/performance.md). progress(bytes read so far) after each piece.
-  // Throws Error naming the file on an I/O or allocation failure (the mapping is then unchanged).
-  void read_private(const std::function<void(size_t done)>& progress = {});
-  bool is_private() const { return private_; }
 
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  bool private_ = false;
 };
 
 // Anonymous read-write memory of `bytes` (rounded up to whole pages), 2 MiB aligned, with
-// transparent huge pages advised: the kind of memory read_private gives the weights. Streaming
+// transparent huge pages advised: the kind of memory TensorStore::read_private gives the weights. Streaming
 // reads from it can run well above reads from 4 KiB pages (with THP in `madvise` mode, what
 // malloc returns): on the AMX Xeon of docs/performance.md an FP8 GEMV read 29 instead of 15-21
 // GB/s. The bandwidth probe and the kernel benchmarks read such memory, so that they measure

@@ -1,7 +1,12 @@
 // safetensors reader (mmapped, zero-copy, validated) and streaming writer. Spec section 3.1.
 #include "format/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -223,15 +228,74 @@ void TensorStore::populate(const std::function<void(uint64_t, uint64_t)>& progre
   }
 }
 
+void TensorStore::Unmap::operator()(uint8_t* p) const { unmap_huge(p, bytes); }
+
 void TensorStore::read_private(const std::function<void(uint64_t, uint64_t)>& progress) {
+  if (is_private()) return;
   const uint64_t total = file_bytes();
-  uint64_t before = 0;
-  for (const auto& f : files_) {
-    f->read_private([&](size_t done) {
-      if (progress) progress(before + done, total);
-    });
-    before += f->size();
+  auto round_up = [](uint64_t n) { return (n + kPrivateAlign - 1) / kPrivateAlign * kPrivateAlign; };
+  // Each shard's views in file order, each given the next aligned place in the shard's arena.
+  struct Place {
+    TensorView* view;
+    uint64_t file_off, at;
+  };
+  std::vector<std::vector<Place>> places(files_.size());
+  for (auto& [name, v] : tensors_) {
+    size_t f = 0;
+    while (f < files_.size() && !(v.data >= files_[f]->data() && v.data <= files_[f]->data() + files_[f]->size())) ++f;
+    if (f == files_.size()) throw_error(v.file, ": tensor ", name, ": its data lies in no open shard");
+    places[f].push_back({&v, static_cast<uint64_t>(v.data - files_[f]->data()), 0});
   }
+  std::vector<std::unique_ptr<uint8_t, Unmap>> arenas;
+  uint64_t done = 0;
+  for (size_t f = 0; f < files_.size(); ++f) {
+    const MappedFile& mf = *files_[f];
+    auto& ps = places[f];
+    std::sort(ps.begin(), ps.end(), [](const Place& a, const Place& b) { return a.file_off < b.file_off; });
+    uint64_t size = 0;
+    for (Place& p : ps) {
+      p.at = size;
+      size += round_up(p.view->nbytes);
+    }
+    const size_t bytes = std::max<size_t>(size, kPrivateAlign);
+    std::unique_ptr<uint8_t, Unmap> arena(static_cast<uint8_t*>(map_huge(bytes)), Unmap{bytes});
+    if (!arena) throw_error(mf.path(), ": cannot allocate ", bytes, " bytes of private memory for the weights");
+    const int fd = ::open(mf.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_error(mf.path(), ": cannot open: ", std::strerror(errno));
+    auto fail = [&](const char* what, int e) {
+      ::close(fd);
+      throw_error(mf.path(), ": ", what, ": ", std::strerror(e));
+    };
+    constexpr uint64_t kPiece = uint64_t{64} << 20;  // progress and page-cache release granularity
+    uint64_t released = 0;
+    for (const Place& p : ps) {
+      uint8_t* dst = arena.get() + p.at;
+      for (uint64_t got = 0; got < p.view->nbytes;) {
+        const size_t want = static_cast<size_t>(std::min(kPiece, p.view->nbytes - got));
+        const ssize_t n = ::pread(fd, dst + got, want, static_cast<off_t>(p.file_off + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("cannot read", errno);
+        if (n == 0) fail("file shrank while being read", EIO);
+        got += static_cast<uint64_t>(n);
+        done += static_cast<uint64_t>(n);
+        const uint64_t end = p.file_off + got;
+        if (end >= released + kPiece) {
+          ::posix_fadvise(fd, static_cast<off_t>(released), static_cast<off_t>(end - released), POSIX_FADV_DONTNEED);
+          released = end;
+          if (progress) progress(std::min(done, total), total);
+        }
+      }
+    }
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+    ::mprotect(arena.get(), bytes, PROT_READ);
+    arenas.push_back(std::move(arena));
+  }
+  // Every shard read: only now do the views move.
+  for (size_t f = 0; f < files_.size(); ++f)
+    for (const Place& p : places[f]) p.view->data = arenas[f].get() + p.at;
+  arenas_ = std::move(arenas);
+  if (progress) progress(total, total);
 }
 
 uint64_t TensorStore::file_bytes() const {

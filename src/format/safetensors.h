@@ -22,7 +22,7 @@ struct TensorView {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;  // points into the mapped shard (may be unaligned)
+  const uint8_t* data = nullptr;  // into the mapped shard (may be unaligned) or the private copy
   size_t nbytes = 0;
   std::string file;               // shard file name, for error messages
   int64_t numel() const;
@@ -39,16 +39,30 @@ class TensorStore {
   uint64_t total_bytes() const;
   // MappedFile::populate on every shard; progress(done, total) in bytes after each shard.
   void populate(const std::function<void(uint64_t done, uint64_t total)>& progress = {}) const;
-  // MappedFile::read_private on every shard (the views stay valid); progress(done, total) in
-  // bytes as it reads.
+  // Reads every tensor into private anonymous memory (map_huge: 2 MiB aligned, transparent huge
+  // pages advised), each at a kPrivateAlign-aligned address, and points the views there; the
+  // shards' page cache is released piece by piece as it is read. Safetensors offsets carry no
+  // alignment, so in the file most weight rows start mid cache line, and every 64-byte load of
+  // a decode GEMV is then a split load: on the Zen 5 VM an FP8 GEMV read 0.80 instead of 0.91 of
+  // the probe that way when the memory was fast (docs/performance.md). Run it before any view's
+  // data pointer is copied (load_weights: LoadOptions::prepare); pointers taken earlier keep
+  // pointing into the file mapping. progress(done, total) in bytes as it reads, ending at
+  // file_bytes(). Throws Error naming the shard on an I/O or allocation failure (the views are
+  // then unchanged). A second call does nothing.
   void read_private(const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  static constexpr size_t kPrivateAlign = 64;
   // Bytes of all shard files (headers included).
   uint64_t file_bytes() const;
-  bool is_private() const { return !files_.empty() && files_.front()->is_private(); }
+  bool is_private() const { return !arenas_.empty(); }
 
  private:
+  struct Unmap {
+    size_t bytes;
+    void operator()(uint8_t* p) const;
+  };
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  std::vector<std::unique_ptr<uint8_t, Unmap>> arenas_;  // one per shard once private
 };
 
 // Streaming safetensors writer: the header (names, dtypes, shapes, offsets in the given order) is

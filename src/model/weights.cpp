@@ -8,7 +8,8 @@
 //   trained weights. The only tolerated extras are the MTP aliases `mtp.K.emb*` /
 //   `mtp.K.head.weight` (convert.py drops them; the MTP block shares embed/head), and all `mtp.*`
 //   tensors when LoadOptions::load_mtp is false.
-// * Alignment: views point straight into the mapped shards. A BF16/F32 tensor whose data pointer is
+// * Alignment: views point straight into the mapped shards, or into the private copy where
+//   LoadOptions::prepare made one (every tensor 64-byte aligned). A BF16/F32 tensor whose data pointer is
 //   not aligned for its element type (possible: safetensors offsets carry no alignment guarantee)
 //   is copied into aligned storage owned by ModelWeights::owned, whatever its size. For the small
 //   tensors this is free; a large misaligned tensor (e.g. an embedding) costs its size in RAM once,
@@ -357,6 +358,7 @@ std::unique_ptr<ModelWeights> load_weights(const std::string& dir, const LoadOpt
   auto w = std::make_unique<ModelWeights>();
   w->config = load_config((std::filesystem::path(dir) / "config.json").string());
   w->store = std::make_shared<TensorStore>(TensorStore::open_dir(dir));
+  if (opts.prepare) opts.prepare(*w->store);
   const Table t = build_inventory(w->config, *w, opts.load_mtp);
   Binder b(*w->store, *w, dir);
   for (const Row& r : t.rows) b.bind(r);

@@ -3,6 +3,7 @@
 // All pointers point into the mmapped shards (or into aligned copies for the few small tensors
 // whose file offset is not aligned for their type). Weights are immutable and shared by sessions.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -127,6 +128,10 @@ struct ModelWeights {
 
 struct LoadOptions {
   bool load_mtp = true;
+  // Runs on the opened checkpoint before any tensor is bound, so that what it does to the views
+  // reaches the model: the engine reads the weights into aligned private memory here
+  // (TensorStore::read_private) or populates the mapping.
+  std::function<void(TensorStore&)> prepare;
 };
 
 // The checkpoint's tensor list implied by a config (names, dtypes and stored shapes, release layout:

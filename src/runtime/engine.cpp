@@ -48,13 +48,16 @@ EngineImpl::EngineImpl(const EngineOptions& opts)
 EngineImpl::EngineImpl(const EngineOptions& opts, std::unique_ptr<Backend> backend) : opts_(opts) {
   LoadOptions lo;
   lo.load_mtp = opts.load_mtp;
+  WeightMemory where = WeightMemory::Mapped;
+  lo.prepare = [&](TensorStore& store) {  // before binding: private copies are aligned anew
+    where = resolve_weight_memory(opts.weight_memory, store.file_bytes());
+    if (where == WeightMemory::Private) {
+      store.read_private(opts.populate_progress);
+    } else if (opts.populate_weights) {
+      store.populate(opts.populate_progress);
+    }
+  };
   weights_ = load_weights(opts.model_dir, lo);
-  const WeightMemory where = resolve_weight_memory(opts.weight_memory, weights_->store->file_bytes());
-  if (where == WeightMemory::Private) {
-    weights_->store->read_private(opts.populate_progress);
-  } else if (opts.populate_weights) {
-    weights_->store->populate(opts.populate_progress);
-  }
   info_.weight_memory = where;
   backend_ = std::move(backend);
   mc_.init(*weights_, *backend_);

@@ -33,7 +33,7 @@ std::vector<LayerError> teacher_forced(const std::string& ckpt, const std::strin
   std::ifstream mf(dir + "/meta.json");
   const nlohmann::json meta = nlohmann::json::parse(mf);
   *meta_out = meta;
-  const auto weights = load_weights(ckpt, LoadOptions{false});
+  const auto weights = load_weights(ckpt, LoadOptions{.load_mtp = false, .prepare = {}});
   const ModelConfig& cfg = weights->config;
   ModelContext mc;
   mc.init(*weights, backend);
