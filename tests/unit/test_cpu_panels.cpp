@@ -69,6 +69,16 @@ void expect_dot(const std::vector<float>& y, int64_t ldy, int64_t m, int nr, int
   }
 }
 
+// Every E8M0 code is the power of two 2^(b - 127) (b = 0: the subnormal 2^-127), 255 is NaN.
+TEST(CpuPanels, E8m0ValueOfEveryCode) {
+  for (int b = 0; b < 255; ++b) {
+    const float want = std::ldexp(1.0f, b - 127);
+    EXPECT_EQ(f32_to_bits(e8m0_value(static_cast<uint8_t>(b))), f32_to_bits(want)) << b;
+    EXPECT_GT(want, 0.0f) << b;  // none flushed to zero
+  }
+  EXPECT_TRUE(std::isnan(e8m0_value(255)));
+}
+
 TEST(CpuPanels, Fp8DecodeAndScaleAreBitIdenticalToScalar) {
   std::mt19937 rng(41);
   const int64_t k = 384, ldw = 400, ldp = 416;
