@@ -379,10 +379,11 @@ TEST(CpuLinear, Bf16MatchesFloat64ReferenceBothActivationModes) {
     std::vector<uint16_t> w(n * k);
     std::normal_distribution<float> d(0.0f, 0.1f);
     for (auto& b : w) b = f32_to_bf16_bits(d(rng));
-    for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) {
+    for (Isa isa : isas_to_test()) for (GemmUnit unit : gemm_units_to_test(isa)) for (int rows : {0, 1}) {
       IsaScope scope(isa);
       GemmUnitScope unit_scope(unit);
-      SCOPED_TRACE(std::string(gemm_unit_name(unit)) + " k " + std::to_string(k));
+      GemvOrderScope order(rows ? GemvOrder::Rows : GemvOrder::Tiles);  // the decode GEMV's two orders
+      SCOPED_TRACE(std::string(gemm_unit_name(unit)) + " k " + std::to_string(k) + (rows ? " rows" : " tiles"));
       for (int64_t m : {1, 5, 14, 66}) {
         const auto x = random_rows(rng, m, k);
         std::vector<float> y(m * n);

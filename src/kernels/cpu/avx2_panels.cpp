@@ -454,11 +454,13 @@ DSV4_AVX2 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, 
 
 DSV4_AVX2 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                              int64_t m, int64_t k, float* y, int64_t ldy) {
-  const uint16_t* wr[kPanelRows];
-  for (int r = 0; r < kPanelRows; ++r) wr[r] = w + std::min(r, nr - 1) * ldw;
-  int64_t i = 0;
-  for (; i + 2 <= m; i += 2) dot_bf16w_tile<2>(wr, nr, a + i * lda, lda, k, y + i * ldy, ldy);
-  if (i < m) dot_bf16w_tile<1>(wr, nr, a + i * lda, lda, k, y + i * ldy, ldy);
+  for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX2 {
+    const uint16_t* wr[kPanelRows];
+    panel_rows(w + n0 * ldw, ldw, rows, wr);
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2) dot_bf16w_tile<2>(wr, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy);
+    if (i < m) dot_bf16w_tile<1>(wr, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy);
+  });
 }
 
 }  // namespace dsv4::cpu::avx2

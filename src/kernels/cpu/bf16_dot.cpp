@@ -197,12 +197,12 @@ DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const 
     for (int r = 0; r < nr; ++r) y[i * ldy + r] = hsum(acc[r][i]);
 }
 
-// One activation row (decode), the panel's rows one after the other (GemvOrder::Rows): each
-// thread reads its rows as one stream in memory order, prefetched into L1; four sums per row.
-DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* const* rows, int nr, const float* a, int64_t k,
+// One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows): each thread
+// reads its rows as one stream in memory order, prefetched into L1; four sums per row.
+DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t k,
                                            float* y, int64_t ahead) {
   for (int r = 0; r < nr; ++r) {
-    const char* row = reinterpret_cast<const char*>(rows[r]);
+    const char* row = reinterpret_cast<const char*>(w + r * ldw);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t p = 0;
     for (; p + 64 <= k; p += 64) {
@@ -216,7 +216,7 @@ DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* const* rows, int nr, 
     }
     for (; p < k; p += 16) {
       const __mmask16 mk = k - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - p)) - 1);
-      acc[0] = _mm512_fmadd_ps(widen(_mm256_maskz_loadu_epi16(mk, rows[r] + p)), _mm512_maskz_loadu_ps(mk, a + p), acc[0]);
+      acc[0] = _mm512_fmadd_ps(widen(_mm256_maskz_loadu_epi16(mk, w + r * ldw + p)), _mm512_maskz_loadu_ps(mk, a + p), acc[0]);
     }
     y[r] = hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
   }
@@ -258,21 +258,24 @@ DSV4_AVX512 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a
 
 DSV4_AVX512 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a,
                                int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy) {
-  const uint16_t* rows[kPanelRows];
-  panel_rows(w, ldw, nr, rows);
   const int64_t ahead = prefetch_ahead(ldw * 2);
-  if (m == 1 && gemv_order() == GemvOrder::Rows) {
-    dot_f32_row_by_row(rows, nr, a, k, y, ahead);
-    return;
-  }
-  int64_t i = 0;
-  for (; i + 4 <= m; i += 4) dot_f32_tile<4>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead);
-  switch (m - i) {
-    case 3: dot_f32_tile<3>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
-    case 2: dot_f32_tile<2>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
-    case 1: dot_f32_tile<1>(rows, nr, a + i * lda, lda, k, y + i * ldy, ldy, ahead); break;
-    default: break;
-  }
+  const bool rows_order = m == 1 && gemv_order() == GemvOrder::Rows;
+  for_gemv_blocks(nr, rows_order, [&](int n0, int rows) DSV4_AVX512 {
+    if (rows_order) {
+      dot_f32_row_by_row(w + n0 * ldw, ldw, rows, a, k, y + n0, ahead);
+      return;
+    }
+    const uint16_t* rp[kPanelRows];
+    panel_rows(w + n0 * ldw, ldw, rows, rp);
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) dot_f32_tile<4>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead);
+    switch (m - i) {
+      case 3: dot_f32_tile<3>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead); break;
+      case 2: dot_f32_tile<2>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead); break;
+      case 1: dot_f32_tile<1>(rp, rows, a + i * lda, lda, k, y + i * ldy + n0, ldy, ahead); break;
+      default: break;
+    }
+  });
 }
 
 }  // namespace DSV4_AVX512_NS

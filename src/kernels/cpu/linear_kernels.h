@@ -89,7 +89,8 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
   return p;
 }
 
-// The row blocks a decode GEMV (fp4_rows_dot, fp4_rows_dot_int, fp8_rows_dot, fp8_rows_dot_f32)
+// The row blocks a decode GEMV (fp4_rows_dot, fp4_rows_dot_int, fp8_rows_dot, fp8_rows_dot_f32,
+// dot_bf16w_f32)
 // walks for rows [0, nr): f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one
 // activation row, rows one after the other) takes them all at once, so its set-up (table loads,
 // the prefetch distances' 64-bit divisions) runs once per thread instead of once per 4 rows. The
@@ -155,7 +156,8 @@ struct PanelKernels {
                        const uint16_t* a, int64_t lda, int64_t m, int64_t k, float* y, int64_t ldy);
   // out[i] = the float32 value of BF16 x[i] for i < n (exact): the FMA path's panel widening.
   void (*widen_bf16)(const uint16_t* x, int64_t n, float* out);
-  // BF16 weight rows straight from memory x float32 activations: any k.
+  // BF16 weight rows [0, nr) (any number) straight from memory x float32 activations: any k.
+  // Row blocks as for_gemv_blocks walks them.
   void (*dot_bf16w_f32)(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                         int64_t m, int64_t k, float* y, int64_t ldy);
   // One activation row x[0, k) -> BF16 out[0, ldo) in the panel order `order` (zero past k),
