@@ -49,9 +49,11 @@ Options parse(int argc, char** argv) {
       return argv[++i];
     };
     auto positive = [&](const std::string& v) {
-      const int n = std::atoi(v.c_str());
-      if (n <= 0) throw_error(a, " must be a positive integer, got '", v, "'");
-      return n;
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n <= 0 || n > 1000000000)
+        throw_error(a, " must be a positive integer, got '", v, "'");
+      return static_cast<int>(n);
     };
     if (a == "--model") o.model = value();
     else if (a == "--rounds") o.rounds = positive(value());

@@ -260,12 +260,15 @@ void TensorStore::read_private(const std::function<void(uint64_t, uint64_t)>& pr
     const size_t bytes = std::max<size_t>(size, kPrivateAlign);
     std::unique_ptr<uint8_t, Unmap> arena(static_cast<uint8_t*>(map_huge(bytes)), Unmap{bytes});
     if (!arena) throw_error(mf.path(), ": cannot allocate ", bytes, " bytes of private memory for the weights");
-    const int fd = ::open(mf.path().c_str(), O_RDONLY | O_CLOEXEC);
+    struct File {  // closed however the reading ends (a progress callback may throw too)
+      int fd;
+      ~File() {
+        if (fd >= 0) ::close(fd);
+      }
+    } file{::open(mf.path().c_str(), O_RDONLY | O_CLOEXEC)};
+    const int fd = file.fd;
     if (fd < 0) throw_error(mf.path(), ": cannot open: ", std::strerror(errno));
-    auto fail = [&](const char* what, int e) {
-      ::close(fd);
-      throw_error(mf.path(), ": ", what, ": ", std::strerror(e));
-    };
+    auto fail = [&](const char* what, int e) { throw_error(mf.path(), ": ", what, ": ", std::strerror(e)); };
     constexpr uint64_t kPiece = uint64_t{64} << 20;  // progress and page-cache release granularity
     uint64_t released = 0;
     for (const Place& p : ps) {
@@ -287,7 +290,6 @@ void TensorStore::read_private(const std::function<void(uint64_t, uint64_t)>& pr
       }
     }
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
     ::mprotect(arena.get(), bytes, PROT_READ);
     arenas.push_back(std::move(arena));
   }

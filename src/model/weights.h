@@ -1,7 +1,8 @@
 // Typed views of every tensor of a DeepSeek-V4 checkpoint (spec 3.2). Bound and validated at load
 // from one declarative table (weights.cpp): name, dtype, shape implied by the config, required.
-// All pointers point into the mmapped shards (or into aligned copies for the few small tensors
-// whose file offset is not aligned for their type). Weights are immutable and shared by sessions.
+// All pointers point into the mmapped shards, or into the store's aligned private copy when
+// LoadOptions::prepare made one (or into aligned copies for the few small tensors whose file
+// offset is not aligned for their type). Weights are immutable and shared by sessions.
 #pragma once
 #include <functional>
 #include <cstdint>

@@ -90,8 +90,7 @@ inline int64_t panel_position_to_k(PanelOrder order, int64_t p) {
 }
 
 // The row blocks a decode GEMV (fp4_rows_dot, fp4_rows_dot_int, fp8_rows_dot, fp8_rows_dot_f32,
-// dot_bf16w_f32)
-// walks for rows [0, nr): f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one
+// dot_bf16w_f32) walks for rows [0, nr): f(n0, rows) for [n0, n0 + rows). A kernel that reads each row once (one
 // activation row, rows one after the other) takes them all at once, so its set-up (table loads,
 // the prefetch distances' 64-bit divisions) runs once per thread instead of once per 4 rows. The
 // others take panels of kPanelRows rows, which stay in L1 for the activation rows after the
