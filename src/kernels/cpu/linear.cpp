@@ -856,18 +856,34 @@ void linear_bf16(const Bf16Weight& w, const Rows& x, const OutRows& y, ThreadPoo
   if (x.m == 0) return;
   const PanelKernels& kern = panel_kernels(active_isa());
   const int64_t k = w.k, m = x.m;
+  Rows xs = x;
+  if (act_mode == Bf16Act::RoundToBf16 && m == 1) {
+    // Decode (the indexer's weights_proj): x rounded to BF16 in float32, then the float32 GEMV
+    // below. Its products are the same exact BF16 x BF16 products, summed in float32 in another
+    // order; the panel path decodes each 4-row panel into a buffer first (bf16:64x4096 read at
+    // 0.26-0.43 of the probe, BM_LinearBf16).
+    thread_local AlignedVector<float> t_rounded;
+    const int64_t kp = round_up32(k);
+    float* xr = grow(t_rounded, static_cast<size_t>(kp));
+    prepare_row(kern, x.data, k, PanelOrder::Natural, false, xr, kp);
+    xs = {xr, 1, kp};
+    act_mode = Bf16Act::Float32;
+  }
   if (act_mode == Bf16Act::Float32 && m >= kF32LimbMinRows && gemm_kind(m) == Gemm::Amx) {
-    linear_bf16_limbs(kern, w, x, y, pool);
+    linear_bf16_limbs(kern, w, xs, y, pool);
     return;
   }
   if (act_mode == Bf16Act::Float32) {
-    parallel_for(pool_for_work(pool, double(m) * w.n * k), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
+    // One activation row is bound by the weights' bytes: each BF16 weight weighs ~16 MACs of time
+    // (a 64 x 4096 matrix, 512 KiB, then splits too: 16.6 -> 13.5-14.3 us on 2 threads).
+    const double work = double(m) * w.n * k * (m == 1 ? 16 : 1);
+    parallel_for(pool_for_work(pool, work), w.n, kPanelRows, [&](int64_t b, int64_t e, int) {
       // One call for the thread's rows (the kernels walk their row blocks), as the FP8 and FP4
       // GEMVs do. Against a call per 4-row panel it measured the same in the whole model
       // (dsv4_decode_watch, switched within each round: BF16 GB/s 1.00 of the per-panel calls).
       for (int64_t m0 = 0; m0 < m; m0 += kMTile) {
         const int64_t mt = std::min(kMTile, m - m0);
-        kern.dot_bf16w_f32(w.bits + b * k, k, static_cast<int>(e - b), x.data + m0 * x.ld, x.ld, mt, k,
+        kern.dot_bf16w_f32(w.bits + b * k, k, static_cast<int>(e - b), xs.data + m0 * xs.ld, xs.ld, mt, k,
                            y.data + m0 * y.ld + b, y.ld);
       }
       finish_cols(y, m, b, e);
