@@ -198,7 +198,7 @@ DSV4_AVX512 inline void dot_f32_tile(const uint16_t* const* rows, int nr, const 
 }
 
 // One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows): each thread
-// reads its rows as one stream in memory order, prefetched into L1; four sums per row.
+// reads its rows as one stream in memory order (prefetch_stream); four sums per row.
 DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t k,
                                            float* y, int64_t ahead) {
   for (int r = 0; r < nr; ++r) {
@@ -208,7 +208,7 @@ DSV4_AVX512 inline void dot_f32_row_by_row(const uint16_t* w, int64_t ldw, int n
     for (; p + 64 <= k; p += 64) {
       for (int h = 0; h < 2; ++h) {
         const char* line = row + 2 * (p + 32 * h);
-        prefetch_l1(line + ahead);
+        prefetch_stream(line + ahead);
         const __m512i wb = _mm512_loadu_si512(line);
         acc[2 * h] = _mm512_fmadd_ps(widen(_mm512_castsi512_si256(wb)), _mm512_loadu_ps(a + p + 32 * h), acc[2 * h]);
         acc[2 * h + 1] = _mm512_fmadd_ps(widen(_mm512_extracti64x4_epi64(wb, 1)), _mm512_loadu_ps(a + p + 32 * h + 16), acc[2 * h + 1]);

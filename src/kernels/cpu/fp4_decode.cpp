@@ -198,8 +198,8 @@ DSV4_AVX512 inline void fp4_dot_tile(const uint8_t* const* rows, const uint8_t* 
 }
 
 // One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows): each thread
-// reads its rows as one stream in memory order (prefetched into L2, as the tiles do: this kernel
-// is bound by its arithmetic where the bandwidth is high). Two partial chains per chunk and two
+// reads its rows as one stream in memory order (prefetch_stream; this kernel is bound by its
+// arithmetic where the bandwidth is high). Two partial chains per chunk and two
 // sums per row keep the vdpbf16ps and FMA chains short. The four chunks of one load of 16 block
 // scales are unrolled so that the sums stay in registers: indexed by a run-time chunk number, GCC
 // kept them on the stack, and each FMA waited on a store-to-load forward (1.3-1.5x slower from
@@ -217,7 +217,7 @@ DSV4_AVX512 inline void fp4_row_by_row(const uint8_t* w, int64_t ldw, const uint
       const uint8_t* srow = s + (r0 + r) * lds;
       // The unscaled dot product of the 128 K values from c on.
       auto chunk = [&](int64_t c) DSV4_AVX512 {
-        _mm_prefetch(reinterpret_cast<const char*>(row + ahead + c / 2), _MM_HINT_T1);
+        prefetch_stream(row + ahead + c / 2);
         __m512i wv[4];
         fp4_words_to_bf16(_mm512_loadu_si512(row + c / 2), table, wv);
         __m512 p0 = dpbf16(_mm512_setzero_ps(), (__m512bh)wv[0], (__m512bh)_mm512_loadu_si512(a + c));

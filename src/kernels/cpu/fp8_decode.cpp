@@ -177,7 +177,7 @@ DSV4_AVX512 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const u
 }
 
 // One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows): each thread
-// reads its rows as one stream in memory order, prefetched into L1. Four sums per row (two
+// reads its rows as one stream in memory order (prefetch_stream). Four sums per row (two
 // chunks of 64 per step) keep the vdpbf16ps chains short; the activations come from L1. The sums
 // of 16 rows are reduced together (store_hsum16).
 DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a,
@@ -193,7 +193,7 @@ DSV4_AVX512 inline void fp8_row_by_row(const uint8_t* w, int64_t ldw, int nr, co
       const uint8_t* row = w + (r0 + r) * ldw;
       __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
       auto chunk = [&](int64_t cc, int j) DSV4_AVX512 {
-        prefetch_l1(row + ahead + cc);
+        prefetch_stream(row + ahead + cc);
         __m512i b = _mm512_loadu_si512(row + cc);
         // One load, its register copied for the two vpermi2b (which overwrite their index):
         // without the barrier GCC loads the codes three times, each a split load where the
