@@ -437,7 +437,8 @@ BENCHMARK(BM_Rowwise)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 // The reference's light row ops (model/backend.h RowOps) at V4-Flash widths, single thread, on
 // 64 rows: 0 RMSNorm [4096], 1 per-head norm [512], 2 hc_post [4 streams x 4096], 3 SwiGLU
-// [2048], 4 RoPE [64 dims], 5 FP4 simulation [128]. Arg 2: 0 the reference (kernels/ref), 1 the
+// [2048], 4 RoPE [64 dims], 5 FP4 simulation [128], 6 FP8 simulation [448] (the KV row's
+// non-RoPE dims, blocks of 64). Arg 2: 0 the reference (kernels/ref, quant), 1 the
 // CPU backend's twins at the active level (ref_rows.h; DSV4_ISA=avx2 for the AVX2 ones).
 // Bytes: the float32 rows read.
 void BM_RefRowOps(benchmark::State& st) {
@@ -446,7 +447,7 @@ void BM_RefRowOps(benchmark::State& st) {
   const RowOps& ops = st.range(1) != 0 ? be->row_ops() : reference_row_ops();
   constexpr int kHc = 4;
   const int64_t rows = 64, dim = 4096;
-  static constexpr int64_t kWidth[6] = {dim, 512, kHc * dim, 2048, 64, 128};
+  static constexpr int64_t kWidth[7] = {dim, 512, kHc * dim, 2048, 64, 128, 448};
   const int64_t n = kWidth[op];
   auto x = act_rows(rows, n), y = act_rows(rows, n);
   const auto f = act_rows(1, dim), g = act_rows(rows, n);
@@ -464,17 +465,18 @@ void BM_RefRowOps(benchmark::State& st) {
         case 2: ops.hc_post(xr, f.data(), kHc, dim, post, comb, 0, dim, y.data() + r * n); break;
         case 3: ops.swiglu(xr, g.data() + r * n, n, 10.0f, 0.5f, y.data() + r * n); break;
         case 4: ops.rope_apply(xr, c.data(), sn.data(), 32, false); break;
-        default: ops.fp4_sim(xr, n, 32); break;
+        case 5: ops.fp4_sim(xr, n, 32); break;
+        default: ops.fp8_sim(xr, n, 64); break;
       }
     }
     benchmark::DoNotOptimize(x.data());
     benchmark::DoNotOptimize(y.data());
   }
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * rows * n * 4));
-  static const char* names[] = {"rms_norm", "head_norm_bf16", "hc_post", "swiglu", "rope_apply", "fp4_sim"};
+  static const char* names[] = {"rms_norm", "head_norm_bf16", "hc_post", "swiglu", "rope_apply", "fp4_sim", "fp8_sim"};
   st.SetLabel(std::string(names[op]) + (st.range(1) != 0 ? std::string(" ") + isa_name(active_isa()) : " reference"));
 }
-BENCHMARK(BM_RefRowOps)->ArgNames({"op", "simd"})->ArgsProduct({{0, 1, 2, 3, 4, 5}, {0, 1}})
+BENCHMARK(BM_RefRowOps)->ArgNames({"op", "simd"})->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {0, 1}})
     ->Unit(benchmark::kMicrosecond);
 
 // KV entry decode (kv_decode.h), single thread: 512 gathered entries of a 4096-entry store, Flash

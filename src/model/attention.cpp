@@ -11,7 +11,6 @@
 #include "kernels/ref/norm.h"
 #include "kernels/ref/rope.h"
 #include "model/sublayers.h"
-#include "quant/quant.h"
 #include "runtime/kv_gather.h"
 
 namespace dsv4 {
@@ -97,7 +96,7 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
     ref::rope_cos_sin(rf, entry * r, cs_cos.data(), cs_sin.data());  // block's first position
     ops.rope_apply(z.data() + c - Dr, cs_cos.data(), cs_sin.data(), Dr / 2, false);
     if (kind == EntryKind::Attention) {
-      quant::fp8_sim(z.data(), c - Dr, kKvSimBlock);
+      ops.fp8_sim(z.data(), c - Dr, kKvSimBlock);
     } else {
       mc.be->hadamard_rows(z.data(), 1, c);
       ops.fp4_sim(z.data(), c, kIdxSimBlock);
@@ -233,7 +232,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
       float* kt = &kv[t * D];
       be.row_ops().rms_norm(kt, aw.kv_norm, D, eps, kt);
       rr.apply(kt + Dn, t, false);
-      quant::fp8_sim(kt, Dn, kKvSimBlock);
+      be.row_ops().fp8_sim(kt, Dn, kKvSimBlock);
     }
   });
   emit("kv", hook, id, pos0, n, D, kv.data());

@@ -74,7 +74,7 @@ struct IndexerScoreArgs {
 
 // The light row ops of the forward pass, with the signatures (and the meaning) of their
 // reference definitions: ref::rms_norm, ref::head_norm_bf16, ref::hc_pre_finish, ref::hc_post,
-// ref::swiglu, ref::rope_apply and quant::fp4_sim. reference_row_ops() holds those; a backend may
+// ref::swiglu, ref::rope_apply, quant::fp4_sim and quant::fp8_sim. reference_row_ops() holds those; a backend may
 // hold faster twins (the CPU backend's kernels/cpu/ref_rows.h).
 struct RowOps {
   void (*rms_norm)(const float* x, const uint16_t* w, int64_t n, float eps, float* y);
@@ -87,6 +87,7 @@ struct RowOps {
   void (*swiglu)(const float* g, const float* u, int64_t n, float limit, float weight, float* h);
   void (*rope_apply)(float* x, const float* cos, const float* sin, int npairs, bool inverse);
   void (*fp4_sim)(float* v, int64_t n, int block);
+  void (*fp8_sim)(float* v, int64_t n, int block);
 };
 const RowOps& reference_row_ops();
 

@@ -37,7 +37,7 @@ class ReferenceBackend final : public Backend {
 
 const RowOps& reference_row_ops() {
   static const RowOps ops{ref::rms_norm, ref::head_norm_bf16, ref::hc_pre_finish, ref::hc_post,
-                          ref::swiglu,   ref::rope_apply,     quant::fp4_sim};
+                          ref::swiglu,   ref::rope_apply,     quant::fp4_sim, quant::fp8_sim};
   return ops;
 }
 

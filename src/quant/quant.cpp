@@ -21,11 +21,6 @@ inline float pow2f(int k) { return std::ldexp(1.0f, k); }
 
 constexpr float kE2M1Grid[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
-// act_quant constants (kernel.py): the amax floors and f32(1/fmax).
-constexpr float kFp8Max = 448.0f;
-const float kFp8MaxInv = static_cast<float>(1.0 / 448.0);
-constexpr float kFp8AmaxFloor = 1e-4f;
-
 // Per-block exponent k of the power-of-two scale (spec 6.2). A block holding NaN gets k = 129 and
 // one holding an infinity k = 128, both stored as the E8M0 NaN byte 255 (inputs should be finite).
 inline int block_scale_exp(const float* x, int64_t len, float floor, float fmax_inv) {

@@ -11,6 +11,10 @@ uint16_t f32_to_bf16(float f);          // round to nearest even; NaN stays NaN 
 inline float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(f)); }
 
 // ---- FP8 E4M3 "e4m3fn" (bias 7, max 448, no inf, 0x7F/0xFF NaN) ----
+// act_quant's FP8 constants (kernel.py): fmax, f32(1 / fmax) and the amax floor.
+inline constexpr float kFp8Max = 448.0f;
+inline constexpr float kFp8MaxInv = static_cast<float>(1.0 / 448.0);
+inline constexpr float kFp8AmaxFloor = 1e-4f;
 float e4m3_to_f32(uint8_t code);
 uint8_t f32_to_e4m3(float f);           // RNE with saturation to +-448 (satfinite); NaN -> 0x7F
 

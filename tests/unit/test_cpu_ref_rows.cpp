@@ -39,11 +39,12 @@ struct Level {
   decltype(&avx512_ref::exp32) exp32;
   decltype(&avx512_ref::rope_apply) rope_apply;
   decltype(&avx512_ref::fp4_sim) fp4_sim;
+  decltype(&avx512_ref::fp8_sim) fp8_sim;
 };
 #define DSV4_LEVEL(name, isa, ns)                                                                  \
   Level {                                                                                          \
     name, isa, ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::swiglu,       \
-        ns::exp32, ns::rope_apply, ns::fp4_sim                                                     \
+        ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim                                        \
   }
 const Level kLevels[] = {DSV4_LEVEL("avx512", Isa::Avx512, avx512_ref), DSV4_LEVEL("avx2", Isa::Avx2, avx2_ref)};
 #undef DSV4_LEVEL
@@ -246,6 +247,52 @@ TEST_P(CpuRefRows, RopeApplyBitIdentical) {
       ASSERT_EQ(first_diff(a, b), -1) << "npairs " << npairs << " inverse " << inverse;
     }
   }
+}
+
+TEST_P(CpuRefRows, Fp8SimBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
+  std::mt19937 rng(19);
+  // The KV rows' 448 non-RoPE dims in blocks of 64, partial last blocks, one 16-wide block.
+  for (const auto& [n, block] : {std::pair<int64_t, int>{448, 64}, {64, 64}, {100, 64}, {31, 64}, {48, 16}}) {
+    for (float sd : {1e-30f, 1e-3f, 1.0f, 300.0f, 1e30f}) {
+      std::vector<float> v = randn(rng, n, sd);
+      std::vector<float> a = v, b = v;
+      quant::fp8_sim(a.data(), n, block);
+      L.fp8_sim(b.data(), n, block);
+      ASSERT_EQ(first_diff(a, b), -1) << "n " << n << " block " << block << " sd " << sd;
+    }
+  }
+  // A block whose amax is 448 has the scale 1, so x / s is x: every tie between E4M3 values of
+  // one binade and the values next to them, the largest values, the subnormal codes (multiples
+  // of 2^-9 below 2^-6) and their ties, both signs.
+  std::vector<float> v;
+  for (float m : {1.0625f, 1.1875f, 1.9375f, 17.0f, 19.0f, 232.0f, 440.0f, 447.9f, 448.0f, 0.015625f,
+                  0.0146484375f, 0.0009765625f, 0.0029296875f, 0.0f, 3e-40f}) {
+    for (float x : {m, std::nextafter(m, 0.0f), std::nextafter(m, 1000.0f)}) {
+      v.push_back(x);
+      v.push_back(-x);
+    }
+  }
+  v.resize(128, 448.0f);
+  v[127] = -0.0f;
+  // Blocks holding NaN, +-inf, only zeros, and an amax under the floor.
+  for (float special : {kNaN, kInf, -kInf}) {
+    std::vector<float> blk(64, 1.5f);
+    blk[9] = special;
+    v.insert(v.end(), blk.begin(), blk.end());
+  }
+  v.insert(v.end(), 64, 0.0f);
+  v.insert(v.end(), 64, 3e-5f);
+  std::vector<float> a = v, b = v;
+  quant::fp8_sim(a.data(), static_cast<int64_t>(v.size()), 64);
+  L.fp8_sim(b.data(), static_cast<int64_t>(v.size()), 64);
+  const int64_t d = first_diff(a, b);
+  ASSERT_EQ(d, -1) << "element " << d << " (" << v[d] << "): " << a[d] << " vs " << b[d];
+  // Blocks that are not a multiple of 16 wide go to the scalar code.
+  std::vector<float> c = v, e = v;
+  quant::fp8_sim(c.data(), 90, 30);
+  L.fp8_sim(e.data(), 90, 30);
+  ASSERT_EQ(first_diff(c, e), -1);
 }
 
 TEST_P(CpuRefRows, Fp4SimBitIdentical) {

@@ -194,7 +194,7 @@ DSV4_AVX512F void fp4_sim(float* v, int64_t n, int block) {
     const __mmask16 nan0 = _mm512_cmp_ps_mask(x[0], x[0], _CMP_UNORD_Q);
     const __mmask16 nan1 = _mm512_cmp_ps_mask(x[1], x[1], _CMP_UNORD_Q);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x[0]), _mm512_abs_ps(x[1])));
-    const __m512 s = _mm512_set1_ps(ref_rows_shared::fp4_block_scale((nan0 | nan1) != 0, amax));
+    const __m512 s = _mm512_set1_ps(ref_rows_shared::block_scale((nan0 | nan1) != 0, amax, quant::kFp4AmaxFloor, quant::kFp4MaxInv));
     for (__m512& xv : x) {
       // std::clamp(x / s, -6, 6) keeps NaN: max / min return their second operand on NaN.
       const __m512 q = _mm512_min_ps(_mm512_set1_ps(quant::kFp4Max),
@@ -216,6 +216,45 @@ DSV4_AVX512F void fp4_sim(float* v, int64_t n, int block) {
     _mm512_storeu_ps(v + b0 + 16, x[1]);
   }
   if (whole < n) quant::fp4_sim(v + whole, n - whole, block);
+}
+
+DSV4_AVX512F void fp8_sim(float* v, int64_t n, int block) {
+  if (block % 16 != 0 || block > 256) return quant::fp8_sim(v, n, block);
+  // E4M3 round to nearest even on the bits: from 2^-6 up (normal codes) the float32 significand
+  // is rounded to 3 bits (a carry moves to the next binade); below, to a multiple of 2^-9 (the
+  // subnormal codes) by adding and removing 2^14. The codes' values times s, then BF16.
+  const __m512i one = _mm512_set1_epi32(1), half_ulp = _mm512_set1_epi32(0x7FFFF);
+  const __m512i keep = _mm512_set1_epi32(static_cast<int>(0xFFF00000u));
+  const __m512 min_normal = _mm512_set1_ps(0x1p-6f), magic = _mm512_set1_ps(16384.0f);
+  const __m512 qnan = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000));
+  const int64_t whole = n / block * block;
+  for (int64_t b0 = 0; b0 < whole; b0 += block) {
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (int i = 0; i < block; i += 16) {
+      const __m512 x = _mm512_loadu_ps(v + b0 + i);
+      nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+      mx = _mm512_max_ps(mx, _mm512_abs_ps(x));
+    }
+    const __m512 s = _mm512_set1_ps(ref_rows_shared::block_scale(
+        nan != 0, _mm512_reduce_max_ps(mx), quant::kFp8AmaxFloor, quant::kFp8MaxInv));
+    for (int i = 0; i < block; i += 16) {
+      // std::clamp(x / s, -448, 448) keeps NaN: max / min return their second operand on NaN.
+      const __m512 q = _mm512_min_ps(_mm512_set1_ps(quant::kFp8Max),
+                                     _mm512_max_ps(_mm512_set1_ps(-quant::kFp8Max),
+                                                   _mm512_div_ps(_mm512_loadu_ps(v + b0 + i), s)));
+      const __m512 a = _mm512_abs_ps(q);
+      const __m512i mag = _mm512_castps_si512(a);
+      const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(mag, 20), one);
+      const __m512 rn = _mm512_castsi512_ps(_mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(mag, half_ulp), odd), keep));
+      const __m512 rs = _mm512_sub_ps(_mm512_add_ps(a, magic), magic);
+      __m512 r = _mm512_mask_mov_ps(rn, _mm512_cmp_ps_mask(a, min_normal, _CMP_LT_OQ), rs);
+      r = _mm512_or_ps(r, _mm512_andnot_ps(_mm512_abs_ps(q), q));  // q's sign
+      r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q), qnan);  // code 0x7F: +NaN
+      _mm512_storeu_ps(v + b0 + i, bf16_round<true>(_mm512_mul_ps(r, s)));
+    }
+  }
+  if (whole < n) quant::fp8_sim(v + whole, n - whole, block);
 }
 
 }  // namespace dsv4::cpu::avx512_ref

@@ -7,7 +7,7 @@
 //     lanes (AVX-512) or 4 (AVX2) where the reference adds one element after the other;
 //   * swiglu's exp is a float64 polynomial (within ~1 float64 ulp) where the reference calls
 //     std::exp; both are rounded once to float32.
-// Everything else (hc_post, the weighted collapse of hc_pre_finish, rope_apply, fp4_sim, and the
+// Everything else (hc_post, the weighted collapse of hc_pre_finish, rope_apply, fp4_sim, fp8_sim and the
 // element-wise parts of the norms and swiglu) is bit-identical to the reference, NaN included.
 // The fast backend picks the level's twins by active_isa().
 #pragma once
@@ -31,7 +31,9 @@ namespace dsv4::cpu {
      (for its test). */                                                                              \
   void exp32(const float* x, int64_t n, float* y);                                                  \
   /* quant::fp4_sim; blocks other than 32 wide go to the scalar one. */                             \
-  void fp4_sim(float* v, int64_t n, int block);
+  void fp4_sim(float* v, int64_t n, int block);                                                     \
+  /* quant::fp8_sim (E4M3); blocks not a multiple of 16 wide go to the scalar one. */               \
+  void fp8_sim(float* v, int64_t n, int block);
 
 namespace avx512_ref {  // only when detected_isa() >= Isa::Avx512
 DSV4_REF_ROW_OPS_DECLS

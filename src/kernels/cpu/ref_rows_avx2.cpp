@@ -216,7 +216,8 @@ DSV4_AVX2 void fp4_sim(float* v, int64_t n, int block) {
       unord = _mm256_or_ps(unord, _mm256_cmp_ps(x[q], x[q], _CMP_UNORD_Q));
       mx = _mm256_max_ps(mx, abs_ps(x[q]));
     }
-    const __m256 s = _mm256_set1_ps(ref_rows_shared::fp4_block_scale(_mm256_movemask_ps(unord) != 0, avx2::hmax(mx)));
+    const __m256 s = _mm256_set1_ps(ref_rows_shared::block_scale(_mm256_movemask_ps(unord) != 0, avx2::hmax(mx), quant::kFp4AmaxFloor,
+                                                                 quant::kFp4MaxInv));
     for (__m256& xv : x) {
       // std::clamp(x / s, -6, 6) keeps NaN: max / min return their second operand on NaN.
       const __m256 q = _mm256_min_ps(_mm256_set1_ps(quant::kFp4Max),
@@ -237,6 +238,43 @@ DSV4_AVX2 void fp4_sim(float* v, int64_t n, int block) {
     for (int q = 0; q < 4; ++q) _mm256_storeu_ps(v + b0 + 8 * q, x[q]);
   }
   if (whole < n) quant::fp4_sim(v + whole, n - whole, block);
+}
+
+DSV4_AVX2 void fp8_sim(float* v, int64_t n, int block) {
+  if (block % 16 != 0 || block > 256) return quant::fp8_sim(v, n, block);
+  // As the AVX-512 twin: E4M3 rounding on the bits from 2^-6 up, by adding 2^14 below.
+  const __m256i one = _mm256_set1_epi32(1), half_ulp = _mm256_set1_epi32(0x7FFFF);
+  const __m256i keep = _mm256_set1_epi32(static_cast<int>(0xFFF00000u));
+  const __m256 min_normal = _mm256_set1_ps(0x1p-6f), magic = _mm256_set1_ps(16384.0f);
+  const __m256 qnan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC00000));
+  const __m256 sign_bit = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+  const int64_t whole = n / block * block;
+  for (int64_t b0 = 0; b0 < whole; b0 += block) {
+    __m256 mx = _mm256_setzero_ps(), unord = _mm256_setzero_ps();
+    for (int i = 0; i < block; i += 8) {
+      const __m256 x = _mm256_loadu_ps(v + b0 + i);
+      unord = _mm256_or_ps(unord, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+      mx = _mm256_max_ps(mx, abs_ps(x));
+    }
+    const __m256 s = _mm256_set1_ps(ref_rows_shared::block_scale(
+        _mm256_movemask_ps(unord) != 0, avx2::hmax(mx), quant::kFp8AmaxFloor, quant::kFp8MaxInv));
+    for (int i = 0; i < block; i += 8) {
+      // std::clamp(x / s, -448, 448) keeps NaN: max / min return their second operand on NaN.
+      const __m256 q = _mm256_min_ps(_mm256_set1_ps(quant::kFp8Max),
+                                     _mm256_max_ps(_mm256_set1_ps(-quant::kFp8Max),
+                                                   _mm256_div_ps(_mm256_loadu_ps(v + b0 + i), s)));
+      const __m256 a = abs_ps(q);
+      const __m256i mag = _mm256_castps_si256(a);
+      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(mag, 20), one);
+      const __m256 rn = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(mag, half_ulp), odd), keep));
+      const __m256 rs = _mm256_sub_ps(_mm256_add_ps(a, magic), magic);
+      __m256 r = _mm256_blendv_ps(rn, rs, _mm256_cmp_ps(a, min_normal, _CMP_LT_OQ));
+      r = _mm256_or_ps(r, _mm256_and_ps(q, sign_bit));
+      r = _mm256_blendv_ps(r, qnan, _mm256_cmp_ps(q, q, _CMP_UNORD_Q));  // code 0x7F: +NaN
+      _mm256_storeu_ps(v + b0 + i, bf16_round<true>(_mm256_mul_ps(r, s)));
+    }
+  }
+  if (whole < n) quant::fp8_sim(v + whole, n - whole, block);
 }
 
 }  // namespace dsv4::cpu::avx2_ref

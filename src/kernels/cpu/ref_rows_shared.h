@@ -63,10 +63,11 @@ inline constexpr double kExpInvFact[kExpDegree + 1] = {
 // an odd one (ties go to the even code), as quant::f32_to_e2m1 does.
 inline constexpr float kE2m1Mid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
 
-// quant::fp4_sim's power-of-two block scale from the block's largest magnitude (or NaN).
-inline float fp4_block_scale(bool has_nan, float amax) {
+// The power-of-two block scale of quant::fp4_sim and quant::fp8_sim from the block's largest
+// magnitude (or NaN), with the format's amax floor and f32(1 / fmax).
+inline float block_scale(bool has_nan, float amax, float floor, float fmax_inv) {
   const int k = has_nan ? quant::ceil_log2_bits(std::numeric_limits<float>::quiet_NaN())
-                        : quant::ceil_log2_bits(std::max(quant::kFp4AmaxFloor, amax) * quant::kFp4MaxInv);
+                        : quant::ceil_log2_bits(std::max(floor, amax) * fmax_inv);
   return std::ldexp(1.0f, std::clamp(k, -149, 127));
 }
 
