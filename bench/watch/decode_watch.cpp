@@ -3,7 +3,8 @@
 // to minute). Every round runs one probe pass (all its patterns), `--tokens` decode steps of the
 // model with the linears' timer on (weight GB/s by kind), and one FP8 [4096 x 8192] GEMV pass
 // over rotating copies of its own, 64-byte aligned and 28 bytes off (the flash-width shards'
-// offset), so that each is judged against the probe of its own minute. It prints one line per
+// offset), and a fixed serial computation (core_us: the core's own speed in that minute), so that
+// each is judged against the probe of its own minute. It prints one line per
 // round and, at the end, the medians of each fraction of the probe over the rounds whose probe
 // fell in each 10 GB/s band: what `dsv4 bench` cannot show when a fast minute comes and goes
 // within one of its tests (docs/performance.md, "Aligned tensors").
@@ -106,8 +107,21 @@ class LoneGemv {
   std::vector<float> x_, y_;
 };
 
+// A fixed serial computation on the calling thread, its time in microseconds: a chain of 2^20
+// dependent float64 multiply-adds, bound by the core's clock and not by memory. The rounds'
+// medians by probe band show whether the minutes with fast memory have slower cores.
+double core_us() {
+  volatile double seed = 1.0;
+  double x = seed;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < (1 << 20); ++i) x = x * 0.9999999 + 1e-7;
+  const double us = seconds_since(t0) * 1e6;
+  seed = x;
+  return us;
+}
+
 struct Round {
-  double probe, model, kind[4], other_ms, tok_s, aligned, off28;
+  double probe, model, kind[4], other_ms, tok_s, aligned, off28, core;
 };
 
 int run(const Options& o) {
@@ -129,7 +143,7 @@ int run(const Options& o) {
   const int64_t vocab = engine.info().vocab_size;
   std::vector<Round> rounds;
   int64_t pos = 0;
-  std::printf("round  probe | model  fp8    fp4    bf16   f32  GB/s  other_ms  tok/s | gemv aligned  off28 GB/s\n");
+  std::printf("round  probe | model  fp8    fp4    bf16   f32  GB/s  other_ms  tok/s | gemv aligned  off28 GB/s | core us\n");
   for (int r = 0; r < o.rounds; ++r) {
     Round rd{};
     rd.probe = probe.run(1).gb_per_s;
@@ -156,8 +170,10 @@ int run(const Options& o) {
     rd.tok_s = o.tokens / dt;
     rd.aligned = lone.pass(0, &pool);
     rd.off28 = lone.pass(28, &pool);
-    std::printf("%5d %6.1f | %5.1f %6.1f %6.1f %6.1f %6.1f %9.3f %6.1f | %12.1f %6.1f\n", r, rd.probe, rd.model,
-                rd.kind[0], rd.kind[1], rd.kind[2], rd.kind[3], rd.other_ms, rd.tok_s, rd.aligned, rd.off28);
+    rd.core = core_us();
+    std::printf("%5d %6.1f | %5.1f %6.1f %6.1f %6.1f %6.1f %9.3f %6.1f | %12.1f %6.1f | %7.0f\n", r, rd.probe,
+                rd.model, rd.kind[0], rd.kind[1], rd.kind[2], rd.kind[3], rd.other_ms, rd.tok_s, rd.aligned,
+                rd.off28, rd.core);
     std::fflush(stdout);
     rounds.push_back(rd);
   }
@@ -169,7 +185,7 @@ int run(const Options& o) {
     return v.empty() ? 0.0 : v[v.size() / 2];
   };
   std::printf("\nmedian fraction of the probe, by the probe's band\n");
-  std::printf("probe GB/s  rounds  model   fp8    fp4    bf16  | gemv aligned  off28 | other_ms  tok/s\n");
+  std::printf("probe GB/s  rounds  model   fp8    fp4    bf16  | gemv aligned  off28 | other_ms  tok/s | core us\n");
   for (const auto& [band, rs] : bands) {
     auto frac = [&](auto get) {
       std::vector<double> v;
@@ -181,11 +197,13 @@ int run(const Options& o) {
       for (const Round& rd : rs) v.push_back(get(rd));
       return median(v);
     };
-    std::printf("%4d-%-4d %8zu  %5.2f  %5.2f  %5.2f  %5.2f  | %12.2f  %5.2f | %8.3f %6.1f\n", band, band + 10, rs.size(),
+    std::printf("%4d-%-4d %8zu  %5.2f  %5.2f  %5.2f  %5.2f  | %12.2f  %5.2f | %8.3f %6.1f | %7.0f\n", band, band + 10,
+                rs.size(),
                 frac([](const Round& x) { return x.model; }), frac([](const Round& x) { return x.kind[0]; }),
                 frac([](const Round& x) { return x.kind[1]; }), frac([](const Round& x) { return x.kind[2]; }),
                 frac([](const Round& x) { return x.aligned; }), frac([](const Round& x) { return x.off28; }),
-                plain([](const Round& x) { return x.other_ms; }), plain([](const Round& x) { return x.tok_s; }));
+                plain([](const Round& x) { return x.other_ms; }), plain([](const Round& x) { return x.tok_s; }),
+                plain([](const Round& x) { return x.core; }));
   }
   return 0;
 }
