@@ -219,7 +219,7 @@ DSV4_AVX512F void fp4_sim(float* v, int64_t n, int block) {
 }
 
 DSV4_AVX512F void fp8_sim(float* v, int64_t n, int block) {
-  if (block % 16 != 0 || block > 256) return quant::fp8_sim(v, n, block);
+  if (block <= 0 || block % 16 != 0) return quant::fp8_sim(v, n, block);
   // E4M3 round to nearest even on the bits: from 2^-6 up (normal codes) the float32 significand
   // is rounded to 3 bits (a carry moves to the next binade); below, to a multiple of 2^-9 (the
   // subnormal codes) by adding and removing 2^14. The codes' values times s, then BF16.
@@ -227,6 +227,7 @@ DSV4_AVX512F void fp8_sim(float* v, int64_t n, int block) {
   const __m512i keep = _mm512_set1_epi32(static_cast<int>(0xFFF00000u));
   const __m512 min_normal = _mm512_set1_ps(0x1p-6f), magic = _mm512_set1_ps(16384.0f);
   const __m512 qnan = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FC00000));
+  const __m512 sign_bit = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(0x80000000u)));
   const int64_t whole = n / block * block;
   for (int64_t b0 = 0; b0 < whole; b0 += block) {
     __m512 mx = _mm512_setzero_ps();
@@ -249,7 +250,7 @@ DSV4_AVX512F void fp8_sim(float* v, int64_t n, int block) {
       const __m512 rn = _mm512_castsi512_ps(_mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(mag, half_ulp), odd), keep));
       const __m512 rs = _mm512_sub_ps(_mm512_add_ps(a, magic), magic);
       __m512 r = _mm512_mask_mov_ps(rn, _mm512_cmp_ps_mask(a, min_normal, _CMP_LT_OQ), rs);
-      r = _mm512_or_ps(r, _mm512_andnot_ps(_mm512_abs_ps(q), q));  // q's sign
+      r = _mm512_or_ps(r, _mm512_and_ps(q, sign_bit));
       r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q), qnan);  // code 0x7F: +NaN
       _mm512_storeu_ps(v + b0 + i, bf16_round<true>(_mm512_mul_ps(r, s)));
     }

@@ -241,7 +241,7 @@ DSV4_AVX2 void fp4_sim(float* v, int64_t n, int block) {
 }
 
 DSV4_AVX2 void fp8_sim(float* v, int64_t n, int block) {
-  if (block % 16 != 0 || block > 256) return quant::fp8_sim(v, n, block);
+  if (block <= 0 || block % 16 != 0) return quant::fp8_sim(v, n, block);
   // As the AVX-512 twin: E4M3 rounding on the bits from 2^-6 up, by adding 2^14 below.
   const __m256i one = _mm256_set1_epi32(1), half_ulp = _mm256_set1_epi32(0x7FFFF);
   const __m256i keep = _mm256_set1_epi32(static_cast<int>(0xFFF00000u));
