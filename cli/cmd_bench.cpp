@@ -23,7 +23,9 @@
 //   decode runs: cpu/linear.h, LinearTimer), their GB/s and fraction of that test's probe, and
 //   the time outside the linears (attention, norms, routing, the hyper-connection mixes' glue);
 //   then the same by shape within each kind (kind:NxK, xG for G weights per grouped call), the
-//   largest traffic first, to find the matrix that reads below the machine's bandwidth.
+//   largest traffic first, to find the matrix that reads below the machine's bandwidth; then the
+//   time outside the linears by phase of the forward pass (core/phase_stats.h: attention, key
+//   gather, hyper-connection mixes, router, ...), the longest first, and what no phase covers.
 //   -o table | csv | json: the table, the CSV (fixed columns, read by other tools) or a JSON array
 //   with each rep's seconds, the setup and the breakdown in every test's object.
 #include <algorithm>
@@ -43,6 +45,7 @@
 #include "cli/gen_common.h"
 #include "core/bandwidth.h"
 #include "core/error.h"
+#include "core/phase_stats.h"
 #include "core/thread_pool.h"
 #include "dsv4/engine.h"
 #include "format/config.h"
@@ -117,6 +120,7 @@ struct Row {
   // --breakdown, decode tests: the linears' totals over all reps, the total timed seconds and
   // the tokens decoded in them.
   std::vector<dsv4::cpu::LinearShapeTotals> linears;
+  std::vector<dsv4::PhaseTotal> phases;  // the time outside the linears by phase of the forward pass
   double total_seconds = 0;
   int64_t total_tokens = 0;
 };
@@ -159,6 +163,19 @@ void add_linears(std::vector<dsv4::cpu::LinearShapeTotals>& into,
   }
 }
 
+// Adds the phases' totals of one rep (phase_stats) to a test's.
+void add_phases(std::vector<dsv4::PhaseTotal>& into, const std::vector<dsv4::PhaseTotal>& rep) {
+  for (const auto& p : rep) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const auto& q) { return q.name == p.name; });
+    if (it == into.end()) {
+      into.push_back(p);
+    } else {
+      it->calls += p.calls;
+      it->seconds += p.seconds;
+    }
+  }
+}
+
 // One decode test's time and weight traffic per token by kind of linear, and by shape within a
 // kind (--breakdown).
 struct Share {
@@ -169,6 +186,7 @@ struct Breakdown {
   std::vector<Share> linears;  // kinds with calls
   std::vector<Share> shapes;   // kind by kind, the largest traffic first
   double other_ms_per_token = 0, other_share = 0;
+  std::vector<Share> phases;   // "other" by phase of the forward pass, the longest first, then the rest
 };
 
 std::string shape_name(const dsv4::cpu::LinearShape& s) {
@@ -203,6 +221,20 @@ Breakdown breakdown(const Row& r) {
   const double other = std::max(0.0, r.total_seconds - in_linears);
   b.other_ms_per_token = 1e3 * other / tokens;
   b.other_share = r.total_seconds > 0 ? 100 * other / r.total_seconds : 0.0;
+  double in_phases = 0;
+  for (const auto& p : r.phases) {
+    b.phases.push_back(Share{p.name, 1e3 * p.seconds / tokens,
+                             r.total_seconds > 0 ? 100 * p.seconds / r.total_seconds : 0.0, 0, 0, 0,
+                             double(p.calls) / tokens});
+    in_phases += p.seconds;
+  }
+  std::stable_sort(b.phases.begin(), b.phases.end(),
+                   [](const Share& x, const Share& y) { return x.ms_per_token > y.ms_per_token; });
+  if (!r.phases.empty()) {
+    const double rest = std::max(0.0, other - in_phases);
+    b.phases.push_back(Share{"(the rest)", 1e3 * rest / tokens,
+                             r.total_seconds > 0 ? 100 * rest / r.total_seconds : 0.0, 0, 0, 0, 0});
+  }
   return b;
 }
 
@@ -224,6 +256,11 @@ void print_breakdown(std::FILE* f, const Row& r) {
   for (const Share& s : b.shapes) width = std::max(width, s.what.size());
   std::fprintf(f, "by shape (kind:n x k, x groups per call):\n");
   table("shape", b.shapes, static_cast<int>(width));
+  if (b.phases.empty()) return;
+  std::fprintf(f, "other, by phase of the forward pass (what runs between the linears):\n");
+  std::fprintf(f, "  %-14s %10s %7s %9s\n", "phase", "ms/token", "share", "calls/tok");
+  for (const Share& p : b.phases)
+    std::fprintf(f, "  %-14s %10.3f %6.1f%% %9.1f\n", p.what.c_str(), p.ms_per_token, p.share, p.calls_per_token);
 }
 
 // -o json: one object per test with the CSV's columns, each rep's seconds, the run's setup and,
@@ -256,6 +293,11 @@ nlohmann::ordered_json json_rows(const std::vector<Row>& rows, const nlohmann::o
       nlohmann::ordered_json shapes = nlohmann::ordered_json::object();
       for (const Share& k : b.shapes) shapes[k.what] = fields(k);
       kinds["shapes"] = shapes;
+      nlohmann::ordered_json phases = nlohmann::ordered_json::object();
+      for (const Share& p : b.phases)
+        phases[p.what] = {{"ms_per_token", p.ms_per_token}, {"share_pct", p.share},
+                          {"calls_per_token", p.calls_per_token}};
+      kinds["phases"] = phases;
       j["breakdown"] = kinds;
     }
     out.push_back(std::move(j));
@@ -479,12 +521,13 @@ DSV4_COMMAND(bench) {
                 bool decode = false;
                 std::vector<double> secs, probes;
                 std::vector<cpu::LinearShapeTotals> linears;
+                std::vector<PhaseTotal> phases;
               };
               std::vector<Test> tests;
               for (int64_t d : depths) {
                 const int64_t start = std::max<int64_t>(d, 1);
-                for (const int64_t np : prompts) tests.push_back({d, start, np, false, {}, {}, {}});
-                for (const int64_t ng : gens) tests.push_back({d, start, ng, true, {}, {}, {}});
+                for (const int64_t np : prompts) tests.push_back({d, start, np, false, {}, {}, {}, {}});
+                for (const int64_t ng : gens) tests.push_back({d, start, ng, true, {}, {}, {}, {}});
               }
               // One rep of a test, timed between two untimed probe passes.
               auto run_rep = [&](Session& session, Test& t) {
@@ -506,12 +549,16 @@ DSV4_COMMAND(bench) {
                 const double before = probe_pass();
                 cpu::linear_stats_reset();
                 cpu::linear_stats_enable(o->breakdown);  // the timed decodes only
+                phase_stats_reset();
+                phase_stats_enable(o->breakdown);
                 const auto t0 = clock::now();
                 for (int64_t i = 0; i < t.size; ++i) session.decode(toks[t.start + i], logits);
                 t.secs.push_back(std::chrono::duration<double>(clock::now() - t0).count());
                 cpu::linear_stats_enable(false);
+                phase_stats_enable(false);
                 t.probes.push_back(0.5 * (before + probe_pass()));
                 add_linears(t.linears, cpu::linear_stats_by_shape());
+                if (o->breakdown) add_phases(t.phases, phase_stats());
               };
               auto fill_for = [&](Session& session, int64_t d) {
                 prefill_to(session, d == 0 && !prompts.empty() ? 0 : std::max<int64_t>(d, 1));
@@ -548,6 +595,7 @@ DSV4_COMMAND(bench) {
                                          double(t.size) * wb.per_token, t.probes));
                 if (o->breakdown) {
                   rows.back().linears = t.linears;
+                  rows.back().phases = t.phases;
                   for (double x : t.secs) rows.back().total_seconds += x;
                   rows.back().total_tokens = t.size * o->reps;
                 }

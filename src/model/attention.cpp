@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/phase_stats.h"
 #include "kernels/ref/compressor.h"
 #include "kernels/ref/fmath.h"
 #include "kernels/ref/indexer.h"
@@ -64,6 +65,7 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
   cs_sin.resize(static_cast<size_t>(Dr / 2));
   mc.be->linear_f32(cw.wkv, x, Rows{a.data(), n, cc});
   mc.be->linear_f32(cw.wgate, x, Rows{g.data(), n, cc});
+  DSV4_PHASE("compressor");
   auto &vals = sc.cvals, &scs = sc.cscores;
   vals.resize(static_cast<size_t>(coff * r));
   scs.resize(static_cast<size_t>(coff * r));
@@ -125,13 +127,16 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   qi.resize(static_cast<size_t>(n * qw));
   wts.resize(static_cast<size_t>(n * nih));
   be.linear_fp8(iw.wq_b, ConstRows{qlat, n, ql}, Rows{qi.data(), n, qw});
-  be.for_units(n * nih, 6.0 * Dr, [&](int64_t b, int64_t e) {  // unit: one head of one row
-    for (int64_t r = b; r < e; ++r) rr.apply(&qi[r * ihd] + ihd - Dr, r / nih, false);
-  });
-  be.hadamard_rows(qi.data(), n * nih, ihd);
-  be.for_units(n * nih, 5.0 * ihd, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) be.row_ops().fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
-  });
+  {
+    DSV4_PHASE("indexer_q");
+    be.for_units(n * nih, 6.0 * Dr, [&](int64_t b, int64_t e) {  // unit: one head of one row
+      for (int64_t r = b; r < e; ++r) rr.apply(&qi[r * ihd] + ihd - Dr, r / nih, false);
+    });
+    be.hadamard_rows(qi.data(), n * nih, ihd);
+    be.for_units(n * nih, 5.0 * ihd, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) be.row_ops().fp4_sim(&qi[r * ihd], ihd, kIdxSimBlock);
+    });
+  }
   be.linear_bf16(iw.weights_proj, X, Rows{wts.data(), n, nih});
   // Python float constant times a bf16 tensor: the constant is rounded to bf16 first.
   const float ws = ref::bf16r(static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) *
@@ -139,6 +144,7 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
   for (auto& v : wts) v = ref::bf16r(v * ws);
   compress_chunk(mc, iw.compressor, mc.rope[static_cast<size_t>(id)], st.icomp, st.ikv, st.n_ikv,
                  X, pos0, EntryKind::Indexer, sc);
+  DSV4_PHASE("indexer_topk");
   const int64_t nk = st.n_ikv;
   visible.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) visible[t] = std::min<int64_t>((pos0 + t + 1) / 4, nk);
@@ -204,7 +210,10 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   const ConstRows X{x, n, dim};
 
   RopeRows rr{sc.rope_cos, sc.rope_sin};
-  rr.fill(be, mc.rope[static_cast<size_t>(id)], pos0, n);
+  {
+    DSV4_PHASE("rope_tables");
+    rr.fill(be, mc.rope[static_cast<size_t>(id)], pos0, n);
+  }
 
   // ---- query path: wq_a -> q_norm -> wq_b -> per-head norm -> RoPE
   auto &qlat = sc.qlat, &q = sc.q, &kv = sc.kv;
@@ -212,29 +221,38 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   q.resize(static_cast<size_t>(n * HD));
   kv.resize(static_cast<size_t>(n * D));
   be.linear_fp8(aw.wq_a, X, Rows{qlat.data(), n, ql});
-  be.for_units(n, 3.0 * ql, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) be.row_ops().rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
-  });
+  {
+    DSV4_PHASE("q_norm");
+    be.for_units(n, 3.0 * ql, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) be.row_ops().rms_norm(&qlat[t * ql], aw.q_norm, ql, eps, &qlat[t * ql]);
+    });
+  }
   be.linear_fp8(aw.wq_b, ConstRows{qlat.data(), n, ql}, Rows{q.data(), n, HD});
-  be.for_units(n * H, 4.0 * D, [&](int64_t b, int64_t e) {  // unit: one head of one row
-    for (int64_t r = b; r < e; ++r) {
-      float* qh = &q[r * D];
-      be.row_ops().head_norm_bf16(qh, D, eps);
-      rr.apply(qh + Dn, r / H, false);
-    }
-  });
+  {
+    DSV4_PHASE("q_heads");
+    be.for_units(n * H, 4.0 * D, [&](int64_t b, int64_t e) {  // unit: one head of one row
+      for (int64_t r = b; r < e; ++r) {
+        float* qh = &q[r * D];
+        be.row_ops().head_norm_bf16(qh, D, eps);
+        rr.apply(qh + Dn, r / H, false);
+      }
+    });
+  }
   emit("q", hook, id, pos0, n, HD, q.data());
 
   // ---- this token's window entry: wkv -> kv_norm -> RoPE -> FP8 simulation of the nope dims
   be.linear_fp8(aw.wkv, X, Rows{kv.data(), n, D});
-  be.for_units(n, 8.0 * D, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      float* kt = &kv[t * D];
-      be.row_ops().rms_norm(kt, aw.kv_norm, D, eps, kt);
-      rr.apply(kt + Dn, t, false);
-      be.row_ops().fp8_sim(kt, Dn, kKvSimBlock);
-    }
-  });
+  {
+    DSV4_PHASE("kv_row");
+    be.for_units(n, 8.0 * D, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        float* kt = &kv[t * D];
+        be.row_ops().rms_norm(kt, aw.kv_norm, D, eps, kt);
+        rr.apply(kt + Dn, t, false);
+        be.row_ops().fp8_sim(kt, Dn, kKvSimBlock);
+      }
+    });
+  }
   emit("kv", hook, id, pos0, n, D, kv.data());
 
   // ---- compressor(s) run before attention: entries completed inside the chunk are visible
@@ -249,6 +267,8 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   // ---- key table: [older window positions from the ring ; the chunk's kv] then compressed rows
   const int64_t nold = std::min<int64_t>(pos0, W - 1);
   const int64_t base_pos = pos0 - nold;  // position of staging row 0
+  static const int kPhaseKeys = phase_register("attn_keys");
+  PhaseScope phase_keys(kPhaseKeys);  // window rows, key lists and the gather
   auto& staging = sc.staging;
   staging.resize(static_cast<size_t>((nold + n) * D));
   // older window rows: ring slots (base_pos + i) % W, decoded in pieces over the backend's threads
@@ -284,10 +304,14 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.sink = aw.attn_sink;
   args.scale = static_cast<float>(std::pow(static_cast<double>(D), -0.5));
   args.out = o.data();
-  be.sparse_attention(args);
-  be.for_units(n * H, 6.0 * Dr, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) rr.apply(&o[r * D] + Dn, r / H, true);
-  });
+  phase_keys.end();
+  {
+    DSV4_PHASE("attention");
+    be.sparse_attention(args);
+    be.for_units(n * H, 6.0 * Dr, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) rr.apply(&o[r * D] + Dn, r / H, true);
+    });
+  }
   emit("attn_o", hook, id, pos0, n, HD, o.data());
 
   // ---- grouped output projection: wo_a per group (bf16, no act quant), then wo_b (FP8)
@@ -317,6 +341,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   emit("attn_out", hook, id, pos0, n, dim, out);
 
   // ---- window ring keeps the last `window` positions
+  DSV4_PHASE("window_write");
   for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) st.window.write((pos0 + t) % W, &kv[t * D]);
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/phase_stats.h"
 #include "kernels/ref/fmath.h"
 #include "kernels/ref/mhc.h"
 #include "kernels/ref/norm.h"
@@ -73,6 +74,7 @@ void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int
   s.post.resize(static_cast<size_t>(n * hc));
   s.comb.resize(static_cast<size_t>(n * hc * hc));
   mc.be->linear_f32w(hp.fn, mix, flat, ConstRows{X, n, flat}, Rows{s.dots.data(), n, mix});
+  DSV4_PHASE("hc_pre");
   mc.be->for_units(n, 6.0 * flat, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t)
       mc.be->row_ops().hc_pre_finish(X + t * flat, hc, dim, &s.dots[t * mix], hp.scale, hp.base,
@@ -87,6 +89,7 @@ void hc_pre_rows(const ModelContext& mc, const HcParams& hp, const float* X, int
 // result depends only on the same column of X and f).
 void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, const HcRows& s) {
   constexpr int64_t kHcPostCols = 256;
+  DSV4_PHASE("hc_post");
   const ModelConfig& cfg = mc.w->config;
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim, flat = hc * dim;
@@ -107,6 +110,7 @@ void hc_post_rows(const ModelContext& mc, float* X, const float* f, int64_t n, c
 // y row t = rms_norm(x row t) * w, rows in parallel.
 void rms_norm_rows(const Backend& be, const float* x, const uint16_t* w, int64_t n, int64_t dim,
                    float eps, float* y) {
+  DSV4_PHASE("rms_norm");
   be.for_units(n, 3.0 * dim, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) be.row_ops().rms_norm(x + t * dim, w, dim, eps, y + t * dim);
   });
@@ -153,6 +157,7 @@ void block_forward(const ModelContext& mc, int id, BlockState& st, const int32_t
 }
 
 void embed_rows(const ModelContext& mc, const int32_t* tokens, int64_t n, float* X) {
+  DSV4_PHASE("embed");
   const ModelConfig& cfg = mc.w->config;
   const int hc = cfg.hc_mult;
   const int64_t dim = cfg.dim;
@@ -177,6 +182,7 @@ void head_logits(const ModelContext& mc, const HcParams& hp, const uint16_t* nor
   y.resize(static_cast<size_t>(n * dim));
   mc.be->linear_f32w(hp.fn, hp.mix, flat, ConstRows{X, n, flat}, Rows{dots.data(), n, hp.mix});
   for (int64_t t = 0; t < n; ++t) {
+    DSV4_PHASE("head_norm");
     ref::hc_head_finish(X + t * flat, hc, dim, &dots[t * hp.mix], hp.scale, hp.base, eps,
                         static_cast<float>(cfg.hc_eps), &y[t * dim]);
     ref::rms_norm(&y[t * dim], norm, dim, eps, &y[t * dim]);

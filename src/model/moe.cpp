@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/phase_stats.h"
 #include "kernels/ref/fmath.h"
 #include "kernels/ref/moe.h"
 #include "model/sublayers.h"
@@ -17,6 +18,7 @@ constexpr int64_t kMoeCols = 512;  // columns per unit of the element-wise paral
 // weights is null), in units of kMoeCols columns of one row.
 void swiglu_rows(const Backend& be, const float* g, const float* u, int64_t rows, int64_t I,
                  float limit, const float* weights, float* h) {
+  DSV4_PHASE("swiglu");
   const int64_t per_row = (I + kMoeCols - 1) / kMoeCols;
   be.for_units(rows * per_row, 12.0 * kMoeCols, [&](int64_t b, int64_t e) {
     for (int64_t unit = b; unit < e; ++unit) {
@@ -53,14 +55,17 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
       const int64_t tok = tokens[t];
       if (tok < 0 || tok >= cfg.vocab_size) throw_error("token id ", tok, " out of range [0, ", cfg.vocab_size, ")");
     }
-  be.for_units(n, 30.0 * E, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      float* s = &scores[t * E];
-      ref::gate_scores(s, E, cfg.score_func);
-      const int32_t* hash_ids = hash ? mw.tid2eid.data() + int64_t{tokens[t]} * K : nullptr;
-      ref::gate_route(s, mw.bias, hash_ids, E, K, cfg.score_func, route_scale, &idx[t * K], &w[t * K]);
-    }
-  });
+  {
+    DSV4_PHASE("router");
+    be.for_units(n, 30.0 * E, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        float* s = &scores[t * E];
+        ref::gate_scores(s, E, cfg.score_func);
+        const int32_t* hash_ids = hash ? mw.tid2eid.data() + int64_t{tokens[t]} * K : nullptr;
+        ref::gate_route(s, mw.bias, hash_ids, E, K, cfg.score_func, route_scale, &idx[t * K], &w[t * K]);
+      }
+    });
+  }
   if (hook && *hook) {
     std::vector<float> fi, fw, si, sw;  // debug hook only
     fi.resize(static_cast<size_t>(n * K));
@@ -156,6 +161,7 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
       be.linear_fp4_grouped(groups);
       // acc[token] += y in ascending expert order, per block of columns (no two pieces share one)
       const int64_t nb = (dim + kMoeCols - 1) / kMoeCols;
+      DSV4_PHASE("expert_sum");
       be.for_units(nb, 1.0 * nr * kMoeCols, [&](int64_t b, int64_t e) {
         const int64_t d0 = b * kMoeCols, d1 = std::min(dim, e * kMoeCols);
         for (int64_t i = 0; i < nr; ++i) {
@@ -180,6 +186,7 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
   swiglu_rows(be, ge.data(), ue.data(), n, I, 0.0f, nullptr, he.data());
   be.linear_fp8(mw.shared.w2, ConstRows{he.data(), n, I}, Rows{ye.data(), n, dim});
   const int64_t nb = (n * dim + kMoeCols - 1) / kMoeCols;
+  DSV4_PHASE("ffn_out");
   be.for_units(nb, 1.0 * kMoeCols, [&](int64_t b, int64_t e) {
     for (int64_t i = b * kMoeCols; i < std::min(n * dim, e * kMoeCols); ++i) out[i] = ref::bf16r(acc[i] + ye[i]);
   });

@@ -147,6 +147,7 @@ TEST(CpuBenchCli, BreakdownByKindOfLinear) {
     EXPECT_NEAR(by_shape[kind][1], sum[1], 0.1 * shapes) << kind << "\n" << err;         // printed to 0.1
   }
   EXPECT_NEAR(share, 100.0, 0.5) << err;
+  EXPECT_NE(err.find("other, by phase of the forward pass", at), std::string::npos) << err;
   EXPECT_GT(mb, 0.9 * row_mb) << err << csv;
   EXPECT_LE(mb, 1.01 * row_mb) << err << csv;
 }
@@ -266,6 +267,22 @@ void check_json_output(const std::string& extra, nlohmann::json* parsed) {
     for (const char* kind : {"fp8", "fp4", "bf16", "f32"}) {
       EXPECT_NEAR(sums[kind][0], b.at(kind).at("mb_per_token").get<double>(), 1e-9) << kind;
       EXPECT_NEAR(sums[kind][1], b.at(kind).at("calls_per_token").get<double>(), 1e-9) << kind;
+    }
+    // The phases split "other": disjoint stretches outside the linears, so with "(the rest)" they
+    // add up to it; every decode step runs the attention, the mixes and the router once per layer.
+    const nlohmann::json& ph = b.at("phases");
+    double in_phases = 0;
+    for (const auto& [name, v] : ph.items()) {
+      EXPECT_GE(v.at("ms_per_token").get<double>(), 0.0) << name;
+      if (name != "(the rest)") in_phases += v.at("share_pct").get<double>();
+    }
+    const double other = b.at("other").at("share_pct").get<double>();
+    EXPECT_LE(in_phases, other + 1e-6) << ph.dump();
+    ASSERT_TRUE(ph.contains("(the rest)")) << ph.dump();
+    EXPECT_NEAR(in_phases + ph.at("(the rest)").at("share_pct").get<double>(), other, 1e-6) << ph.dump();
+    for (const char* name : {"attention", "hc_pre", "hc_post", "router", "rms_norm"}) {
+      ASSERT_TRUE(ph.contains(name)) << name << " " << ph.dump();
+      EXPECT_GE(ph.at(name).at("calls_per_token").get<double>(), 1.0) << name;
     }
   }
 }
