@@ -167,10 +167,11 @@ void indexer_select(const ModelContext& mc, int id, BlockState& st, ConstRows X,
 // Key lists (spec 4.8) of the chunk's queries into sc.lists [n][L]; returns L. Query p's list is
 // [window positions max(0, p-window+1)..p ascending, -1 padded to the layout's window width] then
 // its compressed entries (HCA: all visible, ascending; CSA: the indexer's selection in descending
-// score order), -1 padded. Window position q is staging row q - base_pos; compressed entry i is
-// split + i. The layout decides which keys share a 64-key block of the attention kernel.
+// score order), -1 padded. Window position q is key row q - base_pos (the staged rows), or row
+// q mod ring when ring > 0 (the window ring's own rows); compressed entry i is split + i. The
+// layout decides which keys share a 64-key block of the attention kernel.
 int64_t build_key_lists(const ModelConfig& cfg, int ratio, int64_t pos0, int64_t n, ChunkLayout layout,
-                        int64_t base_pos, int64_t split, ForwardScratch& sc) {
+                        int64_t base_pos, int64_t ring, int64_t split, ForwardScratch& sc) {
   const int64_t W = cfg.window, topk = cfg.index_topk;
   const int64_t ww = std::max<int64_t>(layout.window_width, std::min<int64_t>(pos0 + n, W));
   int64_t ncomp = 0;
@@ -183,7 +184,8 @@ int64_t build_key_lists(const ModelConfig& cfg, int ratio, int64_t pos0, int64_t
     const int64_t p = pos0 + t;
     int32_t* lt = &lists[t * L];
     const int64_t lo = std::max<int64_t>(0, p - W + 1);
-    for (int64_t qp = lo; qp <= p; ++qp) lt[qp - lo] = static_cast<int32_t>(qp - base_pos);
+    for (int64_t qp = lo; qp <= p; ++qp)
+      lt[qp - lo] = static_cast<int32_t>(ring > 0 ? qp % ring : qp - base_pos);
     if (ratio == 4) {
       for (int64_t k = 0; k < sc.nsel[t]; ++k) lt[ww + k] = static_cast<int32_t>(split + sc.sel[t * topk + k]);
     } else if (ratio > 0) {
@@ -264,26 +266,39 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   sc.nsel.assign(static_cast<size_t>(n), 0);
   if (ratio == 4) indexer_select(mc, id, st, X, qlat.data(), pos0, rr, sc, hook);
 
-  // ---- key table: [older window positions from the ring ; the chunk's kv] then compressed rows
+  // ---- key table: the window's keys, then the compressed rows. A decode step (one row) writes
+  // its kv into the window ring first and attends to the ring's float rows in place; a chunk
+  // stages [older window positions from the ring ; the chunk's kv] (the ring cannot hold a
+  // chunk's rows and the older ones they attend to at once).
   const int64_t nold = std::min<int64_t>(pos0, W - 1);
   const int64_t base_pos = pos0 - nold;  // position of staging row 0
   static const int kPhaseKeys = phase_register("attn_keys");
   PhaseScope phase_keys(kPhaseKeys);  // window rows, key lists and the gather
-  auto& staging = sc.staging;
-  staging.resize(static_cast<size_t>((nold + n) * D));
-  // older window rows: ring slots (base_pos + i) % W, decoded in pieces over the backend's threads
-  be.for_units(nold, 0.5 * D, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e;) {
-      const int64_t slot = (base_pos + i) % W, len = std::min(e - i, W - slot);
-      read_kv_rows(be, st.window, nullptr, slot, len, &staging[i * D]);
-      i += len;
-    }
-  });
-  std::copy(kv.begin(), kv.begin() + n * D, staging.begin() + nold * D);
-  const int64_t split = nold + n;
+  const bool in_ring = n == 1 && st.window.floats() && st.window.capacity() == W;
+  const float* window_keys = nullptr;
+  int64_t split = 0;
+  if (in_ring) {
+    st.window.write(pos0 % W, kv.data());
+    window_keys = st.window.floats();
+    split = W;
+  } else {
+    auto& staging = sc.staging;
+    staging.resize(static_cast<size_t>((nold + n) * D));
+    // older window rows: ring slots (base_pos + i) % W, decoded in pieces over the backend's threads
+    be.for_units(nold, 0.5 * D, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e;) {
+        const int64_t slot = (base_pos + i) % W, len = std::min(e - i, W - slot);
+        read_kv_rows(be, st.window, nullptr, slot, len, &staging[i * D]);
+        i += len;
+      }
+    });
+    std::copy(kv.begin(), kv.begin() + n * D, staging.begin() + nold * D);
+    window_keys = staging.data();
+    split = nold + n;
+  }
 
   // ---- key lists (spec 4.8): window part, then the compressed part
-  const int64_t L = build_key_lists(cfg, ratio, pos0, n, layout, base_pos, split, sc);
+  const int64_t L = build_key_lists(cfg, ratio, pos0, n, layout, base_pos, in_ring ? W : 0, split, sc);
   const auto& lists = sc.lists;
 
   // ---- sparse attention with sink, inverse RoPE on the outputs
@@ -294,7 +309,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.n = n;
   args.n_heads = H;
   args.head_dim = D;
-  args.keys = staging.data();
+  args.keys = window_keys;
   args.split = split;
   // the compressed entries the lists reference, decoded from the store
   if (ratio > 0) gather_compressed(*mc.be, st.ckv, split, sc.lists.data(), n * L, sc.comp_rows, sc.gather);
@@ -342,7 +357,8 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
 
   // ---- window ring keeps the last `window` positions
   DSV4_PHASE("window_write");
-  for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) st.window.write((pos0 + t) % W, &kv[t * D]);
+  if (!in_ring)
+    for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) st.window.write((pos0 + t) % W, &kv[t * D]);
 }
 
 }  // namespace dsv4

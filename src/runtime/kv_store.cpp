@@ -43,6 +43,12 @@ void KvRows::init(int64_t capacity, int width, KvRowKind kind, KvLayout layout, 
   else if (kind == KvRowKind::Attention) entry_bytes_ = KvEntryCodec(width, rope_dim).entry_bytes();
   else entry_bytes_ = IndexKeyCodec(width).entry_bytes();
   bytes_.assign(static_cast<size_t>(capacity) * entry_bytes_, 0);
+  floats_.clear();
+}
+
+void KvRows::keep_floats() {
+  floats_.resize(static_cast<size_t>(capacity_) * static_cast<size_t>(width_));
+  read_range(0, capacity_, floats_.data());
 }
 
 void KvRows::check(int64_t first, int64_t n) const {
@@ -54,6 +60,17 @@ void KvRows::check(int64_t first, int64_t n) const {
 void KvRows::write(int64_t i, const float* v) {
   check(i, 1);
   uint8_t* e = bytes_.data() + static_cast<size_t>(i) * entry_bytes_;
+  float* copy = floats_.empty() ? nullptr : floats_.data() + static_cast<size_t>(i) * static_cast<size_t>(width_);
+  try {
+    encode(e, i, v);
+  } catch (...) {
+    if (copy) decode(e, copy);  // whatever the refused write left in the entry, the copy reads the same
+    throw;
+  }
+  if (copy) decode(e, copy);
+}
+
+void KvRows::encode(uint8_t* e, int64_t i, const float* v) {
   if (layout_ == KvLayout::Bf16) {
     for (int d = 0; d < width_; ++d) {
       const uint16_t h = quant::f32_to_bf16(v[d]);

@@ -5,7 +5,9 @@
 //   bf16:    every value as BF16 (the reference layout, 2 B per value).
 // Both are lossless for the values the forward pass stores (write() throws on any other value), so
 // the layout never changes a result. The allocation is exactly capacity * entry_bytes() bytes,
-// the figure runtime/kv_budget.h reports.
+// the figure runtime/kv_budget.h reports. A store may also keep a float copy of its rows
+// (keep_floats(): the window ring, whose rows every decode step attends to), which write() keeps
+// in step; that copy is working memory of the forward pass, not counted as KV cache.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,7 +34,14 @@ class KvRows {
   KvRowKind kind() const { return kind_; }
   KvLayout layout() const { return layout_; }
   size_t entry_bytes() const { return entry_bytes_; }
-  size_t allocated_bytes() const { return bytes_.size(); }
+  size_t allocated_bytes() const { return bytes_.size(); }  // the entries (the KV cache itself)
+
+  // From now on also keep every row decoded as floats (capacity * width floats, filled from the
+  // entries now held; write() decodes each new entry into it, so it reads exactly as read()).
+  void keep_floats();
+  // Row i of the float copy is floats() + i * width(); nullptr unless keep_floats() was called.
+  const float* floats() const { return floats_.empty() ? nullptr : floats_.data(); }
+  size_t float_bytes() const { return floats_.size() * sizeof(float); }
 
   void write(int64_t i, const float* v);  // throws past capacity or on a value it cannot keep exactly
   void read(int64_t i, float* out) const { read_range(i, 1, out); }
@@ -47,12 +56,14 @@ class KvRows {
 
  private:
   void decode(const uint8_t* e, float* out) const;
+  void encode(uint8_t* e, int64_t i, const float* v);  // entry i's bytes e <- v (throws if inexact)
   int64_t capacity_ = 0;
   int width_ = 0, rope_ = 0;
   KvRowKind kind_ = KvRowKind::Attention;
   KvLayout layout_ = KvLayout::Compact;
   size_t entry_bytes_ = 0;
   std::vector<uint8_t> bytes_;
+  std::vector<float> floats_;  // keep_floats(): [capacity][width]
 };
 
 }  // namespace dsv4

@@ -27,6 +27,7 @@ void SequenceState::init(const ModelConfig& cfg, int n_blocks, int64_t ctx, KvLa
     BlockState& s = blocks[static_cast<size_t>(b)];
     s.ratio = cfg.ratio(b);
     s.window.init(cfg.window, cfg.head_dim, KvRowKind::Attention, kv_layout, cfg.rope_head_dim);
+    s.window.keep_floats();  // decode steps attend to these rows in place (model/attention.cpp)
     if (s.ratio > 0) {
       // entry i completes at position (i+1)*r - 1 < ctx, so ctx div r entries suffice
       s.ckv.init(ctx / s.ratio, cfg.head_dim, KvRowKind::Attention, kv_layout, cfg.rope_head_dim);
@@ -46,6 +47,12 @@ void SequenceState::reset() {
     if (s.ratio > 0) s.comp.reset();
     if (s.ratio == 4) s.icomp.reset();
   }
+}
+
+uint64_t SequenceState::float_bytes() const {
+  uint64_t b = 0;
+  for (const auto& s : blocks) b += s.window.float_bytes();
+  return b;
 }
 
 uint64_t SequenceState::allocated_bytes() const {

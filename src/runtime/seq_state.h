@@ -23,7 +23,7 @@ struct CompressorState {
 
 struct BlockState {
   int ratio = 0;
-  KvRows window;          // ring: slot p mod window holds the kv of position p
+  KvRows window;          // ring: slot p mod window holds the kv of position p (with floats())
   KvRows ckv;             // compressed entries (ratio > 0)
   KvRows ikv;             // indexer keys (ratio == 4)
   int64_t n_ckv = 0;      // entries emitted so far
@@ -42,6 +42,9 @@ struct SequenceState {
             KvLayout layout = KvLayout::Compact);
   void reset();
   uint64_t allocated_bytes() const;  // == kv_budget(cfg, max_context, layout, with MTP iff bound).total
+  // The window rings' float copies (KvRows::keep_floats; window x head_dim floats per block),
+  // working memory of decode on top of allocated_bytes().
+  uint64_t float_bytes() const;
 };
 
 }  // namespace dsv4

@@ -66,6 +66,43 @@ TEST(KvLayout, StoreRoundTripsAndRejectsInexactValues) {
   }
 }
 
+// The float copy (the window ring's, read in place by decode steps) reads exactly as read():
+// after init, after writes made before and after it was asked for, and after a refused write.
+TEST(KvLayout, FloatCopyReadsAsTheEntries) {
+  const int D = 128, Dr = 64;
+  for (KvLayout l : {KvLayout::Compact, KvLayout::Bf16}) {
+    KvRows r;
+    r.init(5, D, KvRowKind::Attention, l, Dr);
+    EXPECT_EQ(r.floats(), nullptr);
+    std::vector<float> v(D), back(D);
+    auto fill = [&](int seed) {
+      for (int i = 0; i < D; ++i)
+        v[static_cast<size_t>(i)] = (i < D - Dr) ? 0.5f * static_cast<float>((i + seed) % 7) - 1.0f
+                                                 : 0.25f * static_cast<float>((i * seed) % 16) - 2.0f;
+    };
+    fill(1);
+    r.write(1, v.data());
+    r.keep_floats();
+    ASSERT_NE(r.floats(), nullptr);
+    EXPECT_EQ(r.float_bytes(), 5u * D * sizeof(float));
+    EXPECT_EQ(r.allocated_bytes(), 5u * r.entry_bytes());  // the copy is not KV cache
+    fill(3);
+    r.write(3, v.data());
+    fill(5);
+    r.write(1, v.data());  // overwritten after the copy was taken
+    v[3] = 1.0f + 1.0f / 1024.0f;        // not an E4M3 code of its block (compact refuses it)
+    v[D - 1] = 1.0f + 1.0f / 65536.0f;   // not a BF16 value (both refuse it)
+    EXPECT_THROW(r.write(4, v.data()), Error) << kv_layout_name(l);
+    for (int64_t i = 0; i < 5; ++i) {
+      r.read(i, back.data());
+      EXPECT_TRUE(same_bits(std::vector<float>(r.floats() + i * D, r.floats() + (i + 1) * D), back))
+          << kv_layout_name(l) << " entry " << i;
+    }
+    r.init(2, D, KvRowKind::Attention, l, Dr);  // a new shape drops the copy
+    EXPECT_EQ(r.floats(), nullptr);
+  }
+}
+
 // Same schedule in both layouts: prefill, then decode across window wraps, compressor blocks and
 // the point where the indexer starts choosing (tiny-a: window 8, ratios 4 and 16, top-4).
 TEST(KvLayout, CompactAndBf16BitIdentical) {
