@@ -3,14 +3,18 @@
 // to minute). Every round runs one probe pass (all its patterns), `--tokens` decode steps of the
 // model with the linears' timer on (weight GB/s by kind), and one FP8 [4096 x 8192] GEMV pass
 // over rotating copies of its own, 64-byte aligned and 28 bytes off (the flash-width shards'
-// offset), and a fixed serial computation (core_us: the core's own speed in that minute), so that
-// each is judged against the probe of its own minute. It prints one line per
-// round and, at the end, the medians of each fraction of the probe over the rounds whose probe
-// fell in each 10 GB/s band: what `dsv4 bench` cannot show when a fast minute comes and goes
-// within one of its tests (docs/performance.md, "Aligned tensors").
+// offset), a fixed serial computation (core_us: the core's own speed in that minute) and the
+// cost of handing data between the pool's two threads (a cache line's round trip, an empty pool
+// run, a 64 KiB read of what the other thread wrote), so that each is judged against the probe of
+// its own minute. It prints one line per round and, at the end, the medians of each fraction of
+// the probe over the rounds whose probe fell in each 10 GB/s band, then the time outside the
+// linears by phase of the forward pass (core/phase_stats.h) per band: what `dsv4 bench` cannot
+// show when a fast minute comes and goes within one of its tests (docs/performance.md, "Aligned
+// tensors", "Fast minutes are far cores").
 //
 //   build/dsv4_decode_watch --model /work/models/flash-width --rounds 2000 --threads 2
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +26,7 @@
 #include "core/bandwidth.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
+#include "core/phase_stats.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/linear.h"
@@ -120,8 +125,74 @@ double core_us() {
   return us;
 }
 
+// The round trip of one cache line between the pool's threads 0 and 1 in nanoseconds (an atomic
+// counter passed back and forth), and the time of an empty pool run in microseconds. A decode
+// step hands its activations between the threads ~80 times a token; both show whether the two
+// threads sit far apart (another core complex) in the minutes with fast memory.
+struct Handoff {
+  double trip_ns = 0, run_us = 0, read_us = 0;
+};
+Handoff handoff(ThreadPool& pool) {
+  Handoff h;
+  if (pool.size() < 2) return h;
+  struct Ctx {
+    alignas(64) std::atomic<int> turn{0};
+    double ns = 0;
+  } c;
+  constexpr int kTrips = 20000;
+  pool.run(
+      [](void* p, int t) {
+        auto* c = static_cast<Ctx*>(p);
+        if (t == 1) {
+          for (int i = 0; i <= kTrips; ++i) {
+            while (c->turn.load(std::memory_order_acquire) != 2 * i + 1) {
+            }
+            c->turn.store(2 * i + 2, std::memory_order_release);
+          }
+        } else if (t == 0) {
+          Clock::time_point t0;
+          for (int i = 0; i <= kTrips; ++i) {
+            if (i == 1) t0 = Clock::now();  // the first trip waits for the worker to wake
+            c->turn.store(2 * i + 1, std::memory_order_release);
+            while (c->turn.load(std::memory_order_acquire) != 2 * i + 2) {
+            }
+          }
+          c->ns = seconds_since(t0) * 1e9 / kTrips;
+        }
+      },
+      &c);
+  h.trip_ns = c.ns;
+  constexpr int kRuns = 2000;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < kRuns; ++i) pool.run([](void*, int) {}, nullptr);
+  h.run_us = seconds_since(t0) * 1e6 / kRuns;
+  // 64 KiB (the hyper-connection state of one decode row) written by thread 1, then read by
+  // thread 0 (an integer sum, which the compiler vectorises): the time of that read, the median
+  // of kReads.
+  constexpr int kReads = 64;
+  constexpr size_t kWords = 8192;
+  static std::vector<uint64_t> buf(kWords);
+  std::vector<double> us;
+  for (int i = 0; i < kReads; ++i) {
+    pool.run(
+        [](void*, int t) {
+          if (t == 1) std::fill(buf.begin(), buf.end(), uint64_t{1});
+        },
+        nullptr);
+    const auto r0 = Clock::now();
+    uint64_t s = 0;
+    for (uint64_t v : buf) s += v;
+    us.push_back(seconds_since(r0) * 1e6);
+    if (s != kWords) throw_error("decode_watch: the remote read summed ", s);
+  }
+  std::nth_element(us.begin(), us.begin() + kReads / 2, us.end());
+  h.read_us = us[kReads / 2];
+  return h;
+}
+
 struct Round {
-  double probe, model, kind[4], other_ms, tok_s, aligned, off28, core;
+  double probe, model, kind[4], other_ms, tok_s, aligned, off28, core, trip_ns, run_us, read_us;
+  std::map<std::string, double> phase_us;  // per token
 };
 
 int run(const Options& o) {
@@ -143,7 +214,7 @@ int run(const Options& o) {
   const int64_t vocab = engine.info().vocab_size;
   std::vector<Round> rounds;
   int64_t pos = 0;
-  std::printf("round  probe | model  fp8    fp4    bf16   f32  GB/s  other_ms  tok/s | gemv aligned  off28 GB/s | core us\n");
+  std::printf("round  probe | model  fp8    fp4    bf16   f32  GB/s  other_ms  tok/s | gemv aligned  off28 GB/s | core us  trip ns  run us  read us\n");
   for (int r = 0; r < o.rounds; ++r) {
     Round rd{};
     rd.probe = probe.run(1).gb_per_s;
@@ -153,11 +224,15 @@ int run(const Options& o) {
     }
     cpu::linear_stats_reset();
     cpu::linear_stats_enable(true);
+    phase_stats_reset();
+    phase_stats_enable(true);
     const auto t0 = Clock::now();
     for (int i = 0; i < o.tokens; ++i, ++pos)
       session->decode(static_cast<int32_t>(2 + (pos * 7919) % std::max<int64_t>(1, vocab - 2)), logits);
     const double dt = seconds_since(t0);
     cpu::linear_stats_enable(false);
+    phase_stats_enable(false);
+    for (const PhaseTotal& ph : phase_stats()) rd.phase_us[ph.name] = ph.seconds / o.tokens * 1e6;
     const auto kinds = cpu::linear_stats();
     double bytes = 0, linear_s = 0;
     for (int k = 0; k < cpu::kLinearKinds; ++k) {
@@ -171,9 +246,13 @@ int run(const Options& o) {
     rd.aligned = lone.pass(0, &pool);
     rd.off28 = lone.pass(28, &pool);
     rd.core = core_us();
-    std::printf("%5d %6.1f | %5.1f %6.1f %6.1f %6.1f %6.1f %9.3f %6.1f | %12.1f %6.1f | %7.0f\n", r, rd.probe,
+    const Handoff hf = handoff(pool);
+    rd.trip_ns = hf.trip_ns;
+    rd.run_us = hf.run_us;
+    rd.read_us = hf.read_us;
+    std::printf("%5d %6.1f | %5.1f %6.1f %6.1f %6.1f %6.1f %9.3f %6.1f | %12.1f %6.1f | %7.0f %8.0f %7.2f %8.2f\n", r, rd.probe,
                 rd.model, rd.kind[0], rd.kind[1], rd.kind[2], rd.kind[3], rd.other_ms, rd.tok_s, rd.aligned,
-                rd.off28, rd.core);
+                rd.off28, rd.core, rd.trip_ns, rd.run_us, rd.read_us);
     std::fflush(stdout);
     rounds.push_back(rd);
   }
@@ -185,7 +264,7 @@ int run(const Options& o) {
     return v.empty() ? 0.0 : v[v.size() / 2];
   };
   std::printf("\nmedian fraction of the probe, by the probe's band\n");
-  std::printf("probe GB/s  rounds  model   fp8    fp4    bf16  | gemv aligned  off28 | other_ms  tok/s | core us\n");
+  std::printf("probe GB/s  rounds  model   fp8    fp4    bf16  | gemv aligned  off28 | other_ms  tok/s | core us  trip ns  run us  read us\n");
   for (const auto& [band, rs] : bands) {
     auto frac = [&](auto get) {
       std::vector<double> v;
@@ -197,14 +276,42 @@ int run(const Options& o) {
       for (const Round& rd : rs) v.push_back(get(rd));
       return median(v);
     };
-    std::printf("%4d-%-4d %8zu  %5.2f  %5.2f  %5.2f  %5.2f  | %12.2f  %5.2f | %8.3f %6.1f | %7.0f\n", band, band + 10,
+    std::printf("%4d-%-4d %8zu  %5.2f  %5.2f  %5.2f  %5.2f  | %12.2f  %5.2f | %8.3f %6.1f | %7.0f %8.0f %7.2f %8.2f\n", band, band + 10,
                 rs.size(),
                 frac([](const Round& x) { return x.model; }), frac([](const Round& x) { return x.kind[0]; }),
                 frac([](const Round& x) { return x.kind[1]; }), frac([](const Round& x) { return x.kind[2]; }),
                 frac([](const Round& x) { return x.aligned; }), frac([](const Round& x) { return x.off28; }),
                 plain([](const Round& x) { return x.other_ms; }), plain([](const Round& x) { return x.tok_s; }),
-                plain([](const Round& x) { return x.core; }));
+                plain([](const Round& x) { return x.core; }), plain([](const Round& x) { return x.trip_ns; }),
+                plain([](const Round& x) { return x.run_us; }), plain([](const Round& x) { return x.read_us; }));
   }
+  // The time outside the linears by phase of the forward pass (us per token, medians by band).
+  std::vector<std::string> names;
+  for (const Round& rd : rounds)
+    for (const auto& [name, us] : rd.phase_us)
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  std::printf("\noutside the linears, us per token by phase (medians), by the probe's band\n%-14s", "phase");
+  for (const auto& [band, rs] : bands) std::printf("  %3d-%-3d", band, band + 10);
+  std::printf("\n");
+  auto row = [&](const char* name, auto get) {
+    std::printf("%-14s", name);
+    for (const auto& [band, rs] : bands) {
+      std::vector<double> v;
+      for (const Round& rd : rs) v.push_back(get(rd));
+      std::printf("  %7.1f", median(v));
+    }
+    std::printf("\n");
+  };
+  for (const std::string& name : names)
+    row(name.c_str(), [&](const Round& rd) {
+      const auto it = rd.phase_us.find(name);
+      return it == rd.phase_us.end() ? 0.0 : it->second;
+    });
+  row("(the rest)", [](const Round& rd) {
+    double sum = 0;
+    for (const auto& [name, us] : rd.phase_us) sum += us;
+    return rd.other_ms * 1e3 - sum;
+  });
   return 0;
 }
 
