@@ -86,7 +86,7 @@ void compress_chunk(const ModelContext& mc, const CompressorWeights& cw, const r
       vals[static_cast<size_t>(i)] = cs.kv_row(i) + off;
       scs[static_cast<size_t>(i)] = cs.score_row(i) + off;
     }
-    ref::softmax_pool(vals.data(), scs.data(), rows, c, z.data());
+    mc.be->row_ops().softmax_pool(vals.data(), scs.data(), rows, c, z.data());
     if (coff == 2) {  // this block becomes the "previous block" half
       std::copy(cs.kv_row(r), cs.kv_row(r) + r * cc, cs.kv_row(0));
       std::copy(cs.score_row(r), cs.score_row(r) + r * cc, cs.score_row(0));

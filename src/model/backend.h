@@ -88,6 +88,7 @@ struct RowOps {
   void (*rope_apply)(float* x, const float* cos, const float* sin, int npairs, bool inverse);
   void (*fp4_sim)(float* v, int64_t n, int block);
   void (*fp8_sim)(float* v, int64_t n, int block);
+  void (*softmax_pool)(const float* const* values, const float* const* scores, int rows, int64_t c, float* z);
 };
 const RowOps& reference_row_ops();
 

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/ref/attention.h"
+#include "kernels/ref/compressor.h"
 #include "kernels/ref/hadamard.h"
 #include "kernels/ref/indexer.h"
 #include "kernels/ref/linear.h"
@@ -37,7 +38,8 @@ class ReferenceBackend final : public Backend {
 
 const RowOps& reference_row_ops() {
   static const RowOps ops{ref::rms_norm, ref::head_norm_bf16, ref::hc_pre_finish, ref::hc_post,
-                          ref::swiglu,   ref::rope_apply,     quant::fp4_sim, quant::fp8_sim};
+                          ref::swiglu,   ref::rope_apply,     quant::fp4_sim, quant::fp8_sim,
+                          ref::softmax_pool};
   return ops;
 }
 

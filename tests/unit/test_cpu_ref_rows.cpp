@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/ref_rows.h"
+#include "kernels/ref/compressor.h"
 #include "kernels/ref/fmath.h"
 #include "kernels/ref/mhc.h"
 #include "kernels/ref/moe.h"
@@ -40,11 +41,12 @@ struct Level {
   decltype(&avx512_ref::rope_apply) rope_apply;
   decltype(&avx512_ref::fp4_sim) fp4_sim;
   decltype(&avx512_ref::fp8_sim) fp8_sim;
+  decltype(&avx512_ref::softmax_pool) softmax_pool;
 };
 #define DSV4_LEVEL(name, isa, ns)                                                                  \
   Level {                                                                                          \
     name, isa, ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::swiglu,       \
-        ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim                                        \
+        ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, ns::softmax_pool                      \
   }
 const Level kLevels[] = {DSV4_LEVEL("avx512", Isa::Avx512, avx512_ref), DSV4_LEVEL("avx2", Isa::Avx2, avx2_ref)};
 #undef DSV4_LEVEL
@@ -203,6 +205,45 @@ TEST_P(CpuRefRows, SwigluBitIdentical) {
       const int64_t d = first_diff(a, b);
       ASSERT_EQ(d, -1) << "limit " << limit << " weight " << weight << " g " << g[d] << " u " << u[d]
                        << ": " << a[d] << " vs " << b[d];
+    }
+  }
+}
+
+// The compressor's pooling: per channel a softmax over the candidate rows, the values summed with
+// it. Rows as the compressors have them (8 for ratio 4, overlapping blocks; 128 for ratio 128),
+// odd channel counts (masked tails), scores of every scale, -inf candidates (an empty previous
+// block), a NaN score and value.
+TEST_P(CpuRefRows, SoftmaxPoolBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
+  std::mt19937 rng(61);
+  for (int rows : {1, 2, 8, 128}) {
+    for (int64_t c : {1, 7, 16, 17, 100, 512}) {
+      for (float sd : {0.1f, 3.0f, 40.0f}) {
+        std::vector<std::vector<float>> v(rows), s(rows);
+        for (int r = 0; r < rows; ++r) {
+          v[r] = randn(rng, static_cast<size_t>(c), 2.0f);
+          s[r] = randn(rng, static_cast<size_t>(c), sd);
+        }
+        if (rows >= 8)
+          for (int r = 0; r < rows / 2; ++r)
+            for (int64_t ch = 0; ch < c; ch += 3) s[r][ch] = -kInf;
+        if (c >= 17 && rows >= 2) {
+          s[1][16] = kNaN;
+          v[0][5] = kNaN;
+          s[0][9] = kInf;
+        }
+        std::vector<const float*> vp, sp;
+        for (int r = 0; r < rows; ++r) {
+          vp.push_back(v[r].data());
+          sp.push_back(s[r].data());
+        }
+        std::vector<float> a(static_cast<size_t>(c)), b(static_cast<size_t>(c), 1.0f);
+        ref::softmax_pool(vp.data(), sp.data(), rows, c, a.data());
+        L.softmax_pool(vp.data(), sp.data(), rows, c, b.data());
+        const int64_t d = first_diff(a, b);
+        ASSERT_EQ(d, -1) << "rows " << rows << " c " << c << " sd " << sd << " channel " << d << ": " << a[d]
+                         << " vs " << b[d];
+      }
     }
   }
 }

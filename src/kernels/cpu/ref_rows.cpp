@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "kernels/ref/fmath.h"
 #include "quant/quant.h"
@@ -179,6 +181,35 @@ DSV4_AVX512F void exp32(const float* x, int64_t n, float* y) {
     const __mmask16 m = tail16(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
     _mm512_mask_storeu_ps(y + i, m, to_ps(exp_clamped_pd(lo_pd(v)), exp_clamped_pd(hi_pd(v))));
+  }
+}
+
+DSV4_AVX512F void softmax_pool(const float* const* values, const float* const* scores, int rows, int64_t c,
+                               float* z) {
+  thread_local std::vector<float> e;  // [rows][16]: this piece's exp values
+  e.resize(static_cast<size_t>(rows) * 16);
+  for (int64_t ch = 0; ch < c; ch += 16) {
+    const __mmask16 m = tail16(c - ch);
+    // max(s, mx) returns mx on a NaN s, as std::max(mx, s) does
+    __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int r = 0; r < rows; ++r) mx = _mm512_max_ps(_mm512_maskz_loadu_ps(m, scores[r] + ch), mx);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int r = 0; r < rows; ++r) {
+      const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores[r] + ch), mx);
+      const __m512 er = to_ps(exp_clamped_pd(lo_pd(d)), exp_clamped_pd(hi_pd(d)));
+      _mm512_storeu_ps(&e[static_cast<size_t>(r) * 16], er);
+      s0 = _mm512_add_pd(s0, lo_pd(er));
+      s1 = _mm512_add_pd(s1, hi_pd(er));
+    }
+    const __m512 fs = to_ps(s0, s1);
+    __m512d z0 = _mm512_setzero_pd(), z1 = _mm512_setzero_pd();
+    for (int r = 0; r < rows; ++r) {
+      const __m512 p = _mm512_div_ps(_mm512_loadu_ps(&e[static_cast<size_t>(r) * 16]), fs);
+      const __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, values[r] + ch), p);
+      z0 = _mm512_add_pd(z0, lo_pd(prod));
+      z1 = _mm512_add_pd(z1, hi_pd(prod));
+    }
+    _mm512_mask_storeu_ps(z + ch, m, to_ps(z0, z1));
   }
 }
 

@@ -1,14 +1,15 @@
-// AVX-512 and AVX2 twins of the reference's light row ops (kernels/ref norm, mhc, moe, rope and
-// quant::fp4_sim), for the fast backend: each does the reference's operations per element, in the
+// AVX-512 and AVX2 twins of the reference's light row ops (kernels/ref norm, mhc, moe, rope, the
+// compressor's softmax_pool, quant::fp4_sim and fp8_sim), for the fast backend: each does the reference's operations per element, in the
 // reference's precision (float32 products, float64 sums and transcendentals, BF16 / E2M1 rounding
 // on bits), with the elements spread over the vector lanes. Two things can differ from the
 // reference, both in a last bit before a rounding that nearly always hides it:
 //   * sums over a row (the RMS of rms_norm, head_norm_bf16, hc_pre_finish) add in float64 over 8
 //     lanes (AVX-512) or 4 (AVX2) where the reference adds one element after the other;
-//   * swiglu's exp is a float64 polynomial (within ~1 float64 ulp) where the reference calls
-//     std::exp; both are rounded once to float32.
-// Everything else (hc_post, the weighted collapse of hc_pre_finish, rope_apply, fp4_sim, fp8_sim and the
-// element-wise parts of the norms and swiglu) is bit-identical to the reference, NaN included.
+//   * swiglu's and softmax_pool's exp is a float64 polynomial (within ~1 float64 ulp) where the
+//     reference calls std::exp; both are rounded once to float32.
+// Everything else (hc_post, the weighted collapse of hc_pre_finish, rope_apply, fp4_sim, fp8_sim,
+// softmax_pool's sums and the element-wise parts of the norms and swiglu) is bit-identical to the
+// reference, NaN included.
 // The fast backend picks the level's twins by active_isa().
 #pragma once
 #include <cstdint>
@@ -30,6 +31,9 @@ namespace dsv4::cpu {
   /* y[i] = ref::exp32(x[i]) = f32(exp(f64(x[i]))) up to the last float64 bit, the exp of swiglu    \
      (for its test). */                                                                              \
   void exp32(const float* x, int64_t n, float* y);                                                  \
+  /* ref::softmax_pool over 16 / 8 channels at a time (the exp as in exp32). */                    \
+  void softmax_pool(const float* const* values, const float* const* scores, int rows, int64_t c,    \
+                    float* z);                                                                      \
   /* quant::fp4_sim; blocks other than 32 wide go to the scalar one. */                             \
   void fp4_sim(float* v, int64_t n, int block);                                                     \
   /* quant::fp8_sim (E4M3); blocks not a multiple of 16 wide go to the scalar one. */               \

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "kernels/ref/fmath.h"
 #include "quant/quant.h"
@@ -199,6 +201,35 @@ DSV4_AVX2 void exp32(const float* x, int64_t n, float* y) {
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 v = load8(x + i, n - i);
     store8(y + i, to_ps(exp_clamped_pd(lo_pd(v)), exp_clamped_pd(hi_pd(v))), n - i);
+  }
+}
+
+DSV4_AVX2 void softmax_pool(const float* const* values, const float* const* scores, int rows, int64_t c,
+                            float* z) {
+  thread_local std::vector<float> e;  // [rows][8]: this piece's exp values
+  e.resize(static_cast<size_t>(rows) * 8);
+  for (int64_t ch = 0; ch < c; ch += 8) {
+    const int64_t left = c - ch;
+    // max(s, mx) returns mx on a NaN s, as std::max(mx, s) does
+    __m256 mx = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int r = 0; r < rows; ++r) mx = _mm256_max_ps(load8(scores[r] + ch, left), mx);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (int r = 0; r < rows; ++r) {
+      const __m256 d = _mm256_sub_ps(load8(scores[r] + ch, left), mx);
+      const __m256 er = to_ps(exp_clamped_pd(lo_pd(d)), exp_clamped_pd(hi_pd(d)));
+      _mm256_storeu_ps(&e[static_cast<size_t>(r) * 8], er);
+      s0 = _mm256_add_pd(s0, lo_pd(er));
+      s1 = _mm256_add_pd(s1, hi_pd(er));
+    }
+    const __m256 fs = to_ps(s0, s1);
+    __m256d z0 = _mm256_setzero_pd(), z1 = _mm256_setzero_pd();
+    for (int r = 0; r < rows; ++r) {
+      const __m256 p = _mm256_div_ps(_mm256_loadu_ps(&e[static_cast<size_t>(r) * 8]), fs);
+      const __m256 prod = _mm256_mul_ps(load8(values[r] + ch, left), p);
+      z0 = _mm256_add_pd(z0, lo_pd(prod));
+      z1 = _mm256_add_pd(z1, hi_pd(prod));
+    }
+    store8(z + ch, to_ps(z0, z1), left);
   }
 }
 
