@@ -84,6 +84,8 @@ struct RowOps {
                         ref::HcSplit split, float* a);
   void (*hc_post)(const float* x, const float* f, int hc, int64_t dim, const float* post,
                   const float* comb, int64_t d0, int64_t d1, float* y);
+  void (*hc_head_finish)(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
+                         const float* base, float norm_eps, float hc_eps, float* a);
   void (*swiglu)(const float* g, const float* u, int64_t n, float limit, float weight, float* h);
   void (*rope_apply)(float* x, const float* cos, const float* sin, int npairs, bool inverse);
   void (*fp4_sim)(float* v, int64_t n, int block);

@@ -183,9 +183,10 @@ void head_logits(const ModelContext& mc, const HcParams& hp, const uint16_t* nor
   mc.be->linear_f32w(hp.fn, hp.mix, flat, ConstRows{X, n, flat}, Rows{dots.data(), n, hp.mix});
   for (int64_t t = 0; t < n; ++t) {
     DSV4_PHASE("head_norm");
-    ref::hc_head_finish(X + t * flat, hc, dim, &dots[t * hp.mix], hp.scale, hp.base, eps,
-                        static_cast<float>(cfg.hc_eps), &y[t * dim]);
-    ref::rms_norm(&y[t * dim], norm, dim, eps, &y[t * dim]);
+    const RowOps& ops = mc.be->row_ops();
+    ops.hc_head_finish(X + t * flat, hc, dim, &dots[t * hp.mix], hp.scale, hp.base, eps,
+                       static_cast<float>(cfg.hc_eps), &y[t * dim]);
+    ops.rms_norm(&y[t * dim], norm, dim, eps, &y[t * dim]);
   }
   mc.be->linear_f32(mc.w->head, ConstRows{y.data(), n, dim}, Rows{logits, n, cfg.vocab_size});
 }

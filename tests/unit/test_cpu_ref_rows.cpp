@@ -36,6 +36,7 @@ struct Level {
   decltype(&avx512_ref::head_norm_bf16) head_norm_bf16;
   decltype(&avx512_ref::hc_pre_finish) hc_pre_finish;
   decltype(&avx512_ref::hc_post) hc_post;
+  decltype(&avx512_ref::hc_head_finish) hc_head_finish;
   decltype(&avx512_ref::swiglu) swiglu;
   decltype(&avx512_ref::exp32) exp32;
   decltype(&avx512_ref::rope_apply) rope_apply;
@@ -45,8 +46,8 @@ struct Level {
 };
 #define DSV4_LEVEL(name, isa, ns)                                                                  \
   Level {                                                                                          \
-    name, isa, ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::swiglu,       \
-        ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, ns::softmax_pool                      \
+    name, isa, ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::hc_head_finish, \
+        ns::swiglu, ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, ns::softmax_pool          \
   }
 const Level kLevels[] = {DSV4_LEVEL("avx512", Isa::Avx512, avx512_ref), DSV4_LEVEL("avx2", Isa::Avx2, avx2_ref)};
 #undef DSV4_LEVEL
@@ -175,6 +176,22 @@ TEST_P(CpuRefRows, HcPreFinishBitIdentical) {
       EXPECT_EQ(first_diff(pa, pb), -1);
       EXPECT_EQ(first_diff(qa, qb), -1);
       EXPECT_EQ(first_diff(ca, cb), -1);
+      ASSERT_EQ(first_diff(aa, ab), -1) << "hc " << hc << " dim " << dim;
+    }
+  }
+}
+
+TEST_P(CpuRefRows, HcHeadFinishBitIdentical) {
+  SKIP_WITHOUT_LEVEL();
+  std::mt19937 rng(25);
+  for (int hc : {1, 2, 4}) {
+    for (int64_t dim : {5, 64, 4096}) {
+      const auto x = randn(rng, hc * dim, 1.5f);
+      const auto dots = randn(rng, hc, 20.0f), base = randn(rng, hc, 0.3f);
+      const float scale[1] = {0.7f};
+      std::vector<float> aa(dim), ab(dim);
+      ref::hc_head_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 1e-6f, 1e-6f, aa.data());
+      L.hc_head_finish(x.data(), hc, dim, dots.data(), scale, base.data(), 1e-6f, 1e-6f, ab.data());
       ASSERT_EQ(first_diff(aa, ab), -1) << "hc " << hc << " dim " << dim;
     }
   }

@@ -56,7 +56,7 @@ class CpuBackend final : public Backend {
   // The row ops: the AVX-512 or AVX2 twins of the reference's (ref_rows.h) where the level has them.
   const RowOps& row_ops() const override {
 #define DSV4_ROW_OPS(ns) \
-  RowOps { ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::swiglu, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, \
+  RowOps { ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::hc_head_finish, ns::swiglu, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, \
            ns::softmax_pool }
     static const RowOps simd = DSV4_ROW_OPS(avx512_ref), simd2 = DSV4_ROW_OPS(avx2_ref);
 #undef DSV4_ROW_OPS

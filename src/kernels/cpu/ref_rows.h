@@ -1,15 +1,17 @@
 // AVX-512 and AVX2 twins of the reference's light row ops (kernels/ref norm, mhc, moe, rope, the
-// compressor's softmax_pool, quant::fp4_sim and fp8_sim), for the fast backend: each does the reference's operations per element, in the
-// reference's precision (float32 products, float64 sums and transcendentals, BF16 / E2M1 rounding
-// on bits), with the elements spread over the vector lanes. Two things can differ from the
-// reference, both in a last bit before a rounding that nearly always hides it:
-//   * sums over a row (the RMS of rms_norm, head_norm_bf16, hc_pre_finish) add in float64 over 8
-//     lanes (AVX-512) or 4 (AVX2) where the reference adds one element after the other;
+// compressor's softmax_pool, quant::fp4_sim and fp8_sim), for the fast backend: each does the
+// reference's operations per element, in the reference's precision (float32 products, float64
+// sums and transcendentals, BF16 / E2M1 rounding on bits), with the elements spread over the
+// vector lanes. Two things can differ from the reference, both in a last bit before a rounding
+// that nearly always hides it:
+//   * sums over a row (the RMS of rms_norm, head_norm_bf16, hc_pre_finish, hc_head_finish) add in
+//     float64 over 8 lanes (AVX-512) or 4 (AVX2) where the reference adds one element after the
+//     other;
 //   * swiglu's and softmax_pool's exp is a float64 polynomial (within ~1 float64 ulp) where the
 //     reference calls std::exp; both are rounded once to float32.
-// Everything else (hc_post, the weighted collapse of hc_pre_finish, rope_apply, fp4_sim, fp8_sim,
-// softmax_pool's sums and the element-wise parts of the norms and swiglu) is bit-identical to the
-// reference, NaN included.
+// Everything else (hc_post, the weighted collapses of hc_pre_finish and hc_head_finish,
+// rope_apply, fp4_sim, fp8_sim, softmax_pool's sums and the element-wise parts of the norms and
+// swiglu) is bit-identical to the reference, NaN included.
 // The fast backend picks the level's twins by active_isa().
 #pragma once
 #include <cstdint>
@@ -24,6 +26,8 @@ namespace dsv4::cpu {
   void hc_pre_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,    \
                      const float* base, int iters, float norm_eps, float hc_eps, ref::HcSplit split, \
                      float* a);                                                                      \
+  void hc_head_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,   \
+                      const float* base, float norm_eps, float hc_eps, float* a);                   \
   void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* post,              \
                const float* comb, int64_t d0, int64_t d1, float* y);                                \
   void swiglu(const float* g, const float* u, int64_t n, float limit, float weight, float* h);      \

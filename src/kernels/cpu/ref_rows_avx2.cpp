@@ -158,6 +158,14 @@ DSV4_AVX2 void hc_pre_finish(const float* x, int hc, int64_t dim, const float* d
   mix_streams(x, hc, dim, split.pre, 1, nullptr, 0.0f, 0, dim, a);
 }
 
+DSV4_AVX2 void hc_head_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
+                              const float* base, float norm_eps, float hc_eps, float* a) {
+  thread_local std::vector<float> pre;
+  pre.resize(static_cast<size_t>(hc));
+  ref::hc_head_pre(dots, rms_scale(x, hc * dim, norm_eps), hc, scale, base, hc_eps, pre.data());
+  mix_streams(x, hc, dim, pre.data(), 1, nullptr, 0.0f, 0, dim, a);
+}
+
 DSV4_AVX2 void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* post,
                        const float* comb, int64_t d0, int64_t d1, float* y) {
   for (int k = 0; k < hc; ++k) mix_streams(x, hc, dim, comb + k, hc, f, post[k], d0, d1, y + k * (d1 - d0));

@@ -53,14 +53,18 @@ void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* p
 
 void hc_head_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
                     const float* base, float norm_eps, float hc_eps, float* a) {
-  const float r = rms_scale(x, hc * dim, norm_eps);
-  float pre[64];
+  std::vector<float> pre(static_cast<size_t>(hc));
+  hc_head_pre(dots, rms_scale(x, hc * dim, norm_eps), hc, scale, base, hc_eps, pre.data());
+  weighted_collapse(x, hc, dim, pre.data(), a);
+}
+
+void hc_head_pre(const float* dots, float r, int hc, const float* scale, const float* base, float hc_eps,
+                 float* pre) {
   for (int j = 0; j < hc; ++j) {
     const float mj = dots[j] * r;
     const float z = mj * scale[0] + base[j];  // -ffp-contract=off: two roundings, no FMA
     pre[j] = sigmoid32(z) + hc_eps;
   }
-  weighted_collapse(x, hc, dim, pre, a);
 }
 
 }  // namespace dsv4::ref

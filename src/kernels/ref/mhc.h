@@ -26,5 +26,9 @@ void hc_post(const float* x /*[hc][dim]*/, const float* f /*[dim]*/, int hc, int
 // a = bf16( ideal sum_j f32(pre[j] * X[j]) ).
 void hc_head_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
                     const float* base, float norm_eps, float hc_eps, float* a);
+// hc_head's weights pre[0, hc) from the mixing dots and the RMS factor r (shared with the
+// backends' twins of hc_head_finish).
+void hc_head_pre(const float* dots, float r, int hc, const float* scale, const float* base, float hc_eps,
+                 float* pre);
 
 }  // namespace dsv4::ref
