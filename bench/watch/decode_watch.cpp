@@ -12,7 +12,9 @@
 // show when a fast minute comes and goes within one of its tests (docs/performance.md, "Aligned
 // tensors", "Fast minutes are far cores").
 //
-//   build/dsv4_decode_watch --model /work/models/flash-width --rounds 2000 --threads 2
+// The decode runs at depths [0, --max-depth) (default 2048), starting over when it gets there.
+//
+//   build/dsv4_decode_watch --model /work/models/flash-width --rounds 2000 --threads 2 [--max-depth 128]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -43,7 +45,7 @@ double seconds_since(Clock::time_point t0) {
 
 struct Options {
   std::string model;
-  int rounds = 100, threads = 2, tokens = 16;
+  int rounds = 100, threads = 2, tokens = 16, max_depth = 2048;
 };
 
 Options parse(int argc, char** argv) {
@@ -65,9 +67,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--rounds") o.rounds = positive(value());
     else if (a == "--threads") o.threads = positive(value());
     else if (a == "--tokens") o.tokens = positive(value());
-    else throw_error("unknown argument '", a, "' (expected --model DIR [--rounds N] [--threads T] [--tokens K])");
+    else if (a == "--max-depth") o.max_depth = positive(value());
+    else throw_error("unknown argument '", a,
+                     "' (expected --model DIR [--rounds N] [--threads T] [--tokens K] [--max-depth D])");
   }
   if (o.model.empty()) throw_error("--model DIR is required");
+  if (o.tokens > o.max_depth) throw_error("--tokens ", o.tokens, " exceeds --max-depth ", o.max_depth);
   return o;
 }
 
@@ -208,7 +213,7 @@ int run(const Options& o) {
   const ReadProbe probe(&pool, size_t{1} << 30);
   LoneGemv lone(8);
   SessionOptions so;
-  so.max_context = 4096;
+  so.max_context = o.max_depth;
   auto session = engine.new_session(so);
   std::vector<float> logits(static_cast<size_t>(engine.info().vocab_size));
   const int64_t vocab = engine.info().vocab_size;
@@ -218,7 +223,7 @@ int run(const Options& o) {
   for (int r = 0; r < o.rounds; ++r) {
     Round rd{};
     rd.probe = probe.run(1).gb_per_s;
-    if (pos + o.tokens > 2048) {  // stay near depth 0
+    if (pos + o.tokens > o.max_depth) {  // decode at depths [0, max_depth)
       session->reset();
       pos = 0;
     }
