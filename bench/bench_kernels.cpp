@@ -439,7 +439,7 @@ BENCHMARK(BM_Rowwise)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 // 64 rows: 0 RMSNorm [4096], 1 per-head norm [512], 2 hc_post [4 streams x 4096], 3 SwiGLU
 // [2048], 4 RoPE [64 dims], 5 FP4 simulation [128], 6 FP8 simulation [448] (the KV row's
 // non-RoPE dims, blocks of 64), 7 the compressor's softmax pool [8 candidates x 512 channels]
-// (a ratio-4 block completing). Arg 2: 0 the reference (kernels/ref, quant), 1 the
+// (a ratio-4 block completing), 8 the router's sqrt-softplus scores [256 experts]. Arg 2: 0 the reference (kernels/ref, quant), 1 the
 // CPU backend's twins at the active level (ref_rows.h; DSV4_ISA=avx2 for the AVX2 ones).
 // Bytes: the float32 rows read (op 7: the 8 candidates' values and scores).
 void BM_RefRowOps(benchmark::State& st) {
@@ -448,7 +448,7 @@ void BM_RefRowOps(benchmark::State& st) {
   const RowOps& ops = st.range(1) != 0 ? be->row_ops() : reference_row_ops();
   constexpr int kHc = 4;
   const int64_t rows = 64, dim = 4096;
-  static constexpr int64_t kWidth[8] = {dim, 512, kHc * dim, 2048, 64, 128, 448, 512};
+  static constexpr int64_t kWidth[9] = {dim, 512, kHc * dim, 2048, 64, 128, 448, 512, 256};
   constexpr int kPool = 8;
   const float* pv[kPool];
   const float* ps[kPool];
@@ -471,6 +471,10 @@ void BM_RefRowOps(benchmark::State& st) {
         case 4: ops.rope_apply(xr, c.data(), sn.data(), 32, false); break;
         case 5: ops.fp4_sim(xr, n, 32); break;
         case 6: ops.fp8_sim(xr, n, 64); break;
+        case 8:
+          std::copy(g.data() + r * n, g.data() + (r + 1) * n, xr);  // logits, not the last scores
+          ops.gate_scores(xr, static_cast<int>(n), ScoreFunc::SqrtSoftplus);
+          break;
         default:
           for (int i = 0; i < kPool; ++i) {
             pv[i] = x.data() + (r + i) % rows * n;
@@ -485,10 +489,10 @@ void BM_RefRowOps(benchmark::State& st) {
   }
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * rows * n * 4 * (op == 7 ? 2 * kPool : 1)));
   static const char* names[] = {"rms_norm", "head_norm_bf16", "hc_post",  "swiglu",
-                                "rope_apply", "fp4_sim",       "fp8_sim", "softmax_pool"};
+                                "rope_apply", "fp4_sim",       "fp8_sim", "softmax_pool", "gate_scores"};
   st.SetLabel(std::string(names[op]) + (st.range(1) != 0 ? std::string(" ") + isa_name(active_isa()) : " reference"));
 }
-BENCHMARK(BM_RefRowOps)->ArgNames({"op", "simd"})->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {0, 1}})
+BENCHMARK(BM_RefRowOps)->ArgNames({"op", "simd"})->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8}, {0, 1}})
     ->Unit(benchmark::kMicrosecond);
 
 // KV entry decode (kv_decode.h), single thread: 512 gathered entries of a 4096-entry store, Flash

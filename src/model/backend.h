@@ -91,6 +91,7 @@ struct RowOps {
   void (*fp4_sim)(float* v, int64_t n, int block);
   void (*fp8_sim)(float* v, int64_t n, int block);
   void (*softmax_pool)(const float* const* values, const float* const* scores, int rows, int64_t c, float* z);
+  void (*gate_scores)(float* s, int n, ScoreFunc f);
 };
 const RowOps& reference_row_ops();
 

@@ -39,7 +39,7 @@ class ReferenceBackend final : public Backend {
 const RowOps& reference_row_ops() {
   static const RowOps ops{ref::rms_norm, ref::head_norm_bf16, ref::hc_pre_finish, ref::hc_post, ref::hc_head_finish,
                           ref::swiglu,   ref::rope_apply,     quant::fp4_sim, quant::fp8_sim,
-                          ref::softmax_pool};
+                          ref::softmax_pool, ref::gate_scores};
   return ops;
 }
 

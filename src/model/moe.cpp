@@ -60,7 +60,7 @@ void moe_forward(const ModelContext& mc, int id, const int32_t* tokens, const fl
     be.for_units(n, 30.0 * E, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         float* s = &scores[t * E];
-        ref::gate_scores(s, E, cfg.score_func);
+        be.row_ops().gate_scores(s, E, cfg.score_func);
         const int32_t* hash_ids = hash ? mw.tid2eid.data() + int64_t{tokens[t]} * K : nullptr;
         ref::gate_route(s, mw.bias, hash_ids, E, K, cfg.score_func, route_scale, &idx[t * K], &w[t * K]);
       }

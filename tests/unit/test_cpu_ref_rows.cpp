@@ -16,6 +16,7 @@
 #include "kernels/cpu/ref_rows.h"
 #include "kernels/ref/compressor.h"
 #include "kernels/ref/fmath.h"
+#include "format/config.h"
 #include "kernels/ref/mhc.h"
 #include "kernels/ref/moe.h"
 #include "kernels/ref/norm.h"
@@ -43,11 +44,13 @@ struct Level {
   decltype(&avx512_ref::fp4_sim) fp4_sim;
   decltype(&avx512_ref::fp8_sim) fp8_sim;
   decltype(&avx512_ref::softmax_pool) softmax_pool;
+  decltype(&avx512_ref::gate_scores) gate_scores;
 };
 #define DSV4_LEVEL(name, isa, ns)                                                                  \
   Level {                                                                                          \
     name, isa, ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::hc_head_finish, \
-        ns::swiglu, ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, ns::softmax_pool          \
+        ns::swiglu, ns::exp32, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, ns::softmax_pool,         \
+        ns::gate_scores                                                                            \
   }
 const Level kLevels[] = {DSV4_LEVEL("avx512", Isa::Avx512, avx512_ref), DSV4_LEVEL("avx2", Isa::Avx2, avx2_ref)};
 #undef DSV4_LEVEL
@@ -283,6 +286,43 @@ TEST_P(CpuRefRows, Exp32MatchesTheReferenceOnFloat32) {
   L.exp32(x.data(), static_cast<int64_t>(x.size()), b.data());
   const int64_t d = first_diff(a, b);
   ASSERT_EQ(d, -1) << "exp(" << x[d] << "): " << a[d] << " vs " << b[d];
+}
+
+// The router's scores: sqrt-softplus and sigmoid of every 97th float32 in [-120, 120] and the
+// specials (the float64 exp and log1p may only differ where a result lies within a float64 ulp or
+// two of a float32 rounding boundary, so none of these may); softmax is the reference's own.
+TEST_P(CpuRefRows, GateScoresMatchTheReference) {
+  SKIP_WITHOUT_LEVEL();
+  std::vector<float> x;
+  for (uint32_t b = 0; b < 0x42F00000u; b += 97) {
+    x.push_back(std::bit_cast<float>(b));
+    x.push_back(-std::bit_cast<float>(b));
+  }
+  for (float v : {kNaN, kInf, -kInf, 0.0f, -0.0f, 20.0f, 20.000002f, 19.999998f, 1e-30f, -1e-30f, 88.72f,
+                  -103.97f, -104.0f, 1e30f, -1e30f, 121.0f, -121.0f})
+    x.push_back(v);
+  for (ScoreFunc f : {ScoreFunc::SqrtSoftplus, ScoreFunc::Sigmoid}) {
+    std::vector<float> a = x, b = x;
+    // in pieces of the expert count, as the router calls it (and one odd tail)
+    for (size_t i = 0; i < x.size(); i += 256) {
+      const int n = static_cast<int>(std::min<size_t>(256, x.size() - i));
+      ref::gate_scores(a.data() + i, n, f);
+      L.gate_scores(b.data() + i, n, f);
+    }
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (std::isnan(a[i])) {
+        ASSERT_TRUE(std::isnan(b[i])) << "x " << x[i];
+        continue;
+      }
+      ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i]))
+          << (f == ScoreFunc::Sigmoid ? "sigmoid(" : "sqrtsoftplus(") << x[i] << "): " << a[i] << " vs " << b[i];
+    }
+  }
+  std::mt19937 rng(7);
+  std::vector<float> a = randn(rng, 255, 3.0f), b = a;
+  ref::gate_scores(a.data(), 255, ScoreFunc::Softmax);
+  L.gate_scores(b.data(), 255, ScoreFunc::Softmax);
+  EXPECT_EQ(first_diff(a, b), -1);
 }
 
 TEST_P(CpuRefRows, RopeApplyBitIdentical) {

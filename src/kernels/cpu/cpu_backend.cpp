@@ -57,7 +57,7 @@ class CpuBackend final : public Backend {
   const RowOps& row_ops() const override {
 #define DSV4_ROW_OPS(ns) \
   RowOps { ns::rms_norm, ns::head_norm_bf16, ns::hc_pre_finish, ns::hc_post, ns::hc_head_finish, ns::swiglu, ns::rope_apply, ns::fp4_sim, ns::fp8_sim, \
-           ns::softmax_pool }
+           ns::softmax_pool, ns::gate_scores }
     static const RowOps simd = DSV4_ROW_OPS(avx512_ref), simd2 = DSV4_ROW_OPS(avx2_ref);
 #undef DSV4_ROW_OPS
     return isa_at_least(Isa::Avx512) ? simd : isa_at_least(Isa::Avx2) ? simd2 : reference_row_ops();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/ref/fmath.h"
+#include "kernels/ref/moe.h"
 #include "quant/quant.h"
 
 namespace dsv4::cpu::avx512_ref {
@@ -107,7 +108,51 @@ DSV4_AVX512F inline __m512d exp_neg_pd(__m512d a) {
 // 16 lanes of f32(exp(f64(-g))), as ref::silu32 computes it.
 DSV4_AVX512F inline __m512 exp_neg_ps(__m512 g) { return to_ps(exp_neg_pd(lo_pd(g)), exp_neg_pd(hi_pd(g))); }
 
+// log1p(y) in float64 for y >= 0 or NaN (ref_rows_shared.h), 8 lanes.
+DSV4_AVX512F inline __m512d log1p_pd(__m512d y) {
+  using namespace ref_rows_shared;
+  const __m512d one = _mm512_set1_pd(1.0), half = _mm512_set1_pd(0.5);
+  const __m512d u = _mm512_add_pd(one, y);
+  __m512d k = _mm512_getexp_pd(u);
+  __m512d m = _mm512_getmant_pd(u, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+  const __mmask8 big = _mm512_cmp_pd_mask(m, _mm512_set1_pd(kSqrt2), _CMP_GT_OQ);
+  m = _mm512_mask_mul_pd(m, big, m, half);
+  k = _mm512_mask_add_pd(k, big, k, one);
+  const __m512d f = _mm512_sub_pd(m, one);
+  const __m512d s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
+  const __m512d z = _mm512_mul_pd(s, s);
+  __m512d r = _mm512_set1_pd(kLog1pCoef[kLog1pTerms - 1]);
+  for (int i = kLog1pTerms - 2; i >= 0; --i) r = _mm512_fmadd_pd(r, z, _mm512_set1_pd(kLog1pCoef[i]));
+  r = _mm512_mul_pd(r, z);
+  const __m512d hfsq = _mm512_mul_pd(half, _mm512_mul_pd(f, f));
+  const __m512d t = _mm512_add_pd(_mm512_mul_pd(s, _mm512_add_pd(hfsq, r)), _mm512_mul_pd(k, _mm512_set1_pd(kLn2Lo)));
+  const __m512d big_u = _mm512_sub_pd(_mm512_mul_pd(k, _mm512_set1_pd(kLn2Hi)), _mm512_sub_pd(_mm512_sub_pd(hfsq, t), f));
+  const __m512d tiny = _mm512_sub_pd(y, _mm512_mul_pd(half, _mm512_mul_pd(y, y)));
+  return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(y, _mm512_set1_pd(kLog1pTiny), _CMP_LT_OQ), big_u, tiny);
+}
+
 }  // namespace
+
+DSV4_AVX512F void gate_scores(float* s, int n, ScoreFunc f) {
+  if (f == ScoreFunc::Softmax) {
+    ref::gate_scores(s, n, f);
+    return;
+  }
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = tail16(n - i);
+    const __m512 x = _mm512_maskz_loadu_ps(m, s + i);
+    __m512 v;
+    if (f == ScoreFunc::Sigmoid) {  // 1 / f32(1 + exp32(-x))
+      v = _mm512_div_ps(one, _mm512_add_ps(one, exp_neg_ps(x)));
+    } else {  // sqrt(x > 20 ? x : log1p32(exp32(x)))
+      const __m512 y = to_ps(exp_clamped_pd(lo_pd(x)), exp_clamped_pd(hi_pd(x)));
+      const __m512 sp = to_ps(log1p_pd(lo_pd(y)), log1p_pd(hi_pd(y)));
+      v = _mm512_sqrt_ps(_mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), sp, x));
+    }
+    _mm512_mask_storeu_ps(s + i, m, v);
+  }
+}
 
 DSV4_AVX512F void rms_norm(const float* x, const uint16_t* w, int64_t n, float eps, float* y) {
   const __m512 r = _mm512_set1_ps(rms_scale(x, n, eps));

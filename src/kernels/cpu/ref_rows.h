@@ -7,8 +7,9 @@
 //   * sums over a row (the RMS of rms_norm, head_norm_bf16, hc_pre_finish, hc_head_finish) add in
 //     float64 over 8 lanes (AVX-512) or 4 (AVX2) where the reference adds one element after the
 //     other;
-//   * swiglu's and softmax_pool's exp is a float64 polynomial (within ~1 float64 ulp) where the
-//     reference calls std::exp; both are rounded once to float32.
+//   * the exp of swiglu, softmax_pool and gate_scores and gate_scores' log1p are float64
+//     polynomials (within ~1 float64 ulp) where the reference calls std::exp / std::log1p; both
+//     are rounded once to float32.
 // Everything else (hc_post, the weighted collapses of hc_pre_finish and hc_head_finish,
 // rope_apply, fp4_sim, fp8_sim, softmax_pool's sums and the element-wise parts of the norms and
 // swiglu) is bit-identical to the reference, NaN included.
@@ -16,6 +17,7 @@
 #pragma once
 #include <cstdint>
 
+#include "format/config.h"
 #include "kernels/ref/mhc.h"
 
 namespace dsv4::cpu {
@@ -38,6 +40,9 @@ namespace dsv4::cpu {
   /* ref::softmax_pool over 16 / 8 channels at a time (the exp as in exp32). */                    \
   void softmax_pool(const float* const* values, const float* const* scores, int rows, int64_t c,    \
                     float* z);                                                                      \
+  /* ref::gate_scores: sqrt-softplus and sigmoid on the lanes (exp and log1p as float64            \
+     polynomials, each within ~1 float64 ulp), softmax by the reference itself. */                  \
+  void gate_scores(float* s, int n, ScoreFunc f);                                                   \
   /* quant::fp4_sim; blocks other than 32 wide go to the scalar one. */                             \
   void fp4_sim(float* v, int64_t n, int block);                                                     \
   /* quant::fp8_sim (E4M3); blocks not a multiple of 16 wide go to the scalar one. */               \

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/ref/fmath.h"
+#include "kernels/ref/moe.h"
 #include "quant/quant.h"
 
 namespace dsv4::cpu::avx2_ref {
@@ -125,7 +126,58 @@ DSV4_AVX2 inline __m256 abs_ps(__m256 x) {
   return _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)));
 }
 
+// log1p(y) in float64 for y >= 0 or NaN (ref_rows_shared.h), 4 lanes: 2^k and m from the bits
+// (1 + y >= 1 is a normal float64), NaN put back at the end.
+DSV4_AVX2 inline __m256d log1p_pd(__m256d y) {
+  using namespace ref_rows_shared;
+  const __m256d one = _mm256_set1_pd(1.0), half = _mm256_set1_pd(0.5);
+  const __m256d u = _mm256_add_pd(one, y);
+  const __m256i bits = _mm256_castpd_si256(u);
+  const __m256i kbias = _mm256_set1_epi64x(0x4330000000000000ll);  // 2^52: k + 2^52 as a float64
+  __m256d k = _mm256_sub_pd(
+      _mm256_castsi256_pd(_mm256_add_epi64(_mm256_sub_epi64(_mm256_srli_epi64(bits, 52), _mm256_set1_epi64x(1023)), kbias)),
+      _mm256_castsi256_pd(kbias));
+  __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000FFFFFFFFFFFFFll)),
+                                                  _mm256_set1_epi64x(0x3FF0000000000000ll)));
+  const __m256d big = _mm256_cmp_pd(m, _mm256_set1_pd(kSqrt2), _CMP_GT_OQ);
+  m = _mm256_blendv_pd(m, _mm256_mul_pd(m, half), big);
+  k = _mm256_blendv_pd(k, _mm256_add_pd(k, one), big);
+  const __m256d f = _mm256_sub_pd(m, one);
+  const __m256d s = _mm256_div_pd(f, _mm256_add_pd(_mm256_set1_pd(2.0), f));
+  const __m256d z = _mm256_mul_pd(s, s);
+  __m256d r = _mm256_set1_pd(kLog1pCoef[kLog1pTerms - 1]);
+  for (int i = kLog1pTerms - 2; i >= 0; --i) r = _mm256_fmadd_pd(r, z, _mm256_set1_pd(kLog1pCoef[i]));
+  r = _mm256_mul_pd(r, z);
+  const __m256d hfsq = _mm256_mul_pd(half, _mm256_mul_pd(f, f));
+  const __m256d t = _mm256_add_pd(_mm256_mul_pd(s, _mm256_add_pd(hfsq, r)), _mm256_mul_pd(k, _mm256_set1_pd(kLn2Lo)));
+  const __m256d big_u = _mm256_sub_pd(_mm256_mul_pd(k, _mm256_set1_pd(kLn2Hi)), _mm256_sub_pd(_mm256_sub_pd(hfsq, t), f));
+  const __m256d tiny = _mm256_sub_pd(y, _mm256_mul_pd(half, _mm256_mul_pd(y, y)));
+  const __m256d v = _mm256_blendv_pd(big_u, tiny, _mm256_cmp_pd(y, _mm256_set1_pd(kLog1pTiny), _CMP_LT_OQ));
+  return _mm256_blendv_pd(v, y, _mm256_cmp_pd(y, y, _CMP_UNORD_Q));
+}
+
 }  // namespace
+
+DSV4_AVX2 void gate_scores(float* s, int n, ScoreFunc f) {
+  if (f == ScoreFunc::Softmax) {
+    ref::gate_scores(s, n, f);
+    return;
+  }
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int i = 0; i < n; i += 8) {
+    const int64_t left = n - i;
+    const __m256 x = load8(s + i, left);
+    __m256 v;
+    if (f == ScoreFunc::Sigmoid) {  // 1 / f32(1 + exp32(-x))
+      v = _mm256_div_ps(one, _mm256_add_ps(one, exp_neg_ps(x)));
+    } else {  // sqrt(x > 20 ? x : log1p32(exp32(x)))
+      const __m256 y = to_ps(exp_clamped_pd(lo_pd(x)), exp_clamped_pd(hi_pd(x)));
+      const __m256 sp = to_ps(log1p_pd(lo_pd(y)), log1p_pd(hi_pd(y)));
+      v = _mm256_sqrt_ps(_mm256_blendv_ps(sp, x, _mm256_cmp_ps(x, _mm256_set1_ps(20.0f), _CMP_GT_OQ)));
+    }
+    store8(s + i, v, left);
+  }
+}
 
 DSV4_AVX2 void rms_norm(const float* x, const uint16_t* w, int64_t n, float eps, float* y) {
   const __m256 r = _mm256_set1_ps(rms_scale(x, n, eps));

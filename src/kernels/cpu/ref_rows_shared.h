@@ -45,6 +45,18 @@ inline void hc_split(float r, const float* dots, int hc, const float* scale, con
   ref::hc_split_sinkhorn(mixes.data(), scale, base, hc, iters, hc_eps, split.pre, split.post, split.comb);
 }
 
+// log1p(y) in float64 for y >= 0 (the twins' ref::log1p32 before its float32 rounding). Below
+// kLog1pTiny, 1 + y is not exact: y - y^2 / 2 (the next term is under 2^-59 relative). Else
+// u = 1 + y = 2^k m with m in [sqrt(1/2), sqrt(2)), f = m - 1 (exact), s = f / (2 + f), and
+// log(1 + f) = 2 atanh(s) = 2 s + s R(s^2) with R(z) = sum_j 2 z^j / (2j + 1) to z^kLog1pTerms
+// (s^2 <= 0.0295, so the first term left out is under 2^-57 relative), arranged so that the
+// exact f is added last: log u = k ln2_hi - ((f^2/2 - (s (f^2/2 + R) + k ln2_lo)) - f).
+inline constexpr double kLog1pTiny = 0x1p-29;
+inline constexpr double kSqrt2 = 1.4142135623730951;
+inline constexpr int kLog1pTerms = 11;
+inline constexpr double kLog1pCoef[kLog1pTerms] = {2.0 / 3,  2.0 / 5,  2.0 / 7,  2.0 / 9,  2.0 / 11, 2.0 / 13,
+                                                   2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21, 2.0 / 23};
+
 // exp(x) in float64 for |x| <= kExpClamp: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite, the
 // product n * kLn2Hi exact), e^r by its Taylor series to r^13 (truncation < 2^-57 relative),
 // Horner on FMA with kExpInvFact[i] = 1 / i!, then times 2^n. Beyond the clamp the float32
