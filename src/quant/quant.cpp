@@ -16,8 +16,33 @@ namespace {
 inline uint32_t f32_bits(float f) { return std::bit_cast<uint32_t>(f); }
 inline float bits_f32(uint32_t u) { return std::bit_cast<float>(u); }
 
-// 2^k as a float for k in [-149, 127] (exact; subnormal below -126).
-inline float pow2f(int k) { return std::ldexp(1.0f, k); }
+// 2^k as a float for k in [-149, 127] (exact; subnormal below -126), built on the bits.
+inline float pow2f(int k) {
+  return k >= -126 ? bits_f32(static_cast<uint32_t>(k + 127) << 23) : bits_f32(1u << (k + 149));
+}
+
+// The 256 E4M3 values, from the format's definition (e4m3_value), looked up by e4m3_to_f32.
+float e4m3_value(uint8_t code) {
+  const bool neg = (code & 0x80u) != 0;
+  const int e = (code >> 3) & 0xF;
+  const int m = code & 0x7;
+  float v;
+  if (e == 0xF && m == 0x7) {
+    v = std::numeric_limits<float>::quiet_NaN();
+  } else if (e == 0) {
+    v = static_cast<float>(m) * pow2f(-9);  // subnormal: m/8 * 2^-6
+  } else {
+    v = static_cast<float>(8 + m) * pow2f(e - 10);  // (1 + m/8) * 2^(e-7)
+  }
+  return neg ? -v : v;
+}
+struct E4m3Table {
+  float v[256];
+  E4m3Table() {
+    for (int c = 0; c < 256; ++c) v[c] = e4m3_value(static_cast<uint8_t>(c));
+  }
+};
+const E4m3Table kE4m3;
 
 constexpr float kE2M1Grid[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
@@ -58,37 +83,25 @@ uint16_t f32_to_bf16(float f) {
 }
 
 // ---------------------------------------------------------------- E4M3 (e4m3fn)
-float e4m3_to_f32(uint8_t code) {
-  const bool neg = (code & 0x80u) != 0;
-  const int e = (code >> 3) & 0xF;
-  const int m = code & 0x7;
-  float v;
-  if (e == 0xF && m == 0x7) {
-    v = std::numeric_limits<float>::quiet_NaN();
-  } else if (e == 0) {
-    v = static_cast<float>(m) * pow2f(-9);  // subnormal: m/8 * 2^-6
-  } else {
-    v = static_cast<float>(8 + m) * pow2f(e - 10);  // (1 + m/8) * 2^(e-7)
-  }
-  return neg ? -v : v;
-}
+float e4m3_to_f32(uint8_t code) { return kE4m3.v[code]; }
 
 uint8_t f32_to_e4m3(float f) {
-  if (std::isnan(f)) return 0x7F;
-  const uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
-  const float a = std::fabs(f);
-  if (a >= kFp8Max) return sign | 0x7E;  // satfinite (also +-inf)
+  const uint32_t u = f32_bits(f);
+  const uint32_t au = u & 0x7FFFFFFFu;
+  if (au > 0x7F800000u) return 0x7F;                  // NaN
+  const uint8_t sign = (u >> 31) != 0 ? 0x80 : 0x00;
+  if (au >= f32_bits(kFp8Max)) return sign | 0x7E;    // satfinite (also +-inf)
   // The codes are monotonic in magnitude, so code = (biased exponent)*8 + (significand - 8) with
-  // the significand rounded on the quantum of the binade; a carry to 16 moves to the next binade.
-  int e2;
-  std::frexp(a, &e2);          // a = m * 2^e2, m in [0.5, 1)
-  const int e = e2 - 1;        // a in [2^e, 2^(e+1))
-  if (a == 0.0f || e < -6) {   // subnormal range: quantum 2^-9, code = round(a * 2^9)
-    const float q = std::nearbyint(a * pow2f(9));  // exact scaling, RNE
+  // the significand rounded on the quantum of the binade; a carry moves to the next binade.
+  if (au < 0x3C800000u) {  // below 2^-6 (zero and float32 subnormals too): quantum 2^-9
+    // a * 2^9 < 8 is exact; adding and removing 2^23 rounds it to an integer, to nearest even
+    const float q = (bits_f32(au) * 512.0f + 8388608.0f) - 8388608.0f;
     return sign | static_cast<uint8_t>(q);
   }
-  const float q = std::nearbyint(a * pow2f(3 - e));  // in [8, 16]
-  return sign | static_cast<uint8_t>((e + 7) * 8 + static_cast<int>(q) - 8);
+  // Round the 23-bit significand to 3 bits, to nearest even, on the bits (a carry into the
+  // exponent field is the next binade's code); then code = (e + 7) * 8 + m3, e = exponent - 127.
+  const uint32_t r = au + 0x7FFFFu + ((au >> 20) & 1u);
+  return sign | static_cast<uint8_t>((((r >> 23) - 120u) << 3) | ((r >> 20) & 7u));
 }
 
 // ---------------------------------------------------------------- E8M0
