@@ -311,7 +311,7 @@ void BM_SparseAttention(benchmark::State& st) {
   }
   set_counters(st, double(n * L * D * 4), 4.0 * n * H * L * D);
 }
-BENCHMARK(BM_SparseAttention)->ArgNames({"n", "keys"})->Args({1, 640})->Args({16, 640})->Args({128, 640})
+BENCHMARK(BM_SparseAttention)->ArgNames({"n", "keys"})->Args({1, 64})->Args({1, 128})->Args({1, 640})->Args({16, 640})->Args({128, 640})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Indexer arguments over n query rows of H heads x D dims and nk keys (the keys left to the caller).
