@@ -53,9 +53,15 @@ void hc_post(const float* x, const float* f, int hc, int64_t dim, const float* p
 
 void hc_head_finish(const float* x, int hc, int64_t dim, const float* dots, const float* scale,
                     const float* base, float norm_eps, float hc_eps, float* a) {
-  std::vector<float> pre(static_cast<size_t>(hc));
-  hc_head_pre(dots, rms_scale(x, hc * dim, norm_eps), hc, scale, base, hc_eps, pre.data());
-  weighted_collapse(x, hc, dim, pre.data(), a);
+  float small[64];  // no allocation per token (hc is 4 in V4)
+  std::vector<float> big;
+  float* pre = small;
+  if (hc > 64) {
+    big.resize(static_cast<size_t>(hc));
+    pre = big.data();
+  }
+  hc_head_pre(dots, rms_scale(x, hc * dim, norm_eps), hc, scale, base, hc_eps, pre);
+  weighted_collapse(x, hc, dim, pre, a);
 }
 
 void hc_head_pre(const float* dots, float r, int hc, const float* scale, const float* base, float hc_eps,
