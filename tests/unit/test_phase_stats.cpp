@@ -9,6 +9,7 @@
 namespace dsv4 {
 namespace {
 
+// The entry of `name` in v, or nullptr; v must outlive the pointer.
 const PhaseTotal* find(const std::vector<PhaseTotal>& v, const std::string& name) {
   for (const PhaseTotal& p : v)
     if (p.name == name) return &p;
@@ -51,7 +52,8 @@ TEST(PhaseStats, EndStopsThePhaseOnce) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }  // the destructor adds nothing more
   phase_stats_enable(false);
-  const PhaseTotal* p = find(phase_stats(), "test_end");
+  const auto stats = phase_stats();
+  const PhaseTotal* p = find(stats, "test_end");
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->calls, 1);
   EXPECT_LT(p->seconds, 0.015);
