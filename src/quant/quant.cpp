@@ -4,6 +4,7 @@
 #include "quant/quant.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -13,20 +14,21 @@ namespace dsv4::quant {
 
 namespace {
 
-inline uint32_t f32_bits(float f) { return std::bit_cast<uint32_t>(f); }
-inline float bits_f32(uint32_t u) { return std::bit_cast<float>(u); }
+constexpr uint32_t f32_bits(float f) { return std::bit_cast<uint32_t>(f); }
+constexpr float bits_f32(uint32_t u) { return std::bit_cast<float>(u); }
 
 // 2^k as a float for k in [-149, 127] (exact; subnormal below -126), built on the bits.
-inline float pow2f(int k) {
+constexpr float pow2f(int k) {
   return k >= -126 ? bits_f32(static_cast<uint32_t>(k + 127) << 23) : bits_f32(1u << (k + 149));
 }
 
-// The 256 E4M3 values, from the format's definition (e4m3_value), looked up by e4m3_to_f32.
-float e4m3_value(uint8_t code) {
+// The format's definition of E4M3 code `code`; e4m3_to_f32 reads it from a table made at compile
+// time (constant-initialised, so correct even when called from another file's static init).
+constexpr float e4m3_value(uint8_t code) {
   const bool neg = (code & 0x80u) != 0;
   const int e = (code >> 3) & 0xF;
   const int m = code & 0x7;
-  float v;
+  float v = 0.0f;
   if (e == 0xF && m == 0x7) {
     v = std::numeric_limits<float>::quiet_NaN();
   } else if (e == 0) {
@@ -36,13 +38,11 @@ float e4m3_value(uint8_t code) {
   }
   return neg ? -v : v;
 }
-struct E4m3Table {
-  float v[256];
-  E4m3Table() {
-    for (int c = 0; c < 256; ++c) v[c] = e4m3_value(static_cast<uint8_t>(c));
-  }
-};
-const E4m3Table kE4m3;
+constexpr std::array<float, 256> kE4m3 = [] {
+  std::array<float, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<size_t>(c)] = e4m3_value(static_cast<uint8_t>(c));
+  return t;
+}();
 
 constexpr float kE2M1Grid[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
@@ -83,7 +83,7 @@ uint16_t f32_to_bf16(float f) {
 }
 
 // ---------------------------------------------------------------- E4M3 (e4m3fn)
-float e4m3_to_f32(uint8_t code) { return kE4m3.v[code]; }
+float e4m3_to_f32(uint8_t code) { return kE4m3[code]; }
 
 uint8_t f32_to_e4m3(float f) {
   const uint32_t u = f32_bits(f);

@@ -49,14 +49,14 @@ TEST(PhaseStats, EndStopsThePhaseOnce) {
   {
     PhaseScope s(phase_register("test_end"));
     s.end();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }  // the destructor adds nothing more
   phase_stats_enable(false);
   const auto stats = phase_stats();
   const PhaseTotal* p = find(stats, "test_end");
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->calls, 1);
-  EXPECT_LT(p->seconds, 0.015);
+  EXPECT_LT(p->seconds, 0.1);  // the 200 ms after end() are not counted
   phase_stats_reset();
 }
 
