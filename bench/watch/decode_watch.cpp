@@ -5,12 +5,13 @@
 // over rotating copies of its own, 64-byte aligned and 28 bytes off (the flash-width shards'
 // offset), a fixed serial computation (core_us: the core's own speed in that minute) and the
 // cost of handing data between the pool's two threads (a cache line's round trip, an empty pool
-// run, a 64 KiB read of what the other thread wrote), so that each is judged against the probe of
-// its own minute. It prints one line per round and, at the end, the medians of each fraction of
-// the probe over the rounds whose probe fell in each 10 GB/s band, then the time outside the
-// linears by phase of the forward pass (core/phase_stats.h) per band: what `dsv4 bench` cannot
-// show when a fast minute comes and goes within one of its tests (docs/performance.md, "Aligned
-// tensors", "Fast minutes are far cores").
+// run, a 64 KiB read of what the other thread wrote, and a 64 KiB rewrite of what the other
+// thread has just read, against a rewrite of the writer's own lines), so that each is judged
+// against the probe of its own minute. It prints one line per round and, at the end, the medians
+// of each fraction of the probe over the rounds whose probe fell in each 10 GB/s band, then the
+// time outside the linears by phase of the forward pass (core/phase_stats.h) per band: what
+// `dsv4 bench` cannot show when a fast minute comes and goes within one of its tests
+// (docs/performance.md, "Aligned tensors", "Fast minutes are far cores").
 //
 // The decode runs at depths [0, --max-depth) (default 2048), starting over when it gets there.
 //
@@ -135,7 +136,7 @@ double core_us() {
 // step hands its activations between the threads ~80 times a token; both show whether the two
 // threads sit far apart (another core complex) in the minutes with fast memory.
 struct Handoff {
-  double trip_ns = 0, run_us = 0, read_us = 0;
+  double trip_ns = 0, run_us = 0, read_us = 0, rewrite_us = 0, own_us = 0;
 };
 Handoff handoff(ThreadPool& pool) {
   Handoff h;
@@ -192,11 +193,41 @@ Handoff handoff(ThreadPool& pool) {
   }
   std::nth_element(us.begin(), us.begin() + kReads / 2, us.end());
   h.read_us = us[kReads / 2];
+  // Thread 1 then rewrites those 64 KiB, which thread 0 has just read (every line is also in
+  // thread 0's cache and has to be taken back from there before the store: a hyper-connection
+  // row after both threads read it in the mixing GEMV), then once more (its own lines): the
+  // medians of kReads.
+  struct Rewrite {
+    double shared_us = 0, own_us = 0;
+  } rw;
+  std::vector<double> shared, own;
+  for (int i = 0; i < kReads; ++i) {
+    uint64_t s = 0;
+    for (uint64_t v : buf) s += v;
+    if (s != kWords) throw_error("decode_watch: the rewrite's read summed ", s);
+    pool.run(
+        [](void* p, int t) {
+          if (t != 1) return;
+          auto* r = static_cast<Rewrite*>(p);
+          for (double* out : {&r->shared_us, &r->own_us}) {
+            const auto w0 = Clock::now();
+            std::fill(buf.begin(), buf.end(), uint64_t{1});
+            *out = seconds_since(w0) * 1e6;
+          }
+        },
+        &rw);
+    shared.push_back(rw.shared_us);
+    own.push_back(rw.own_us);
+  }
+  std::nth_element(shared.begin(), shared.begin() + kReads / 2, shared.end());
+  std::nth_element(own.begin(), own.begin() + kReads / 2, own.end());
+  h.rewrite_us = shared[kReads / 2];
+  h.own_us = own[kReads / 2];
   return h;
 }
 
 struct Round {
-  double probe, model, kind[4], other_ms, tok_s, aligned, off28, core, trip_ns, run_us, read_us;
+  double probe, model, kind[4], other_ms, tok_s, aligned, off28, core, trip_ns, run_us, read_us, rewrite_us, own_us;
   std::map<std::string, double> phase_us;  // per token
 };
 
@@ -219,7 +250,7 @@ int run(const Options& o) {
   const int64_t vocab = engine.info().vocab_size;
   std::vector<Round> rounds;
   int64_t pos = 0;
-  std::printf("round  probe | model  fp8    fp4    bf16   f32  GB/s  other_ms  tok/s | gemv aligned  off28 GB/s | core us  trip ns  run us  read us\n");
+  std::printf("round  probe | model  fp8    fp4    bf16   f32  GB/s  other_ms  tok/s | gemv aligned  off28 GB/s | core us  trip ns  run us  read us  rewrite us  own us\n");
   for (int r = 0; r < o.rounds; ++r) {
     Round rd{};
     rd.probe = probe.run(1).gb_per_s;
@@ -255,9 +286,11 @@ int run(const Options& o) {
     rd.trip_ns = hf.trip_ns;
     rd.run_us = hf.run_us;
     rd.read_us = hf.read_us;
-    std::printf("%5d %6.1f | %5.1f %6.1f %6.1f %6.1f %6.1f %9.3f %6.1f | %12.1f %6.1f | %7.0f %8.0f %7.2f %8.2f\n", r, rd.probe,
-                rd.model, rd.kind[0], rd.kind[1], rd.kind[2], rd.kind[3], rd.other_ms, rd.tok_s, rd.aligned,
-                rd.off28, rd.core, rd.trip_ns, rd.run_us, rd.read_us);
+    rd.rewrite_us = hf.rewrite_us;
+    rd.own_us = hf.own_us;
+    std::printf("%5d %6.1f | %5.1f %6.1f %6.1f %6.1f %6.1f %9.3f %6.1f | %12.1f %6.1f | %7.0f %8.0f %7.2f %8.2f %11.2f %7.2f\n", r,
+                rd.probe, rd.model, rd.kind[0], rd.kind[1], rd.kind[2], rd.kind[3], rd.other_ms, rd.tok_s, rd.aligned,
+                rd.off28, rd.core, rd.trip_ns, rd.run_us, rd.read_us, rd.rewrite_us, rd.own_us);
     std::fflush(stdout);
     rounds.push_back(rd);
   }
@@ -269,7 +302,7 @@ int run(const Options& o) {
     return v.empty() ? 0.0 : v[v.size() / 2];
   };
   std::printf("\nmedian fraction of the probe, by the probe's band\n");
-  std::printf("probe GB/s  rounds  model   fp8    fp4    bf16  | gemv aligned  off28 | other_ms  tok/s | core us  trip ns  run us  read us\n");
+  std::printf("probe GB/s  rounds  model   fp8    fp4    bf16  | gemv aligned  off28 | other_ms  tok/s | core us  trip ns  run us  read us  rewrite us  own us\n");
   for (const auto& [band, rs] : bands) {
     auto frac = [&](auto get) {
       std::vector<double> v;
@@ -281,14 +314,15 @@ int run(const Options& o) {
       for (const Round& rd : rs) v.push_back(get(rd));
       return median(v);
     };
-    std::printf("%4d-%-4d %8zu  %5.2f  %5.2f  %5.2f  %5.2f  | %12.2f  %5.2f | %8.3f %6.1f | %7.0f %8.0f %7.2f %8.2f\n", band, band + 10,
+    std::printf("%4d-%-4d %8zu  %5.2f  %5.2f  %5.2f  %5.2f  | %12.2f  %5.2f | %8.3f %6.1f | %7.0f %8.0f %7.2f %8.2f %11.2f %7.2f\n", band, band + 10,
                 rs.size(),
                 frac([](const Round& x) { return x.model; }), frac([](const Round& x) { return x.kind[0]; }),
                 frac([](const Round& x) { return x.kind[1]; }), frac([](const Round& x) { return x.kind[2]; }),
                 frac([](const Round& x) { return x.aligned; }), frac([](const Round& x) { return x.off28; }),
                 plain([](const Round& x) { return x.other_ms; }), plain([](const Round& x) { return x.tok_s; }),
                 plain([](const Round& x) { return x.core; }), plain([](const Round& x) { return x.trip_ns; }),
-                plain([](const Round& x) { return x.run_us; }), plain([](const Round& x) { return x.read_us; }));
+                plain([](const Round& x) { return x.run_us; }), plain([](const Round& x) { return x.read_us; }),
+                plain([](const Round& x) { return x.rewrite_us; }), plain([](const Round& x) { return x.own_us; }));
   }
   // The time outside the linears by phase of the forward pass (us per token, medians by band).
   std::vector<std::string> names;
