@@ -280,14 +280,16 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
 }
 
 // Pairs of groups on the same rows (a routed expert's w1 and w3) share one preparation of their
-// activations; every group's result must equal its own single-group call, bit for bit, on each
-// path (in-register decode and its integer form at 1-3 rows, tiles from 3 or 32 rows).
+// activations, and so do consecutive experts whose own row lists hold the same rows (decode: each
+// lists the step's one row); every group's result must equal its own single-group call, bit for
+// bit, on each path (in-register decode and its integer form at 1-3 rows, tiles from 3 or 32
+// rows).
 TEST(CpuLinear, Fp4GroupedPairsOnTheSameRowsMatchSingleCalls) {
   std::mt19937 rng(4);
   const int64_t k = 512, n = 96, tokens = 50;
   std::uniform_int_distribution<int> byte(0, 255);
   const auto x = random_rows(rng, tokens, k, 0.5f);
-  const int64_t counts[] = {1, 3, 12, 40, 2};
+  const int64_t counts[] = {1, 3, 12, 40, 2, 1, 1, 1, 2, 2};
   const int experts = static_cast<int>(std::size(counts));
   std::vector<std::vector<uint8_t>> packed(2 * experts), scales(2 * experts);
   for (int g = 0; g < 2 * experts; ++g) {
@@ -298,6 +300,11 @@ TEST(CpuLinear, Fp4GroupedPairsOnTheSameRowsMatchSingleCalls) {
   std::vector<std::vector<int32_t>> rows(experts);
   for (int e = 0; e < experts; ++e)
     for (int64_t i = 0; i < counts[e]; ++i) rows[e].push_back(static_cast<int32_t>((e * 11 + i * 7) % tokens));
+  // Experts 5-7: one row each, the same row in lists of their own; 8 and 9: the same count, the
+  // second list one row different (no sharing).
+  rows[5] = rows[6] = rows[7] = {9};
+  rows[8] = {4, 9};
+  rows[9] = {4, 10};
   ThreadPool pool(2);
   for (Isa isa : isas_to_test()) {
     IsaScope scope(isa);

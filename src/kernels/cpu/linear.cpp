@@ -644,13 +644,16 @@ void linear_fp8_grouped(std::span<const Fp8Group> groups, ThreadPool* pool, bool
 // The integer form (Fp4IntRows) of the prepared BF16 rows of every in-register group, in the
 // calling thread's buffers (a pass over 2 bytes per value: ~1 us per 4096-value row).
 namespace {
-// Whether group gi reads the same activation rows as group gi - 1 (a routed expert's w1 and w3):
-// it then shares that group's prepared activations.
+// Whether group gi reads the same activation rows as group gi - 1: a routed expert's w3 after its
+// w1, and in decode every routed expert's w1 and w3 (each lists the step's one row). It then
+// shares that group's prepared activations.
 bool same_input_as_previous(std::span<const Fp4Group> groups, size_t gi) {
   if (gi == 0) return false;
   const Fp4Group &a = groups[gi], &b = groups[gi - 1];
-  return a.count > 0 && a.x == b.x && a.ldx == b.ldx && a.rows == b.rows && a.count == b.count &&
-         a.w.k == b.w.k;
+  if (a.count <= 0 || a.x != b.x || a.ldx != b.ldx || a.count != b.count || a.w.k != b.w.k) return false;
+  if (a.rows == b.rows) return true;
+  if (a.rows == nullptr || b.rows == nullptr) return false;
+  return std::equal(a.rows, a.rows + a.count, b.rows);
 }
 
 void to_int_rows(const Fp4IntKernels& ik, std::span<const Fp4Group> groups, std::vector<Act>& acts) {
