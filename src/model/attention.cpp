@@ -33,14 +33,23 @@ struct RopeRows {
   std::vector<float>& sin;
   int half = 0;
   const RowOps* ops = nullptr;
-  void fill(const Backend& be, const ref::RopeFreqs& f, int64_t pos0, int64_t n) {
+  // The tables of block `id` for positions [pos0, pos0 + n), unless the scratch already holds
+  // those of its rope class for the same positions (an earlier layer of the chunk).
+  void fill(const ModelContext& mc, int id, int64_t pos0, int64_t n, ForwardScratch& sc) {
+    const ref::RopeFreqs& f = mc.rope[static_cast<size_t>(id)];
+    const int cls = mc.rope_class[static_cast<size_t>(id)];
+    const Backend& be = *mc.be;
     half = static_cast<int>(f.inv_freq.size());
     ops = &be.row_ops();
+    if (sc.rope_class == cls && sc.rope_pos0 == pos0 && sc.rope_rows == n) return;
     cos.resize(static_cast<size_t>(n * half));
     sin.resize(static_cast<size_t>(n * half));
     be.for_units(n, 40.0 * half, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) ref::rope_cos_sin(f, pos0 + t, &cos[t * half], &sin[t * half]);
     });
+    sc.rope_class = cls;
+    sc.rope_pos0 = pos0;
+    sc.rope_rows = n;
   }
   void apply(float* v, int64_t t, bool inverse) const {
     ops->rope_apply(v, &cos[t * half], &sin[t * half], half, inverse);
@@ -214,7 +223,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   RopeRows rr{sc.rope_cos, sc.rope_sin};
   {
     DSV4_PHASE("rope_tables");
-    rr.fill(be, mc.rope[static_cast<size_t>(id)], pos0, n);
+    rr.fill(mc, id, pos0, n, sc);
   }
 
   // ---- query path: wq_a -> q_norm -> wq_b -> per-head norm -> RoPE

@@ -19,9 +19,17 @@ void ModelContext::init(const ModelWeights& weights, const Backend& backend) {
   const ModelConfig& cfg = weights.config;
   const int nblocks = cfg.n_layers + static_cast<int>(weights.mtp.size());
   rope.clear();
+  rope_class.clear();
   wo_a.assign(static_cast<size_t>(nblocks), {});
   for (int id = 0; id < nblocks; ++id) {
     rope.push_back(ref::rope_freqs(cfg, cfg.ratio(id)));
+    int cls = id;  // the first block with the same table (every compressed layer's are equal)
+    for (int j = 0; j < id; ++j)
+      if (rope[static_cast<size_t>(j)].inv_freq == rope.back().inv_freq) {
+        cls = rope_class[static_cast<size_t>(j)];
+        break;
+      }
+    rope_class.push_back(cls);
     const AttentionWeights& aw = block(id).attn;
     // The backend multiplies FP8 wo_a itself when it can and the groups are whole 128-row,
     // 128-column blocks; otherwise (reference) it is converted like convert.py does.

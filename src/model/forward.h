@@ -27,6 +27,7 @@ struct ModelContext {
   const ModelWeights* w = nullptr;
   const Backend* be = nullptr;
   std::vector<ref::RopeFreqs> rope;          // per block id (main layers then MTP blocks)
+  std::vector<int> rope_class;               // per block id: equal ids for equal rope tables
   std::vector<std::vector<uint16_t>> wo_a;   // per block id: wo_a as bf16 [G*R, (H/G)*D]
   void init(const ModelWeights& weights, const Backend& backend);
   const BlockWeights& block(int id) const;

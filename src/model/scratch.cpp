@@ -14,6 +14,7 @@ void reserve_counted(std::vector<T>& v, int64_t n, uint64_t& total) {
 
 void ForwardScratch::reserve(const ModelConfig& c, int64_t n, int64_t T) {
   reserved_bytes = 0;
+  rope_class = -1;  // another model's tables may follow
   auto res = [&](auto& v, int64_t count) { reserve_counted(v, count, reserved_bytes); };
   const int64_t dim = c.dim, hc = c.hc_mult, flat = hc * dim, HD = int64_t{c.n_heads} * c.head_dim;
   const int64_t D = c.head_dim, W = c.window, I = c.moe_inter_dim, E = c.n_routed_experts;

@@ -17,6 +17,11 @@ struct ForwardScratch {
   std::vector<float> a, xin, f, hc_pre, hc_post, hc_comb, hc_dots;
   // attention
   std::vector<float> rope_cos, rope_sin, qlat, q, kv, qi, wts, staging, o, u;
+  // What rope_cos / rope_sin hold: the tables of rope class rope_class (ModelContext) for the
+  // positions [rope_pos0, rope_pos0 + rope_rows); the layers of a chunk that share a class reuse
+  // them. rope_class < 0: nothing yet.
+  int rope_class = -1;
+  int64_t rope_pos0 = 0, rope_rows = 0;
   std::vector<int32_t> sel, lists, topk_work;
   std::vector<int64_t> nsel, visible;
   std::vector<float> comp_rows;  // compressed entries referenced by the chunk's key lists
