@@ -285,10 +285,12 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   PhaseScope phase_keys(kPhaseKeys);  // window rows, key lists and the gather
   const bool in_ring = n == 1 && st.window.floats() && st.window.capacity() == W;
   const float* window_keys = nullptr;
+  const uint16_t* window_bf16 = nullptr;
   int64_t split = 0;
   if (in_ring) {
     st.window.write(pos0 % W, kv.data());
     window_keys = st.window.floats();
+    window_bf16 = st.window.bf16();
     split = W;
   } else {
     auto& staging = sc.staging;
@@ -319,6 +321,7 @@ void attention_forward(const ModelContext& mc, int id, BlockState& st, const flo
   args.n_heads = H;
   args.head_dim = D;
   args.keys = window_keys;
+  args.keys_bf16 = window_bf16;
   args.split = split;
   // the compressed entries the lists reference, decoded from the store
   if (ratio > 0) gather_compressed(*mc.be, st.ckv, split, sc.lists.data(), n * L, sc.comp_rows, sc.gather);

@@ -47,6 +47,10 @@ struct AttentionArgs {
   const float* keys = nullptr;   // [split][head_dim]
   int64_t split = 0;
   const float* keys2 = nullptr;  // [*][head_dim] (may be null when no index reaches it)
+  // Optional: rows [0, split) of the key table again as BF16 bits (head_dim apart), which a
+  // kernel that multiplies in BF16 may read instead of converting `keys` (the decode step's window
+  // ring keeps both: runtime/kv_store.h).
+  const uint16_t* keys_bf16 = nullptr;
   const float* key(int64_t i) const {
     return i < split ? keys + i * head_dim : keys2 + (i - split) * head_dim;
   }

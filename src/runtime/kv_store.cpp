@@ -44,11 +44,22 @@ void KvRows::init(int64_t capacity, int width, KvRowKind kind, KvLayout layout, 
   else entry_bytes_ = IndexKeyCodec(width).entry_bytes();
   bytes_.assign(static_cast<size_t>(capacity) * entry_bytes_, 0);
   floats_.clear();
+  bf16_.clear();
 }
 
 void KvRows::keep_floats() {
   floats_.resize(static_cast<size_t>(capacity_) * static_cast<size_t>(width_));
-  read_range(0, capacity_, floats_.data());
+  bf16_.resize(floats_.size());
+  for (int64_t i = 0; i < capacity_; ++i) copy_row(i, bytes_.data() + static_cast<size_t>(i) * entry_bytes_);
+}
+
+void KvRows::copy_row(int64_t i, const uint8_t* e) {
+  const size_t at = static_cast<size_t>(i) * static_cast<size_t>(width_);
+  float* row = floats_.data() + at;
+  decode(e, row);
+  // The entries hold BF16 values only (encode refuses others): their high 16 bits are the BF16.
+  for (int d = 0; d < width_; ++d)
+    bf16_[at + static_cast<size_t>(d)] = static_cast<uint16_t>(std::bit_cast<uint32_t>(row[d]) >> 16);
 }
 
 void KvRows::check(int64_t first, int64_t n) const {
@@ -60,14 +71,14 @@ void KvRows::check(int64_t first, int64_t n) const {
 void KvRows::write(int64_t i, const float* v) {
   check(i, 1);
   uint8_t* e = bytes_.data() + static_cast<size_t>(i) * entry_bytes_;
-  float* copy = floats_.empty() ? nullptr : floats_.data() + static_cast<size_t>(i) * static_cast<size_t>(width_);
+  const bool copy = !floats_.empty();
   try {
     encode(e, i, v);
   } catch (...) {
-    if (copy) decode(e, copy);  // whatever the refused write left in the entry, the copy reads the same
+    if (copy) copy_row(i, e);  // whatever the refused write left in the entry, the copies read the same
     throw;
   }
-  if (copy) decode(e, copy);
+  if (copy) copy_row(i, e);
 }
 
 void KvRows::encode(uint8_t* e, int64_t i, const float* v) {

@@ -6,8 +6,9 @@
 // Both are lossless for the values the forward pass stores (write() throws on any other value), so
 // the layout never changes a result. The allocation is exactly capacity * entry_bytes() bytes,
 // the figure runtime/kv_budget.h reports. A store may also keep a float copy of its rows
-// (keep_floats(): the window ring, whose rows every decode step attends to), which write() keeps
-// in step; that copy is working memory of the forward pass, not counted as KV cache.
+// and BF16 copy of its rows (keep_floats(): the window ring, whose rows every decode step attends
+// to), which write() keeps in step; those copies are working memory of the forward pass, not
+// counted as KV cache.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -37,11 +38,15 @@ class KvRows {
   size_t allocated_bytes() const { return bytes_.size(); }  // the entries (the KV cache itself)
 
   // From now on also keep every row decoded as floats (capacity * width floats, filled from the
-  // entries now held; write() decodes each new entry into it, so it reads exactly as read()).
+  // entries now held; write() decodes each new entry into it, so it reads exactly as read()),
+  // and the same values as BF16 bits (every value a store keeps is a BF16 value: exact), which
+  // the attention kernels that multiply in BF16 read without converting.
   void keep_floats();
   // Row i of the float copy is floats() + i * width(); nullptr unless keep_floats() was called.
   const float* floats() const { return floats_.empty() ? nullptr : floats_.data(); }
-  size_t float_bytes() const { return floats_.size() * sizeof(float); }
+  // Row i of the BF16 copy is bf16() + i * width(); nullptr unless keep_floats() was called.
+  const uint16_t* bf16() const { return bf16_.empty() ? nullptr : bf16_.data(); }
+  size_t float_bytes() const { return floats_.size() * sizeof(float) + bf16_.size() * sizeof(uint16_t); }
 
   void write(int64_t i, const float* v);  // throws past capacity or on a value it cannot keep exactly
   void read(int64_t i, float* out) const { read_range(i, 1, out); }
@@ -64,6 +69,8 @@ class KvRows {
   size_t entry_bytes_ = 0;
   std::vector<uint8_t> bytes_;
   std::vector<float> floats_;  // keep_floats(): [capacity][width]
+  std::vector<uint16_t> bf16_;  // keep_floats(): the same rows as BF16 bits
+  void copy_row(int64_t i, const uint8_t* e);  // entry e into row i of both copies
 };
 
 }  // namespace dsv4

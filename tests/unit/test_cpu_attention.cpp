@@ -127,6 +127,41 @@ TEST_P(CpuAttentionDims, SparseAttentionMatchesFloat64) {
   }
 }
 
+// The key table's first rows given again as BF16 bits (AttentionArgs::keys_bf16, what a decode
+// step's window ring keeps) change no output bit at any level: the BF16 kernel reads those rows in
+// place of its own conversion where D is a multiple of 32 (D = 96, 512), and converts as before
+// otherwise (D = 80). Several 64-key blocks, -1 holes, odd key counts, keys on both sides of split.
+TEST(CpuAttention, Bf16KeyRowsChangeNothing) {
+  std::mt19937 rng(23);
+  ThreadPool pool(2);
+  for (const int D : {80, 96, 512}) {
+    for (const auto& [H, n] : {std::pair<int, int64_t>{64, 1}, {21, 3}}) {
+      const int split = 70, n2 = 90;
+      const int64_t L = 151;
+      const auto q = bf16_randn(rng, n * H * D, 1.0f);
+      const auto k1 = bf16_randn(rng, split * D, 1.0f), k2 = bf16_randn(rng, n2 * D, 1.0f);
+      std::vector<uint16_t> k1_bits(k1.size());
+      for (size_t i = 0; i < k1.size(); ++i) k1_bits[i] = f32_to_bf16_bits(k1[i]);
+      std::vector<float> sink(H, -0.5f);
+      std::vector<int32_t> lists(n * L);
+      std::uniform_int_distribution<int> pick(0, split + n2 - 1);
+      for (int64_t j = 0; j < n * L; ++j) lists[j] = (j % 7 == 3) ? -1 : pick(rng);
+      AttentionArgs a = attention_args(q, n, H, D, k1, k2.data(), lists, L, sink);
+      for (Isa isa : isas_to_test()) {
+        IsaScope scope(isa);
+        std::vector<float> want(n * H * D, 1.0f), got(n * H * D, 2.0f);
+        a.keys_bf16 = nullptr;
+        a.out = want.data();
+        sparse_attention(a, &pool);
+        a.keys_bf16 = k1_bits.data();
+        a.out = got.data();
+        sparse_attention(a, &pool);
+        ASSERT_EQ(want, got) << "D " << D << " H " << H << " " << isa_name(isa);
+      }
+    }
+  }
+}
+
 // Long lists (several 64-key online-softmax blocks, -1 holes, a last block of 1-63 keys, odd
 // key counts): the AMX unit equals the AVX-512 one up to float32 summation order, for units of
 // 21 and 53 heads.

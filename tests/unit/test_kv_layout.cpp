@@ -2,6 +2,8 @@
 // exactly the kv_budget byte count; the memory limit is checked before any work.
 #include <gtest/gtest.h>
 
+#include <bit>
+
 #include "ckpt_fixture.h"
 #include "format/config.h"
 #include "runtime/kv_budget.h"
@@ -66,7 +68,7 @@ TEST(KvLayout, StoreRoundTripsAndRejectsInexactValues) {
   }
 }
 
-// The float copy (the window ring's, read in place by decode steps) reads exactly as read():
+// The float and BF16 copies (the window ring's, read in place by decode steps) read exactly as read():
 // after init, after writes made before and after it was asked for, and after a refused write.
 TEST(KvLayout, FloatCopyReadsAsTheEntries) {
   const int D = 128, Dr = 64;
@@ -84,7 +86,8 @@ TEST(KvLayout, FloatCopyReadsAsTheEntries) {
     r.write(1, v.data());
     r.keep_floats();
     ASSERT_NE(r.floats(), nullptr);
-    EXPECT_EQ(r.float_bytes(), 5u * D * sizeof(float));
+    ASSERT_NE(r.bf16(), nullptr);
+    EXPECT_EQ(r.float_bytes(), 5u * D * (sizeof(float) + sizeof(uint16_t)));
     EXPECT_EQ(r.allocated_bytes(), 5u * r.entry_bytes());  // the copy is not KV cache
     fill(3);
     r.write(3, v.data());
@@ -97,9 +100,13 @@ TEST(KvLayout, FloatCopyReadsAsTheEntries) {
       r.read(i, back.data());
       EXPECT_TRUE(same_bits(std::vector<float>(r.floats() + i * D, r.floats() + (i + 1) * D), back))
           << kv_layout_name(l) << " entry " << i;
+      for (int d = 0; d < D; ++d)  // the BF16 copy: the same values
+        ASSERT_EQ(std::bit_cast<uint32_t>(back[static_cast<size_t>(d)]), uint32_t{r.bf16()[i * D + d]} << 16)
+            << kv_layout_name(l) << " entry " << i << " dim " << d;
     }
-    r.init(2, D, KvRowKind::Attention, l, Dr);  // a new shape drops the copy
+    r.init(2, D, KvRowKind::Attention, l, Dr);  // a new shape drops the copies
     EXPECT_EQ(r.floats(), nullptr);
+    EXPECT_EQ(r.bf16(), nullptr);
   }
 }
 

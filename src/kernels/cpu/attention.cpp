@@ -351,7 +351,8 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
 }
 #else
 // The same online softmax as the scalar twin over up to kBf16MaxHeads heads: each block's keys are
-// copied to BF16 once for all of them, as rows (the QK products) and as interleaved pairs (the PV
+// copied to BF16 once for all of them (or read in place where the table holds them as BF16 too:
+// a decode step's window ring), as rows (the QK products) and as interleaved pairs (the PV
 // products), both on vdpbf16ps; the heads go through the block 4 at a time sharing each key load.
 DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0, int hn) {
   const int D = a.head_dim, Dp = (D + 31) / 32 * 32;
@@ -362,7 +363,6 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   uint16_t* kt = grow(t_pairs, static_cast<size_t>(kAttnBlock) * D);
   uint16_t* qb = grow(t_q, static_cast<size_t>(kBf16MaxHeads) * Dp);
   float* acc = grow(t_acc, static_cast<size_t>(kBf16MaxHeads) * kMaxHeadDim);
-  const float* keys[kAttnBlock + 1];
   const uint16_t* kp[kAttnBlock + 4];
   alignas(64) float s[kHeadGroup * kAttnBlock];
   alignas(64) uint16_t pw[kHeadGroup * kAttnBlock];  // BF16 PV weights
@@ -377,18 +377,28 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
     l[h] = 0.0f;
     std::fill(acc + h * kMaxHeadDim, acc + h * kMaxHeadDim + D, 0.0f);
   }
+  // Keys the table also holds as BF16 rows (a.keys_bf16, rows < split) are read there in place
+  // when a row has no padding to add (D == Dp); the others are converted into kb.
+  const bool bf16_rows = a.keys_bf16 != nullptr && D == Dp;
+  const int32_t* list = a.lists + t * a.list_len;
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
-    const int nv = gather_block(a, t, b0, keys);
+    int nv = 0;
+    for (int64_t j = b0; j < std::min(a.list_len, b0 + kAttnBlock); ++j) {
+      const int32_t i = list[j];
+      if (i < 0) continue;
+      if (bf16_rows && i < a.split) {
+        kp[nv] = a.keys_bf16 + int64_t{i} * D;
+      } else {
+        to_bf16_row(a.key(i), D, Dp, kb + nv * Dp);
+        kp[nv] = kb + nv * Dp;
+      }
+      ++nv;
+    }
     if (nv == 0) continue;
     const int pairs = (nv + 1) / 2;
-    if (nv % 2) keys[nv] = keys[nv - 1];  // its weight is 0
-    for (int j = 0; j < nv; ++j) {
-      to_bf16_row(keys[j], D, Dp, kb + j * Dp);
-      kp[j] = kb + j * Dp;
-    }
     for (int j = nv; j < nv + 4; ++j) kp[j] = kp[0];  // padding for the 4-key tiles
-    for (int u = 0; u < pairs; ++u)
-      to_bf16_pair(kb + 2 * u * Dp, kb + std::min(2 * u + 1, nv - 1) * Dp, D, kt + u * 2 * D);
+    for (int u = 0; u < pairs; ++u)  // an odd last key pairs with itself (its weight is 0)
+      to_bf16_pair(kp[2 * u], kp[std::min(2 * u + 1, nv - 1)], D, kt + u * 2 * D);
     for (int g = 0; g < groups; ++g) {
       const int hg = g * kHeadGroup;
       for (int j = 0; j < nv; j += 4) {
