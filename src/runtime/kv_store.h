@@ -46,7 +46,7 @@ class KvRows {
   const float* floats() const { return floats_.empty() ? nullptr : floats_.data(); }
   // Row i of the BF16 copy is bf16() + i * width(); nullptr unless keep_floats() was called.
   const uint16_t* bf16() const { return bf16_.empty() ? nullptr : bf16_.data(); }
-  size_t float_bytes() const { return floats_.size() * sizeof(float) + bf16_.size() * sizeof(uint16_t); }
+  size_t copy_bytes() const { return floats_.size() * sizeof(float) + bf16_.size() * sizeof(uint16_t); }
 
   void write(int64_t i, const float* v);  // throws past capacity or on a value it cannot keep exactly
   void read(int64_t i, float* out) const { read_range(i, 1, out); }

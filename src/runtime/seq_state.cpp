@@ -49,12 +49,6 @@ void SequenceState::reset() {
   }
 }
 
-uint64_t SequenceState::float_bytes() const {
-  uint64_t b = 0;
-  for (const auto& s : blocks) b += s.window.float_bytes();
-  return b;
-}
-
 uint64_t SequenceState::allocated_bytes() const {
   uint64_t b = 0;
   for (const auto& s : blocks) {

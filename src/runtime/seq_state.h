@@ -42,9 +42,6 @@ struct SequenceState {
             KvLayout layout = KvLayout::Compact);
   void reset();
   uint64_t allocated_bytes() const;  // == kv_budget(cfg, max_context, layout, with MTP iff bound).total
-  // The window rings' float and BF16 copies (KvRows::keep_floats; window x head_dim values of
-  // each per block), working memory of decode on top of allocated_bytes().
-  uint64_t float_bytes() const;
 };
 
 }  // namespace dsv4

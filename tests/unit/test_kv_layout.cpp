@@ -87,7 +87,7 @@ TEST(KvLayout, FloatCopyReadsAsTheEntries) {
     r.keep_floats();
     ASSERT_NE(r.floats(), nullptr);
     ASSERT_NE(r.bf16(), nullptr);
-    EXPECT_EQ(r.float_bytes(), 5u * D * (sizeof(float) + sizeof(uint16_t)));
+    EXPECT_EQ(r.copy_bytes(), 5u * D * (sizeof(float) + sizeof(uint16_t)));
     EXPECT_EQ(r.allocated_bytes(), 5u * r.entry_bytes());  // the copy is not KV cache
     fill(3);
     r.write(3, v.data());

@@ -37,13 +37,21 @@ inline float bf16_round(float v) { return bf16_bits_to_f32(f32_to_bf16_bits(v));
 
 thread_local AlignedVector<float> t_qt;
 
-// Pointers of the valid keys among list positions [b0, b0 + kAttnBlock) of row t (-1 skipped).
-int gather_block(const AttentionArgs& a, int64_t t, int64_t b0, const float** keys) {
+// The valid key indices among list positions [b0, b0 + kAttnBlock) of row t (-1 skipped).
+int gather_ids(const AttentionArgs& a, int64_t t, int64_t b0, int32_t* ids) {
   const int32_t* list = a.lists + t * a.list_len;
   const int64_t b1 = std::min(a.list_len, b0 + kAttnBlock);
   int nv = 0;
   for (int64_t j = b0; j < b1; ++j)
-    if (list[j] >= 0) keys[nv++] = a.key(list[j]);
+    if (list[j] >= 0) ids[nv++] = list[j];
+  return nv;
+}
+
+// Pointers of those keys.
+int gather_block(const AttentionArgs& a, int64_t t, int64_t b0, const float** keys) {
+  int32_t ids[kAttnBlock];
+  const int nv = gather_ids(a, t, b0, ids);
+  for (int j = 0; j < nv; ++j) keys[j] = a.key(ids[j]);
   return nv;
 }
 
@@ -380,21 +388,18 @@ DSV4_AVX512 void sparse_attention_rows(const AttentionArgs& a, int64_t t, int h0
   // Keys the table also holds as BF16 rows (a.keys_bf16, rows < split) are read there in place
   // when a row has no padding to add (D == Dp); the others are converted into kb.
   const bool bf16_rows = a.keys_bf16 != nullptr && D == Dp;
-  const int32_t* list = a.lists + t * a.list_len;
+  int32_t ids[kAttnBlock];
   for (int64_t b0 = 0; b0 < a.list_len; b0 += kAttnBlock) {
-    int nv = 0;
-    for (int64_t j = b0; j < std::min(a.list_len, b0 + kAttnBlock); ++j) {
-      const int32_t i = list[j];
-      if (i < 0) continue;
-      if (bf16_rows && i < a.split) {
-        kp[nv] = a.keys_bf16 + int64_t{i} * D;
-      } else {
-        to_bf16_row(a.key(i), D, Dp, kb + nv * Dp);
-        kp[nv] = kb + nv * Dp;
-      }
-      ++nv;
-    }
+    const int nv = gather_ids(a, t, b0, ids);
     if (nv == 0) continue;
+    for (int j = 0; j < nv; ++j) {
+      if (bf16_rows && ids[j] < a.split) {
+        kp[j] = a.keys_bf16 + int64_t{ids[j]} * D;
+      } else {
+        to_bf16_row(a.key(ids[j]), D, Dp, kb + j * Dp);
+        kp[j] = kb + j * Dp;
+      }
+    }
     const int pairs = (nv + 1) / 2;
     for (int j = nv; j < nv + 4; ++j) kp[j] = kp[0];  // padding for the 4-key tiles
     for (int u = 0; u < pairs; ++u)  // an odd last key pairs with itself (its weight is 0)
