@@ -33,6 +33,7 @@
 #include "kernels/cpu/linear_kernels.h"
 #include "kernels/cpu/rowwise.h"
 #include "quant/quant.h"
+#include "runtime/kv_codec.h"
 #include "runtime/kv_gather.h"
 #include "runtime/kv_store.h"
 
@@ -351,15 +352,26 @@ BENCHMARK(BM_IndexerScores)->ArgNames({"n", "keys"})->Args({1, 32768})->Args({4,
 
 // Indexer scoring straight from compact FP4 keys (the model's CSA scan; 68 B per key), Flash
 // shape: 64 heads x 128 dims, FP4-simulated queries (E2M1 values times a power of two, as the
-// model's are). Args: query rows, keys. bytes_per_second counts the key bytes.
+// model's are). Args: query rows, keys, random (0: FP4-simulated key vectors, as the model's; 1:
+// random codes and block scales). bytes_per_second counts the key bytes.
 void BM_IndexerScoresFp4(benchmark::State& st) {
   const int64_t n = st.range(0), nk = st.range(1);
   const int H = 64, D = 128;
   const size_t key_bytes = D / 2 + D / 32;
   std::mt19937 rng(7);
   std::vector<uint8_t> keys(static_cast<size_t>(nk) * key_bytes);
-  for (size_t i = 0; i < keys.size(); ++i)
-    keys[i] = i % key_bytes < static_cast<size_t>(D / 2) ? static_cast<uint8_t>(rng()) : static_cast<uint8_t>(120 + rng() % 8);
+  if (st.range(2) == 0) {  // FP4-simulated vectors, as the model's keys
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::vector<float> key(static_cast<size_t>(nk) * D);
+    for (int64_t i = 0; i < nk; ++i) {
+      for (int d = 0; d < D; ++d) key[static_cast<size_t>(i * D + d)] = g(rng);
+      quant::fp4_sim(key.data() + i * D, D, 32);
+    }
+    IndexKeyCodec(D).encode(key.data(), nk, keys.data());
+  } else {  // random codes and block scales 2^-7 .. 2^0 apart: keys the integer kernel leaves to the others
+    for (size_t i = 0; i < keys.size(); ++i)
+      keys[i] = i % key_bytes < static_cast<size_t>(D / 2) ? static_cast<uint8_t>(rng()) : static_cast<uint8_t>(120 + rng() % 8);
+  }
   std::vector<float> q(n * H * D);
   for (auto& v : q) v = std::ldexp(float(int(rng() % 13) - 6) * 0.5f, -3);
   const auto w = act_rows(n, H);
@@ -373,8 +385,9 @@ void BM_IndexerScoresFp4(benchmark::State& st) {
   }
   set_counters(st, double(keys.size()), 2.0 * n * nk * H * D);
 }
-BENCHMARK(BM_IndexerScoresFp4)->ArgNames({"n", "keys"})->Args({1, 8192})->Args({1, 65536})
-    ->Args({4, 8192})->Args({64, 8192})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_IndexerScoresFp4)->ArgNames({"n", "keys", "random"})->Args({1, 8192, 0})->Args({1, 65536, 0})
+    ->Args({4, 8192, 0})->Args({64, 8192, 0})->Args({1, 8192, 1})->Args({64, 8192, 1})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // The CSA indexer's whole selection (runtime/kv_gather.h indexer_topk_stored): scoring compact FP4
 // keys in 4096-key blocks and keeping each query row's 512 best, through the CPU backend (threads:

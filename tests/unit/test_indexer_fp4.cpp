@@ -155,6 +155,90 @@ TEST(IndexerFp4, Avx2MatchesScalar) {
   expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx2, "avx2 vs scalar");
 }
 
+// The integer kernel (vpdpbusd) at the AVX-512 level and above: it takes every problem above (its
+// queries and keys are FP4-simulated), and agrees with the scalar twin.
+void int8_or_fail(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(a, keys, key_bytes)) << "declined FP4-simulated queries";
+}
+
+TEST(IndexerFp4, Int8MatchesScalar) {
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  expect_simd_matches_scalar(int8_or_fail, "int8 vs scalar");
+}
+
+// Its dot products are exact: with one head of weight 1 a score is bf16(relu(bf16(q . k))), q . k
+// summed in double (exact for these values), for every key. Also keys it cannot hold in int8 (a
+// nonzero block more than 2^3 below the key's largest, scored by the BF16 / float32 kernel
+// instead), blocks and keys of zeros, and visibility cut inside a 16-key tile.
+TEST(IndexerFp4, Int8DotsAreExact) {
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (const int D : {128, 96, 320}) {
+    const int64_t nk = 300;
+    Problem p = make(3, nk, 1, D, static_cast<uint32_t>(D));
+    p.w.assign(p.w.size(), 1.0f);
+    p.visible = {nk, 137, 1};
+    for (int64_t i = 0; i < nk; ++i) {
+      float* k = p.keys.data() + i * D;
+      if (i % 7 == 1)  // block 0 at 2^-6 of the rest: not int8-exact
+        for (int d = 0; d < 32; ++d) k[d] = std::ldexp(k[d], -6);
+      if (i % 7 == 2) std::fill(k + 32, k + 64, 0.0f);  // a block of zeros
+      if (i % 7 == 3) std::fill(k, k + D, 0.0f);        // a key of zeros
+      if (i % 7 == 4)  // block 1 at 2^-3 of the rest: still exact
+        for (int d = 32; d < 64; ++d) k[d] = std::ldexp(k[d], -3);
+      quant::fp4_sim(k, D, 32);
+    }
+    IndexKeyCodec(D).encode(p.keys.data(), nk, p.packed.data());
+    std::vector<float> got;
+    IndexerScoreArgs a = args(p, got);
+    a.keys = nullptr;
+    ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), IndexKeyCodec(D).entry_bytes()));
+    for (int64_t r = 0; r < p.n; ++r)
+      for (int64_t i = 0; i < nk; ++i) {
+        const float s = got[static_cast<size_t>(r * nk + i)];
+        if (i >= p.visible[static_cast<size_t>(r)]) {
+          EXPECT_EQ(s, -std::numeric_limits<float>::infinity()) << "D " << D << " row " << r << " key " << i;
+          continue;
+        }
+        double dot = 0.0;
+        for (int d = 0; d < D; ++d)
+          dot += double(p.q[static_cast<size_t>(r * D + d)]) * double(p.keys[static_cast<size_t>(i * D + d)]);
+        const float want = quant::bf16_round(std::max(0.0f, quant::bf16_round(static_cast<float>(dot))));
+        if (i % 7 == 1) {  // the other kernel sums in float32: within a bf16 step
+          EXPECT_NEAR(s, want, std::fabs(want) / 128.0f + 1e-30f) << "D " << D << " row " << r << " key " << i;
+        } else {
+          EXPECT_EQ(s, want) << "D " << D << " row " << r << " key " << i;
+        }
+      }
+  }
+}
+
+// Queries off the FP4 grid (or a head whose blocks span more than 2^3): the kernel declines and
+// writes nothing, and the dispatch still gives the scalar twin's scores.
+TEST(IndexerFp4, Int8DeclinesOtherQueries) {
+  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (const int variant : {0, 1}) {
+    Problem p = make(2, 100, 4, 128, 3);
+    float* q = p.q.data() + 5 * 128;  // row 1, head 1
+    if (variant == 0) {
+      q[17] = 0.1f + q[17];  // off the grid
+    } else {
+      for (int d = 0; d < 32; ++d) q[d] = std::ldexp(q[d], -5);  // block 0 far below block 1
+      q[0] = std::ldexp(1.5f, -4);
+    }
+    std::vector<float> got, want;
+    IndexerScoreArgs a = args(p, got);
+    a.keys = nullptr;
+    got.assign(got.size(), 7.0f);
+    EXPECT_FALSE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), IndexKeyCodec(128).entry_bytes()));
+    for (const float v : got) ASSERT_EQ(v, 7.0f) << "variant " << variant;
+    cpu::indexer_scores_fp4(a, p.packed.data(), IndexKeyCodec(128).entry_bytes());
+    IndexerScoreArgs b = args(p, want);
+    b.keys = nullptr;
+    cpu::indexer_scores_fp4_scalar(b, p.packed.data(), IndexKeyCodec(128).entry_bytes());
+    expect_close(want, got, "declined: dispatch vs scalar");
+  }
+}
+
 }  // namespace
 }  // namespace dsv4
 

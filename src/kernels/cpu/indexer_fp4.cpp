@@ -128,12 +128,7 @@ namespace DSV4_AVX512_NS {
 namespace {
 
 // bf16 round-to-nearest-even of finite lanes (the scores are finite).
-DSV4_AVX512 inline __m512 bf16r_ps(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
-  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
-}
+DSV4_AVX512 inline __m512 bf16r_ps(__m512 x) { return bf16_round_finite_ps(x); }
 
 // Many query rows (prefill): keys decoded 16 at a time into dim-major tiles [D][16], kTiles
 // tiles (128 keys) per pass, so one broadcast of a query value advances 128 key dot products
@@ -592,8 +587,12 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
 }  // namespace avx512
 
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+  // AMX keeps its tiles (not measured against the integer kernel: no AMX machine at hand since).
+  // The integer kernel declines queries that are not FP4-simulated; the BF16 / float32 ones
+  // take those.
   if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Amx)) avx512::indexer_scores_fp4_amx(a, keys, key_bytes);
-  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(a, keys, key_bytes);
+  else if (isa_at_least(Isa::Avx512) && avx512::indexer_scores_fp4_int8(a, keys, key_bytes)) {
+  } else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(a, keys, key_bytes);
   else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512)) avx512fma::indexer_scores_fp4(a, keys, key_bytes);
   else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);

@@ -96,6 +96,15 @@ struct Fp4BlockScales {
   }
 };
 
+// Each lane rounded to BF16 (to nearest even) and back, for finite lanes (integer arithmetic on
+// the bits: no BF16 instructions needed).
+DSV4_AVX512F inline __m512 bf16_round_finite_ps(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
 // Sum of the 16 lanes (pairwise tree).
 DSV4_AVX512F inline float hsum(__m512 v) {
   const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
