@@ -21,8 +21,11 @@
 //   kfac multiplies the finished sum over heads. The result differs from the BF16 kernels only
 //   in the float32 rounding of the dot products, which these are without.
 // Keys outside that form (a nonzero block more than 2^3 below the largest, or scales near the
-// float32 limits) are gathered and scored afterwards by the BF16 / float32 kernel; queries outside it send the whole
-// call back to the other kernels (indexer_scores_fp4_int8 returns false).
+// float32 limits) are gathered and scored afterwards by the BF16 / float32 kernel; a query head
+// outside it sends the whole call back to the other kernels (indexer_scores_fp4_int8 returns
+// false). Neither happened in the flash-width model's prefill and decode (counted over a
+// pp512 + tg32 at depth 4096): FP4-simulated vectors after the Hadamard rotation have block
+// scales close together.
 //
 // Layouts. Keys decode (vpermb on the nibbles, one table per block shift) into bytes in the
 // de-interleaved dimension order of the other kernels (per 32-dim block: the 16 even dims, then
@@ -283,8 +286,10 @@ void score_odd_keys(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_b
   thread_local std::vector<int64_t> vis;
   thread_local std::vector<float> out;
   gathered.resize(static_cast<size_t>(m) * key_bytes);
-  for (int64_t j = 0; j < m; ++j)
-    std::memcpy(gathered.data() + j * key_bytes, keys + static_cast<size_t>(odd[static_cast<size_t>(j)]) * key_bytes, key_bytes);
+  for (int64_t j = 0; j < m; ++j) {
+    const size_t i = static_cast<size_t>(odd[static_cast<size_t>(j)]);
+    std::memcpy(gathered.data() + j * key_bytes, keys + i * key_bytes, key_bytes);
+  }
   vis.resize(static_cast<size_t>(a.n));
   for (int64_t r = 0; r < a.n; ++r)  // the odd keys below the row's visible count
     vis[static_cast<size_t>(r)] = std::lower_bound(odd.begin(), odd.end(), a.visible[r]) - odd.begin();
@@ -296,7 +301,8 @@ void score_odd_keys(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_b
   if (isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(b, gathered.data(), key_bytes);
   else avx512fma::indexer_scores_fp4(b, gathered.data(), key_bytes);
   for (int64_t r = 0; r < a.n; ++r)
-    for (int64_t j = 0; j < m; ++j) a.scores[r * a.n_keys + odd[static_cast<size_t>(j)]] = out[static_cast<size_t>(r * m + j)];
+    for (int64_t j = 0; j < m; ++j)
+      a.scores[r * a.n_keys + odd[static_cast<size_t>(j)]] = out[static_cast<size_t>(r * m + j)];
 }
 
 // Lanes are keys, 8 tiles of 16 per pass; every row runs over the pass's tiles, two heads per tile
