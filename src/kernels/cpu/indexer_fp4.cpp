@@ -152,7 +152,6 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
     for (size_t i = 0; i < q16.size(); ++i) q16[i] = f32_to_bf16_bits(a.q[i]);  // exact
   }
   float kr[32];
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t p0 = 0; p0 < a.n_keys; p0 += 16 * kTiles) {
     const int np = static_cast<int>(std::min<int64_t>(16 * kTiles, a.n_keys - p0));
     const int nt = (np + 15) / 16;
@@ -215,13 +214,8 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
           total[tt] = _mm512_add_ps(total[tt], bf16r_ps(_mm512_mul_ps(rel, wv)));
         }
       }
-      for (int tt = 0; tt < nt; ++tt) {
-        const int nk = std::min(16, np - 16 * tt);
-        const int64_t tv = std::clamp<int64_t>(vis - 16 * tt, 0, 16);
-        const __mmask16 visible = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(static_cast<int>(tv)));
-        const __m512 res = _mm512_mask_blend_ps(visible, _mm512_set1_ps(ninf), bf16r_ps(total[tt]));
-        _mm512_mask_storeu_ps(out + 16 * tt, static_cast<__mmask16>((1u << nk) - 1), res);
-      }
+      for (int tt = 0; tt < nt; ++tt)
+        store_kept_lanes(bf16r_ps(total[tt]), vis - 16 * tt, ninf, std::min(16, np - 16 * tt), out + 16 * tt);
     }
   }
 }

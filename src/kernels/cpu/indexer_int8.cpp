@@ -317,7 +317,6 @@ DSV4_AVX512VNNI void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys
   uint8_t* kb8 = grow(kbuf, static_cast<size_t>(kSpan * Dp));
   uint8_t* tiles = grow(tbuf, static_cast<size_t>(kSpan * Dp));  // [tile][quad][16 keys][4]
   kf.resize(kSpan);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t p0 = 0; p0 < a.n_keys; p0 += kSpan) {
     const int np = static_cast<int>(std::min<int64_t>(kSpan, a.n_keys - p0));
     decode_keys(keys, key_bytes, D, Dp, p0, kSpan, p0 + np - 1, kb8, kf.data(), odd);
@@ -362,14 +361,9 @@ DSV4_AVX512VNNI void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys
           for (int tt = 0; tt < kTiles; ++tt) total[tt] = _mm512_add_ps(total[tt], head_term(acc1[tt], w1));
         }
       }
-      for (int tt = 0; 16 * tt < np; ++tt) {
-        const int nk = std::min(16, np - 16 * tt);
-        const int64_t tv = std::clamp<int64_t>(vis - 16 * tt, 0, 16);
-        const __mmask16 visible = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(static_cast<int>(tv)));
-        const __m512 res = _mm512_mask_blend_ps(visible, _mm512_set1_ps(ninf),
-                                                bf16_round_finite_ps(_mm512_mul_ps(total[tt], kfv[tt])));
-        _mm512_mask_storeu_ps(out + 16 * tt, static_cast<__mmask16>((1u << nk) - 1), res);
-      }
+      for (int tt = 0; 16 * tt < np; ++tt)
+        store_kept_lanes(bf16_round_finite_ps(_mm512_mul_ps(total[tt], kfv[tt])), vis - 16 * tt, ninf,
+                         std::min(16, np - 16 * tt), out + 16 * tt);
     }
   }
 }

@@ -105,6 +105,15 @@ DSV4_AVX512F inline __m512 bf16_round_finite_ps(__m512 x) {
   return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
+// Stores lanes [0, n) of v at out (n <= 16), lanes from `keep` on replaced by `fill` (keep
+// clamped to [0, 16]): a row's scores of 16 keys, -inf for the keys it does not see.
+DSV4_AVX512F inline void store_kept_lanes(__m512 v, int64_t keep, float fill, int n, float* out) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int kept = static_cast<int>(keep < 0 ? 0 : keep > 16 ? 16 : keep);
+  const __mmask16 m = _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32(kept));
+  _mm512_mask_storeu_ps(out, static_cast<__mmask16>((1u << n) - 1), _mm512_mask_blend_ps(m, _mm512_set1_ps(fill), v));
+}
+
 // Sum of the 16 lanes (pairwise tree).
 DSV4_AVX512F inline float hsum(__m512 v) {
   const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
