@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -212,31 +213,54 @@ TEST(IndexerFp4, Int8DotsAreExact) {
   }
 }
 
-// Queries off the FP4 grid (or a head whose blocks span more than 2^3): the kernel declines and
-// writes nothing, and the dispatch still gives the scalar twin's scores.
-TEST(IndexerFp4, Int8DeclinesOtherQueries) {
+// Queries off the FP4 grid (or a head whose blocks span more than 2^3): a row with such a head is
+// scored by the other kernel (within a bf16 step of the scalar twin), the other rows stay exact
+// integer sums; with no row of the form the kernel declines and writes nothing, and the dispatch
+// still gives the scalar twin's scores.
+TEST(IndexerFp4, Int8HandsOnOtherQueries) {
   if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
-  for (const int variant : {0, 1}) {
-    Problem p = make(2, 100, 4, 128, 3);
-    float* q = p.q.data() + 5 * 128;  // row 1, head 1
-    if (variant == 0) {
-      q[17] = 0.1f + q[17];  // off the grid
-    } else {
-      for (int d = 0; d < 32; ++d) q[d] = std::ldexp(q[d], -5);  // block 0 far below block 1
-      q[0] = std::ldexp(1.5f, -4);
+  const int H = 4, D = 128;
+  const size_t kb = IndexKeyCodec(D).entry_bytes();
+  for (const int variant : {0, 1})
+    for (const int64_t n : {1L, 3L}) {
+      Problem p = make(n, 100, H, D, 3);
+      const int64_t bad = n - 1;  // its head 1
+      float* q = p.q.data() + (bad * H + 1) * D;
+      if (variant == 0) {
+        q[17] = 13.0f / 512.0f;  // a BF16 value off the head's FP4 grid
+      } else {
+        for (int d = 0; d < 32; ++d) q[d] = std::ldexp(q[d], -5);  // block 0 far below block 1
+        q[0] = std::ldexp(1.5f, -4);
+      }
+      std::vector<float> got, want, split;
+      IndexerScoreArgs a = args(p, got);
+      a.keys = nullptr;
+      got.assign(got.size(), 7.0f);
+      IndexerScoreArgs b = args(p, want);
+      b.keys = nullptr;
+      cpu::indexer_scores_fp4_scalar(b, p.packed.data(), kb);
+      const std::string what = "variant " + std::to_string(variant) + " rows " + std::to_string(n);
+      if (n == 1) {
+        EXPECT_FALSE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), kb)) << what;
+        for (const float v : got) ASSERT_EQ(v, 7.0f) << what;
+        cpu::indexer_scores_fp4(a, p.packed.data(), kb);
+        expect_close(want, got, what.c_str());
+        continue;
+      }
+      ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), kb)) << what;
+      expect_close(want, got, what.c_str());
+      // the rows before it alone give the same bits (their integer sums do not see the odd row)
+      Problem first = p;
+      first.n = bad;
+      first.q.resize(static_cast<size_t>(bad * H * D));
+      first.w.resize(static_cast<size_t>(bad * H));
+      first.visible.resize(static_cast<size_t>(bad));
+      IndexerScoreArgs c = args(first, split);
+      c.keys = nullptr;
+      ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(c, first.packed.data(), kb)) << what;
+      for (size_t i = 0; i < split.size(); ++i)
+        ASSERT_EQ(std::bit_cast<uint32_t>(split[i]), std::bit_cast<uint32_t>(got[i])) << what << " at " << i;
     }
-    std::vector<float> got, want;
-    IndexerScoreArgs a = args(p, got);
-    a.keys = nullptr;
-    got.assign(got.size(), 7.0f);
-    EXPECT_FALSE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), IndexKeyCodec(128).entry_bytes()));
-    for (const float v : got) ASSERT_EQ(v, 7.0f) << "variant " << variant;
-    cpu::indexer_scores_fp4(a, p.packed.data(), IndexKeyCodec(128).entry_bytes());
-    IndexerScoreArgs b = args(p, want);
-    b.keys = nullptr;
-    cpu::indexer_scores_fp4_scalar(b, p.packed.data(), IndexKeyCodec(128).entry_bytes());
-    expect_close(want, got, "declined: dispatch vs scalar");
-  }
 }
 
 }  // namespace

@@ -25,8 +25,8 @@ void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t k
 // AMX tiles for the dot products (only when detected_isa() == Isa::Avx512Amx).
 void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // 8-bit integer dot products (vpdpbusd; callable when detected_isa() >= Isa::Avx512), exact for
-// FP4-simulated queries and keys (indexer_int8.cpp). Returns false, having written nothing, when
-// some query head is not of that form; keys not of it go to the kernels above.
+// FP4-simulated queries and keys (indexer_int8.cpp). Keys, and query rows with a head, not of
+// that form go to the kernels above; returns false, having written nothing, when no row is of it.
 bool indexer_scores_fp4_int8(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 }  // namespace avx512
 namespace avx512fma {  // detected_isa() >= Isa::Avx512

@@ -21,9 +21,9 @@
 //   kfac multiplies the finished sum over heads. The result differs from the BF16 kernels only
 //   in the float32 rounding of the dot products, which these are without.
 // Keys outside that form (a nonzero block more than 2^3 below the largest, or scales near the
-// float32 limits) are gathered and scored afterwards by the BF16 / float32 kernel; a query head
-// outside it sends the whole call back to the other kernels (indexer_scores_fp4_int8 returns
-// false). Neither happened in the flash-width model's prefill and decode (counted over a
+// float32 limits) are gathered and scored afterwards by the BF16 / float32 kernel, and so are the
+// query rows with a head outside it; when no row fits, the call is declined
+// (indexer_scores_fp4_int8 returns false). Neither happened in the flash-width model's prefill and decode (counted over a
 // pp512 + tg32 at depth 4096): FP4-simulated vectors after the Hadamard rotation have block
 // scales close together.
 //
@@ -83,51 +83,64 @@ struct IntQueries {
   std::vector<int32_t> corr;
 };
 
-DSV4_AVX512VNNI bool prepare_queries(const IndexerScoreArgs& a, int Dp, IntQueries& iq) {
+// Head h of row r into iq (q row o); false when its values are not integers times one power of
+// two within int8 (or lie near float32's limits).
+DSV4_AVX512VNNI bool prepare_head(const IndexerScoreArgs& a, int64_t r, int h, int Dp, IntQueries& iq, int8_t* o) {
   const int H = a.n_heads, D = a.head_dim;
-  int8_t* q8 = grow(iq.q, static_cast<size_t>(a.n * H * Dp));
-  iq.w.resize(static_cast<size_t>(a.n * H));
-  iq.corr.resize(static_cast<size_t>(a.n * H));
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
-  for (int64_t r = 0; r < a.n; ++r)
-    for (int h = 0; h < H; ++h) {
-      const float* q = a.q + (r * H + h) * D;
-      int8_t* o = q8 + (r * H + h) * Dp;
-      std::memset(o + D, 0, static_cast<size_t>(Dp - D));
-      __m512 amax = _mm512_setzero_ps();
-      for (int d = 0; d < D; d += 16) amax = _mm512_max_ps(amax, _mm512_and_ps(_mm512_loadu_ps(q + d), abs_mask));
-      const float m = _mm512_reduce_max_ps(amax);  // NaN lanes compare false in max: checked below
-      const size_t hi = static_cast<size_t>(r * H + h);
-      if (m == 0.0f) {
-        std::memset(o, 0, static_cast<size_t>(D));
-        iq.w[hi] = a.w[r * H + h];
-        iq.corr[hi] = 0;
-        continue;
-      }
-      if (!(m >= std::numeric_limits<float>::min()) || !(m <= std::numeric_limits<float>::max())) return false;
-      const int e = static_cast<int>((f32_to_bits(m) >> 23) & 0xFF) - 127 - 6;
-      if (e < -60 || e > 60) return false;
-      const __m512 s = _mm512_set1_ps(std::ldexp(1.0f, -e));
-      __m512i sum = _mm512_setzero_si512();
-      for (int b0 = 0; b0 < D; b0 += kBlock) {
-        const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(q + b0), s);
-        const __m512 x1 = _mm512_mul_ps(_mm512_loadu_ps(q + b0 + 16), s);
-        const __m512 ev = _mm512_permutex2var_ps(x0, even, x1), od = _mm512_permutex2var_ps(x0, odd, x1);
-        const __m512i ie = _mm512_cvtps_epi32(ev), io = _mm512_cvtps_epi32(od);
-        // an integer in [-127, 127] converts back to the same float (NaN never does)
-        if (_mm512_cmp_ps_mask(_mm512_cvtepi32_ps(ie), ev, _CMP_NEQ_UQ) |
-            _mm512_cmp_ps_mask(_mm512_cvtepi32_ps(io), od, _CMP_NEQ_UQ))
-          return false;
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + b0), _mm512_cvtepi32_epi8(ie));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + b0 + 16), _mm512_cvtepi32_epi8(io));
-        sum = _mm512_add_epi32(sum, _mm512_add_epi32(ie, io));
-      }
-      iq.corr[hi] = -kOffset * _mm512_reduce_add_epi32(sum);
-      iq.w[hi] = a.w[r * H + h] * std::ldexp(1.0f, e);
-    }
+  const float* q = a.q + (r * H + h) * D;
+  std::memset(o + D, 0, static_cast<size_t>(Dp - D));
+  __m512 amax = _mm512_setzero_ps();
+  for (int d = 0; d < D; d += 16) amax = _mm512_max_ps(amax, _mm512_and_ps(_mm512_loadu_ps(q + d), abs_mask));
+  const float m = _mm512_reduce_max_ps(amax);  // NaN lanes compare false in max: checked below
+  const size_t hi = static_cast<size_t>(r * H + h);
+  if (m == 0.0f) {
+    std::memset(o, 0, static_cast<size_t>(D));
+    iq.w[hi] = a.w[r * H + h];
+    iq.corr[hi] = 0;
+    return true;
+  }
+  if (!(m >= std::numeric_limits<float>::min()) || !(m <= std::numeric_limits<float>::max())) return false;
+  const int e = static_cast<int>((f32_to_bits(m) >> 23) & 0xFF) - 127 - 6;
+  if (e < -60 || e > 60) return false;
+  const __m512 s = _mm512_set1_ps(std::ldexp(1.0f, -e));
+  __m512i sum = _mm512_setzero_si512();
+  for (int b0 = 0; b0 < D; b0 += kBlock) {
+    const __m512 x0 = _mm512_mul_ps(_mm512_loadu_ps(q + b0), s);
+    const __m512 x1 = _mm512_mul_ps(_mm512_loadu_ps(q + b0 + 16), s);
+    const __m512 ev = _mm512_permutex2var_ps(x0, even, x1), od = _mm512_permutex2var_ps(x0, odd, x1);
+    const __m512i ie = _mm512_cvtps_epi32(ev), io = _mm512_cvtps_epi32(od);
+    // an integer in [-127, 127] converts back to the same float (NaN never does)
+    if (_mm512_cmp_ps_mask(_mm512_cvtepi32_ps(ie), ev, _CMP_NEQ_UQ) |
+        _mm512_cmp_ps_mask(_mm512_cvtepi32_ps(io), od, _CMP_NEQ_UQ))
+      return false;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + b0), _mm512_cvtepi32_epi8(ie));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + b0 + 16), _mm512_cvtepi32_epi8(io));
+    sum = _mm512_add_epi32(sum, _mm512_add_epi32(ie, io));
+  }
+  iq.corr[hi] = -kOffset * _mm512_reduce_add_epi32(sum);
+  iq.w[hi] = a.w[r * H + h] * std::ldexp(1.0f, e);
   return true;
+}
+
+// Every row's heads into iq; the rows with a head that does not fit go to `rows_out` (ascending)
+// with zero queries and weights (the kernel's sums for them are then zero, and replaced).
+DSV4_AVX512VNNI void prepare_queries(const IndexerScoreArgs& a, int Dp, IntQueries& iq, std::vector<int64_t>& rows_out) {
+  const int H = a.n_heads;
+  int8_t* q8 = grow(iq.q, static_cast<size_t>(a.n * H * Dp));
+  iq.w.resize(static_cast<size_t>(a.n * H));
+  iq.corr.resize(static_cast<size_t>(a.n * H));
+  for (int64_t r = 0; r < a.n; ++r)
+    for (int h = 0; h < H; ++h)
+      if (!prepare_head(a, r, h, Dp, iq, q8 + (r * H + h) * Dp)) {
+        rows_out.push_back(r);
+        std::memset(q8 + r * H * Dp, 0, static_cast<size_t>(H) * Dp);
+        std::fill(iq.w.begin() + r * H, iq.w.begin() + (r + 1) * H, 0.0f);
+        std::fill(iq.corr.begin() + r * H, iq.corr.begin() + (r + 1) * H, 0);
+        break;
+      }
 }
 
 // 0xFF in byte b when bit 2b or 2b + 1 of the index is set: the 4 blocks of a 64-byte group whose
@@ -276,8 +289,14 @@ DSV4_AVX512VNNI inline __m512 head_term(__m512i dot, __m512 w) {
   return bf16_round_finite_ps(_mm512_mul_ps(rel, w));
 }
 
+// The BF16 / float32 kernel of the level (for what the integer one cannot hold).
+void other_kernel(const IndexerScoreArgs& b, const uint8_t* keys, size_t key_bytes) {
+  if (isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(b, keys, key_bytes);
+  else avx512fma::indexer_scores_fp4(b, keys, key_bytes);
+}
+
 // Keys of `odd` (ascending; not of the exact form) for every row, gathered and scored by the
-// BF16 / float32 kernel of the level.
+// other kernel.
 void score_odd_keys(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes,
                     const std::vector<int64_t>& odd) {
   if (odd.empty()) return;
@@ -298,11 +317,38 @@ void score_odd_keys(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_b
   b.n_keys = m;
   b.visible = vis.data();
   b.scores = out.data();
-  if (isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(b, gathered.data(), key_bytes);
-  else avx512fma::indexer_scores_fp4(b, gathered.data(), key_bytes);
+  other_kernel(b, gathered.data(), key_bytes);
   for (int64_t r = 0; r < a.n; ++r)
     for (int64_t j = 0; j < m; ++j)
       a.scores[r * a.n_keys + odd[static_cast<size_t>(j)]] = out[static_cast<size_t>(r * m + j)];
+}
+
+// Query rows `rows` (a head of each does not fit in int8) scored whole by the other kernel.
+void score_odd_rows(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes,
+                    const std::vector<int64_t>& rows) {
+  if (rows.empty()) return;
+  const int64_t m = static_cast<int64_t>(rows.size()), qw = int64_t{a.n_heads} * a.head_dim;
+  thread_local std::vector<float> q, w, out;
+  thread_local std::vector<int64_t> vis;
+  q.resize(static_cast<size_t>(m * qw));
+  w.resize(static_cast<size_t>(m * a.n_heads));
+  vis.resize(static_cast<size_t>(m));
+  out.resize(static_cast<size_t>(m * a.n_keys));
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t r = rows[static_cast<size_t>(j)];
+    std::copy(a.q + r * qw, a.q + (r + 1) * qw, q.begin() + j * qw);
+    std::copy(a.w + r * a.n_heads, a.w + (r + 1) * a.n_heads, w.begin() + j * a.n_heads);
+    vis[static_cast<size_t>(j)] = a.visible[r];
+  }
+  IndexerScoreArgs b = a;
+  b.q = q.data();
+  b.w = w.data();
+  b.n = m;
+  b.visible = vis.data();
+  b.scores = out.data();
+  other_kernel(b, keys, key_bytes);
+  for (int64_t j = 0; j < m; ++j)
+    std::copy(out.begin() + j * a.n_keys, out.begin() + (j + 1) * a.n_keys, a.scores + rows[static_cast<size_t>(j)] * a.n_keys);
 }
 
 // Lanes are keys, 8 tiles of 16 per pass; every row runs over the pass's tiles, two heads per tile
@@ -375,11 +421,14 @@ DSV4_AVX512VNNI bool indexer_scores_fp4_int8(const IndexerScoreArgs& a, const ui
   if (D % kBlock != 0 || D > 1024 || H <= 0) return false;
   const int Dp = (D + 63) / 64 * 64;
   thread_local IntQueries iq;
-  if (!prepare_queries(a, Dp, iq)) return false;
-  thread_local std::vector<int64_t> odd;
+  thread_local std::vector<int64_t> odd_rows, odd;
+  odd_rows.clear();
   odd.clear();
+  prepare_queries(a, Dp, iq, odd_rows);
+  if (a.n > 0 && static_cast<int64_t>(odd_rows.size()) == a.n) return false;  // no row fits: decline
   scores_tiled(a, keys, key_bytes, iq, Dp, odd);
   score_odd_keys(a, keys, key_bytes, odd);
+  score_odd_rows(a, keys, key_bytes, odd_rows);
   return true;
 }
 
