@@ -52,6 +52,7 @@
 #include "format/safetensors.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/indexer_fp4.h"
 #include "kernels/cpu/linear.h"
 #include "runtime/engine_impl.h"
 
@@ -458,7 +459,7 @@ DSV4_COMMAND(bench) {
               auto probe_pass = [&] { return probe.run(1).gb_per_s; };
               std::FILE* info = table ? stdout : stderr;
               std::fprintf(info,
-                           "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, gemv order %s, weights %s): loaded in %.2f s; %d "
+                           "model %s (%s numerics, %s backend, isa %s, gemm %s, gemv %s, gemv order %s, indexer %s, weights %s): loaded in %.2f s; %d "
                            "threads; read bandwidth %.2f GB/s (best of 5 passes of %zu patterns, median %.2f, fastest: %s); active "
                            "weights %.3f GB/token, all weights %.3f GB\n",
                            o->model.c_str(), o->numerics.c_str(),
@@ -470,7 +471,7 @@ DSV4_COMMAND(bench) {
                            : cpu::active_isa() != cpu::Isa::Scalar ? "fma"
                                                                    : "scalar",
                            cpu::fp8_gemv_multiply_name(), cpu::gemv_order_name(cpu::gemv_order()),
-                           weight_memory_name(engine->info().weight_memory), load_s,
+                           cpu::indexer_engine_name(), weight_memory_name(engine->info().weight_memory), load_s,
                            threads, bw.gb_per_s, probe_patterns().size(), bw.median_gb_per_s, bw.pattern,
                            wb.per_token / 1e9, wb.all / 1e9);
 

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/cpu/dispatch.h"
+
 namespace {
 
 std::string run(const std::string& cmd, int* status) {
@@ -212,6 +214,25 @@ TEST(CpuBenchCli, GemvOrderOverride) {
   const std::string out = bench(args, "2>&1", &status, "--model", "DSV4_GEMV_ORDER=cols");
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("DSV4_GEMV_ORDER=cols: unknown order (expected rows or tiles)"), std::string::npos) << out;
+}
+
+// The header names the indexer's engine: at the AVX2 level AVX-VNNI's integer products where the
+// CPU has them and DSV4_AVX_VNNI does not turn them off, FMA otherwise; a bad value is refused by
+// name before anything runs.
+TEST(CpuBenchCli, IndexerEngineOverride) {
+  if (static_cast<int>(dsv4::cpu::detected_isa()) < static_cast<int>(dsv4::cpu::Isa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  const std::string args = "-p 4 -n 2 --reps 1 --bw-mib 16 --threads 1";
+  for (const char* vnni : {"0", "1"}) {
+    int status = -1;
+    const std::string out = bench(args, "2>&1", &status, "--model", std::string("DSV4_ISA=avx2 DSV4_AVX_VNNI=") + vnni);
+    ASSERT_EQ(status, 0) << out;
+    const bool on = vnni[0] == '1' && dsv4::cpu::cpu_has_avx_vnni();
+    EXPECT_NE(out.find(std::string("indexer ") + (on ? "vpdpbusd-vex" : "fma") + ","), std::string::npos) << out;
+  }
+  int status = 0;
+  const std::string out = bench(args, "2>&1", &status, "--model", "DSV4_AVX_VNNI=yes");
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("DSV4_AVX_VNNI=yes: expected 0 or 1"), std::string::npos) << out;
 }
 
 // -o json (and the llama-bench style -m / -t / -r): one object per test whose numbers agree with

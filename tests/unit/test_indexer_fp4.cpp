@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -86,9 +87,9 @@ TEST(IndexerFp4, ScalarMatchesReferenceOnDecodedKeys) {
   }
 }
 
-using Fp4Scorer = void (*)(const IndexerScoreArgs&, const uint8_t*, size_t);
+using Fp4Scorer = std::function<void(const IndexerScoreArgs&, const uint8_t*, size_t)>;
 
-void expect_simd_matches_scalar(Fp4Scorer simd, const char* what) {
+void expect_simd_matches_scalar(const Fp4Scorer& simd, const char* what) {
   for (auto [n, nk, H, D] : {std::tuple{1L, 1000L, 2, 128}, std::tuple{7L, 129L, 4, 128}, std::tuple{2L, 33L, 3, 96},
                                  std::tuple{9L, 45L, 2, 128}, std::tuple{20L, 300L, 3, 64}, std::tuple{3L, 50L, 5, 512},
                                  std::tuple{11L, 13L, 1, 32}, std::tuple{1L, 1001L, 64, 128},
@@ -156,15 +157,31 @@ TEST(IndexerFp4, Avx2MatchesScalar) {
   expect_simd_matches_scalar(cpu::indexer_scores_fp4_avx2, "avx2 vs scalar");
 }
 
-// The integer kernel (vpdpbusd) at the AVX-512 level and above: it takes every problem above (its
-// queries and keys are FP4-simulated), and agrees with the scalar twin.
-void int8_or_fail(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
-  ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(a, keys, key_bytes)) << "declined FP4-simulated queries";
+// The integer kernels (vpdpbusd): AVX-512 VNNI at the AVX-512 levels, AVX-VNNI at the AVX2 level,
+// each where this CPU has it.
+struct Int8Kernel {
+  const char* name;
+  bool (*fn)(const IndexerScoreArgs&, const uint8_t*, size_t);
+};
+
+std::vector<Int8Kernel> int8_kernels() {
+  std::vector<Int8Kernel> v;
+  if (static_cast<int>(cpu::detected_isa()) >= static_cast<int>(cpu::Isa::Avx512))
+    v.push_back({"avx512-vnni", cpu::avx512::indexer_scores_fp4_int8});
+  if (cpu::cpu_has_avx_vnni()) v.push_back({"avx-vnni", cpu::indexer_scores_fp4_avxvnni});
+  return v;
 }
 
+// Each takes every problem above (its queries and keys are FP4-simulated), and agrees with the
+// scalar twin.
 TEST(IndexerFp4, Int8MatchesScalar) {
-  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
-  expect_simd_matches_scalar(int8_or_fail, "int8 vs scalar");
+  if (int8_kernels().empty()) GTEST_SKIP() << "no VNNI on this CPU";
+  for (const Int8Kernel& k : int8_kernels())
+    expect_simd_matches_scalar(
+        [&](const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
+          ASSERT_TRUE(k.fn(a, keys, key_bytes)) << k.name << " declined FP4-simulated queries";
+        },
+        k.name);
 }
 
 // Its dot products are exact: with one head of weight 1 a score is bf16(relu(bf16(q . k))), q . k
@@ -172,7 +189,8 @@ TEST(IndexerFp4, Int8MatchesScalar) {
 // nonzero block more than 2^3 below the key's largest, scored by the BF16 / float32 kernel
 // instead), blocks and keys of zeros, and visibility cut inside a 16-key tile.
 TEST(IndexerFp4, Int8DotsAreExact) {
-  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (int8_kernels().empty()) GTEST_SKIP() << "no VNNI on this CPU";
+  for (const Int8Kernel& k : int8_kernels())
   for (const int D : {128, 96, 320}) {
     const int64_t nk = 300;
     Problem p = make(3, nk, 1, D, static_cast<uint32_t>(D));
@@ -192,12 +210,12 @@ TEST(IndexerFp4, Int8DotsAreExact) {
     std::vector<float> got;
     IndexerScoreArgs a = args(p, got);
     a.keys = nullptr;
-    ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), IndexKeyCodec(D).entry_bytes()));
+    ASSERT_TRUE(k.fn(a, p.packed.data(), IndexKeyCodec(D).entry_bytes())) << k.name;
     for (int64_t r = 0; r < p.n; ++r)
       for (int64_t i = 0; i < nk; ++i) {
         const float s = got[static_cast<size_t>(r * nk + i)];
         if (i >= p.visible[static_cast<size_t>(r)]) {
-          EXPECT_EQ(s, -std::numeric_limits<float>::infinity()) << "D " << D << " row " << r << " key " << i;
+          EXPECT_EQ(s, -std::numeric_limits<float>::infinity()) << k.name << " D " << D << " row " << r << " key " << i;
           continue;
         }
         double dot = 0.0;
@@ -205,9 +223,9 @@ TEST(IndexerFp4, Int8DotsAreExact) {
           dot += double(p.q[static_cast<size_t>(r * D + d)]) * double(p.keys[static_cast<size_t>(i * D + d)]);
         const float want = quant::bf16_round(std::max(0.0f, quant::bf16_round(static_cast<float>(dot))));
         if (i % 7 == 1) {  // the other kernel sums in float32: within a bf16 step
-          EXPECT_NEAR(s, want, std::fabs(want) / 128.0f + 1e-30f) << "D " << D << " row " << r << " key " << i;
+          EXPECT_NEAR(s, want, std::fabs(want) / 128.0f + 1e-30f) << k.name << " D " << D << " row " << r << " key " << i;
         } else {
-          EXPECT_EQ(s, want) << "D " << D << " row " << r << " key " << i;
+          EXPECT_EQ(s, want) << k.name << " D " << D << " row " << r << " key " << i;
         }
       }
   }
@@ -218,9 +236,10 @@ TEST(IndexerFp4, Int8DotsAreExact) {
 // integer sums; with no row of the form the kernel declines and writes nothing, and the dispatch
 // still gives the scalar twin's scores.
 TEST(IndexerFp4, Int8HandsOnOtherQueries) {
-  if (static_cast<int>(cpu::detected_isa()) < static_cast<int>(cpu::Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (int8_kernels().empty()) GTEST_SKIP() << "no VNNI on this CPU";
   const int H = 4, D = 128;
   const size_t kb = IndexKeyCodec(D).entry_bytes();
+  for (const Int8Kernel& k : int8_kernels())
   for (const int variant : {0, 1})
     for (const int64_t n : {1L, 3L}) {
       Problem p = make(n, 100, H, D, 3);
@@ -239,15 +258,15 @@ TEST(IndexerFp4, Int8HandsOnOtherQueries) {
       IndexerScoreArgs b = args(p, want);
       b.keys = nullptr;
       cpu::indexer_scores_fp4_scalar(b, p.packed.data(), kb);
-      const std::string what = "variant " + std::to_string(variant) + " rows " + std::to_string(n);
+      const std::string what = std::string(k.name) + " variant " + std::to_string(variant) + " rows " + std::to_string(n);
       if (n == 1) {
-        EXPECT_FALSE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), kb)) << what;
+        EXPECT_FALSE(k.fn(a, p.packed.data(), kb)) << what;
         for (const float v : got) ASSERT_EQ(v, 7.0f) << what;
         cpu::indexer_scores_fp4(a, p.packed.data(), kb);
         expect_close(want, got, what.c_str());
         continue;
       }
-      ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(a, p.packed.data(), kb)) << what;
+      ASSERT_TRUE(k.fn(a, p.packed.data(), kb)) << what;
       expect_close(want, got, what.c_str());
       // the rows before it alone give the same bits (their integer sums do not see the odd row)
       Problem first = p;
@@ -257,7 +276,7 @@ TEST(IndexerFp4, Int8HandsOnOtherQueries) {
       first.visible.resize(static_cast<size_t>(bad));
       IndexerScoreArgs c = args(first, split);
       c.keys = nullptr;
-      ASSERT_TRUE(cpu::avx512::indexer_scores_fp4_int8(c, first.packed.data(), kb)) << what;
+      ASSERT_TRUE(k.fn(c, first.packed.data(), kb)) << what;
       for (size_t i = 0; i < split.size(); ++i)
         ASSERT_EQ(std::bit_cast<uint32_t>(split[i]), std::bit_cast<uint32_t>(got[i])) << what << " at " << i;
     }

@@ -26,11 +26,13 @@ void check_out(const char* op, int64_t xrows, const dsv4::Rows& y) {
 
 class CpuBackend final : public Backend {
  public:
-  // The DSV4_GEMM / DSV4_GEMV_ORDER overrides are read here, on the calling thread, so a bad value
-  // is a clear error before any kernel runs (the kernels first read them on the pool's workers).
+  // The DSV4_GEMM / DSV4_GEMV_ORDER / DSV4_AVX_VNNI overrides are read here, on the calling
+  // thread, so a bad value is a clear error before any kernel runs (the kernels first read them on
+  // the pool's workers).
   explicit CpuBackend(int threads) : pool_(threads) {
     (void)gemm_unit();
     (void)gemv_order();
+    (void)avx_vnni();
   }
   const char* name() const override { return "cpu-simd"; }
 

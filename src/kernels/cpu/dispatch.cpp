@@ -98,6 +98,17 @@ GemvOrder detect_gemv_order() {
 
 std::atomic<int> g_gemv_order{-1};
 
+bool detect_avx_vnni() {
+  if (!cpu_has_avx_vnni()) return false;
+  if (const char* env = std::getenv("DSV4_AVX_VNNI"); env != nullptr && *env != '\0') {
+    if (std::strcmp(env, "0") == 0) return false;
+    if (std::strcmp(env, "1") != 0) throw_error("DSV4_AVX_VNNI=", env, ": expected 0 or 1");
+  }
+  return true;
+}
+
+std::atomic<int> g_avx_vnni{-1};
+
 }  // namespace
 
 Isa detected_isa() {
@@ -137,6 +148,25 @@ GemvOrder gemv_order() {
 }
 
 void set_gemv_order(GemvOrder order) { g_gemv_order.store(static_cast<int>(order), std::memory_order_relaxed); }
+
+bool avx_vnni() {
+  const int v = g_avx_vnni.load(std::memory_order_relaxed);
+  if (v >= 0) return v != 0;
+  static const bool detected = detect_avx_vnni();
+  return detected;
+}
+
+void set_avx_vnni(bool on) { g_avx_vnni.store(on && cpu_has_avx_vnni() ? 1 : 0, std::memory_order_relaxed); }
+
+bool cpu_has_avx_vnni() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  static const bool has = __builtin_cpu_supports("avxvnni") && detect_hardware() >= Isa::Avx2;
+  return has;
+#else
+  return false;
+#endif
+}
 
 const char* gemv_order_name(GemvOrder order) { return order == GemvOrder::Rows ? "rows" : "tiles"; }
 

@@ -65,6 +65,15 @@ GemvOrder gemv_order();
 void set_gemv_order(GemvOrder order);
 const char* gemv_order_name(GemvOrder order);
 
+// AVX-VNNI (vpdpbusd on 256-bit vectors, VEX-encoded): Intel from Alder Lake and Sapphire
+// Rapids, AMD from Zen 5. Not a level, because the AVX-512 levels do not imply it (Ice Lake and
+// Zen 4 have AVX-512 VNNI only); the AVX2 level uses it where present (the lightning indexer's
+// integer scan). DSV4_AVX_VNNI=0 turns it off for a process (CI runs the AVX2 level both ways);
+// set_avx_vnni() from code, never on where the CPU lacks it (cpu_has_avx_vnni()).
+bool cpu_has_avx_vnni();
+bool avx_vnni();
+void set_avx_vnni(bool on);
+
 inline bool isa_at_least(Isa level) {
   return static_cast<int>(active_isa()) >= static_cast<int>(level);
 }
@@ -90,6 +99,8 @@ inline bool isa_at_least(Isa level) {
 #endif
 // The AVX2 tier: AVX2 + FMA + F16C (vcvtph2ps decodes E4M3 through half precision).
 #define DSV4_AVX2 __attribute__((target("avx2,fma,f16c")))
+// The AVX2 tier plus AVX-VNNI (kernels run only where avx_vnni()).
+#define DSV4_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 // AMX tile kernels (also AVX-512 for the surrounding data movement).
 #define DSV4_AMX                                                                             \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bf16,fma,amx-tile," \

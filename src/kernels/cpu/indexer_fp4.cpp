@@ -580,6 +580,13 @@ DSV4_AMX void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* k
 
 }  // namespace avx512
 
+const char* indexer_engine_name() {
+  if (isa_at_least(Isa::Avx512Amx)) return "amx";
+  if (isa_at_least(Isa::Avx512)) return "vpdpbusd";
+  if (isa_at_least(Isa::Avx2)) return avx_vnni() ? "vpdpbusd-vex" : "fma";
+  return "scalar";
+}
+
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes) {
   // AMX keeps its tiles (not measured against the integer kernel: no AMX machine at hand since).
   // The integer kernel declines queries that are not FP4-simulated; the BF16 / float32 ones
@@ -588,7 +595,8 @@ void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t k
   else if (isa_at_least(Isa::Avx512) && avx512::indexer_scores_fp4_int8(a, keys, key_bytes)) {
   } else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(a, keys, key_bytes);
   else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx512)) avx512fma::indexer_scores_fp4(a, keys, key_bytes);
-  else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
+  else if (isa_at_least(Isa::Avx2) && avx_vnni() && indexer_scores_fp4_avxvnni(a, keys, key_bytes)) {
+  } else if (a.head_dim % kBlock == 0 && isa_at_least(Isa::Avx2)) indexer_scores_fp4_avx2(a, keys, key_bytes);
   else indexer_scores_fp4_scalar(a, keys, key_bytes);
 }
 

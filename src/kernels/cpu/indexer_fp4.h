@@ -20,18 +20,26 @@ namespace dsv4::cpu {
 
 void indexer_scores_fp4_scalar(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
+// 8-bit integer dot products on AVX-VNNI (callable when cpu_has_avx_vnni(); indexer_int8.h), as
+// avx512::indexer_scores_fp4_int8 below: what is not of the exact form goes to the AVX2 kernel;
+// false, having written nothing, when no query row is of it.
+bool indexer_scores_fp4_avxvnni(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 namespace avx512 {  // detected_isa() >= Isa::Avx512Bf16
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // AMX tiles for the dot products (only when detected_isa() == Isa::Avx512Amx).
 void indexer_scores_fp4_amx(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // 8-bit integer dot products (vpdpbusd; callable when detected_isa() >= Isa::Avx512), exact for
-// FP4-simulated queries and keys (indexer_int8.cpp). Keys, and query rows with a head, not of
+// FP4-simulated queries and keys (indexer_int8.h). Keys, and query rows with a head, not of
 // that form go to the kernels above; returns false, having written nothing, when no row is of it.
 bool indexer_scores_fp4_int8(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 }  // namespace avx512
 namespace avx512fma {  // detected_isa() >= Isa::Avx512
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 }  // namespace avx512fma
+// The engine of the dot products that the dispatch below uses for FP4-simulated queries and keys
+// at the active level: "amx", "vpdpbusd" (AVX-512 VNNI), "vpdpbusd-vex" (AVX-VNNI), "fma" or
+// "scalar" (dsv4 bench prints it).
+const char* indexer_engine_name();
 // Best available (head_dim must be a multiple of 32 for the SIMD path; otherwise scalar).
 void indexer_scores_fp4(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes);
 // The same with the keys split over `pool` (every score depends on one query row and one key,

@@ -86,6 +86,38 @@ DSV4_AVX2 inline __m256 bf16_round_ps(__m256 x) {
       _mm256_and_si256(bf16_rne_hi(x), _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
+// The same for finite lanes only (no NaN check): 3 integer operations fewer.
+DSV4_AVX2 inline __m256 bf16_round_finite_ps(__m256 x) {
+  const __m256i u = _mm256_castps_si256(x);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb));
+  return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// 8 x 8 block of 32-bit values transposed: row i at src + i * src_stride bytes, column c to dst +
+// c * dst_stride bytes (32-bit unpacks, 64-bit shuffles, 128-bit lane swaps: 24 shuffles).
+DSV4_AVX2 inline void transpose8x8_32(const void* src, int64_t src_stride, void* dst, int64_t dst_stride) {
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(s + i * src_stride));
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // r[4 k + q], 128-bit lane L: rows 4 k .. 4 k + 3 of column 4 L + q
+  for (int k = 0; k < 2; ++k) {
+    r[4 * k] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    r[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    r[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    r[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(reinterpret_cast<float*>(d + q * dst_stride), _mm256_permute2f128_ps(r[q], r[4 + q], 0x20));
+    _mm256_storeu_ps(reinterpret_cast<float*>(d + (4 + q) * dst_stride), _mm256_permute2f128_ps(r[q], r[4 + q], 0x31));
+  }
+}
+
 // The low / high 16 bits of the 32-bit lanes of a, then of b: 16 words in lane order.
 DSV4_AVX2 inline __m256i pack_low_words(__m256i a, __m256i b) {
   const __m256i low16 = _mm256_set1_epi32(0xFFFF);
