@@ -188,11 +188,46 @@ DSV4_AVX2 inline void fp8_dot_tile(const uint8_t* const* rows, int nr, const uin
     }
 }
 
+// One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows, as the
+// AVX-512 fp8_row_by_row): each thread reads its rows as one stream in memory order
+// (prefetch_stream), the activations widened to float32 once per call (af, k values from L1 /
+// L2); four sums per row, one per decoded quarter of a 32-byte load.
+DSV4_AVX2 inline void fp8_row_by_row(const uint8_t* w, int64_t ldw, int nr, const float* af, int64_t k, float* y,
+                                     int64_t ahead) {
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* row = w + r * ldw;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t c = 0; c < k; c += 64) {
+      prefetch_stream(row + ahead + c);
+      for (int u = 0; u < 2; ++u) {
+        __m256i lo, hi;
+        e4m3_to_half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c + 32 * u)), &lo, &hi);
+        acc[0] = _mm256_fmadd_ps(half_lo(lo), _mm256_load_ps(af + c + 16 * u), acc[0]);
+        acc[1] = _mm256_fmadd_ps(half_hi(lo), _mm256_load_ps(af + c + 16 * u + 8), acc[1]);
+        acc[2] = _mm256_fmadd_ps(half_lo(hi), _mm256_load_ps(af + c + 32 + 16 * u), acc[2]);
+        acc[3] = _mm256_fmadd_ps(half_hi(hi), _mm256_load_ps(af + c + 40 + 16 * u), acc[3]);
+      }
+    }
+    // the weights were E4M3 * 2^-8
+    y[r] = 256.0f * hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  }
+}
+
 }  // namespace
 
 DSV4_AVX2 void fp8_rows_dot(const uint8_t* w, int64_t ldw, int nr, const uint16_t* a, int64_t lda,
                             int64_t m, int64_t k, float* y, int64_t ldy) {
   const int64_t ahead = kPanelRows * ldw;
+  // One activation row in GemvOrder::Rows (AMD): all rows in memory order, as at the AVX-512
+  // levels (docs/performance.md has the numbers). The tiles share each decoded chunk between
+  // activation rows.
+  if (m == 1 && gemv_order() == GemvOrder::Rows) {
+    thread_local AlignedVector<float> t_af;
+    float* af = grow(t_af, static_cast<size_t>(k));
+    for (int64_t p = 0; p < k; p += 8) _mm256_store_ps(af + p, bf16x8_to_ps(a + p));
+    fp8_row_by_row(w, ldw, nr, af, k, y, prefetch_ahead(ldw));
+    return;
+  }
   for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX2 {  // the tiles interleave a panel's rows
     const uint8_t* rp[kPanelRows];
     panel_rows(w + n0 * ldw, ldw, rows, rp);
@@ -410,6 +445,26 @@ DSV4_AVX2 inline void dot_bf16w_tile(const uint16_t* const* wr, int nr, const fl
     }
 }
 
+// One activation row (decode), rows [0, nr) one after the other (GemvOrder::Rows, as the
+// AVX-512 dot_f32_row_by_row): each thread reads its rows as one stream in memory order
+// (prefetch_stream); four sums per row. The K tail (k % 32) is summed in scalar.
+DSV4_AVX2 inline void dot_bf16w_row_by_row(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t k,
+                                           float* y, int64_t ahead) {
+  const int64_t kv = k / 32 * 32;
+  for (int r = 0; r < nr; ++r) {
+    const uint16_t* row = w + r * ldw;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t p = 0; p < kv; p += 32) {
+      prefetch_stream(reinterpret_cast<const char*>(row + p) + ahead);
+      for (int j = 0; j < 4; ++j)
+        acc[j] = _mm256_fmadd_ps(bf16x8_to_ps(row + p + 8 * j), _mm256_loadu_ps(a + p + 8 * j), acc[j]);
+    }
+    float tail = 0.0f;
+    for (int64_t p = kv; p < k; ++p) tail += bf16_bits_to_f32(row[p]) * a[p];
+    y[r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail;
+  }
+}
+
 }  // namespace
 
 DSV4_AVX2 void dot_bf16(const uint16_t* panel, int64_t ldp, int nr, const uint16_t* a, int64_t lda,
@@ -454,6 +509,10 @@ DSV4_AVX2 void dot_f32(const float* panel, int64_t ldp, int nr, const float* a, 
 
 DSV4_AVX2 void dot_bf16w_f32(const uint16_t* w, int64_t ldw, int nr, const float* a, int64_t lda,
                              int64_t m, int64_t k, float* y, int64_t ldy) {
+  if (m == 1 && gemv_order() == GemvOrder::Rows) {  // one activation row on AMD: rows in memory order
+    dot_bf16w_row_by_row(w, ldw, nr, a, k, y, prefetch_ahead(ldw * 2));
+    return;
+  }
   for_gemv_blocks(nr, false, [&](int n0, int rows) DSV4_AVX2 {
     const uint16_t* wr[kPanelRows];
     panel_rows(w + n0 * ldw, ldw, rows, wr);

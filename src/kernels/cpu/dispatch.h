@@ -51,15 +51,15 @@ const char* gemm_unit_name(GemmUnit unit);
 
 // The order in which the one-row (decode) GEMVs read their weights. Tiles: 64 bytes of each of a
 // panel's 4 rows in turn, prefetched into L2 (prefetcht1). Rows: each row whole, one after the
-// other, so every thread reads one stream in memory order; the FP8 and FP4 table kernels and the
-// BF16 one (the FMA decode GEMV and the integer FP4 one, Intel's, keep their own order), FP8 and
-// BF16 prefetched into L1 (prefetcht0), FP4 into L2. On the AMD Zen 5 VM, alternating rounds
-// against the probe (BM_GemvOrder): FP8 0.92-0.95 of it against 0.76-0.82 for tiles, FP4
-// 0.90-0.95 against 0.80-0.81, BF16 0.94-0.97 against 0.78-0.83; the whole model's decode
-// 0.82-0.91 against 0.75-0.78. Intel keeps tiles: there the row order of the FMA GEMV measured 3%
-// slower in the whole model (stop 26) and the prefetch hints within 5% of each other. Chosen from
-// the CPU vendor; DSV4_GEMV_ORDER=rows|tiles overrides it for a process, set_gemv_order() from
-// code.
+// other, so every thread reads one stream in memory order, prefetched non-temporally
+// (linear_kernels.h prefetch_stream): the FP8 and FP4 table kernels and the BF16 one, and at the
+// AVX2 level the FP8 and BF16 ones (the FMA decode GEMV and the integer FP4 ones keep their own
+// order). On the AMD Zen 5 VM, alternating rounds against the probe (BM_GemvOrder): FP8
+// 0.92-0.95 of it against 0.76-0.82 for tiles, FP4 0.90-0.95 against 0.80-0.81, BF16 0.94-0.97
+// against 0.78-0.83; the whole model's decode 0.82-0.91 against 0.75-0.78. Intel keeps tiles:
+// there the row order of the FMA GEMV measured 3% slower in the whole model (stop 26) and the
+// prefetch hints within 5% of each other. Chosen from the CPU vendor; DSV4_GEMV_ORDER=rows|tiles
+// overrides it for a process, set_gemv_order() from code.
 enum class GemvOrder { Tiles, Rows };
 GemvOrder gemv_order();
 void set_gemv_order(GemvOrder order);
