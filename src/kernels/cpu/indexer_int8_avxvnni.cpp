@@ -7,8 +7,8 @@
 // shift; the queries are converted to int8 in the same order (Dp = D). The tile scan
 // (indexer_int8_scan.h) runs on 8-key tiles [D / 4][8][4 bytes] (8 x 8 dword transposes), 6 tiles
 // a pass: with two heads per tile load, 12 accumulators, 2 query words and a tile in the 16
-// registers (the sums over heads wait in memory). 6 tiles against 4, one Zen
-// 5 thread, alternating (BM_IndexerScoresFp4 64 rows x 8192 keys): 24.7-25.8 ms against 27.0-27.5.
+// registers (the sums over heads wait in memory). 6 tiles against 4, one Zen 5 thread,
+// alternating (BM_IndexerScoresFp4 64 rows x 8192 keys): 24.7-25.8 ms against 27.0-27.5.
 #include "kernels/cpu/simd_avx2.h"  // first (see the header)
 
 #include <algorithm>
