@@ -107,8 +107,6 @@ bool detect_avx_vnni() {
   return true;
 }
 
-std::atomic<int> g_avx_vnni{-1};
-
 }  // namespace
 
 Isa detected_isa() {
@@ -150,13 +148,9 @@ GemvOrder gemv_order() {
 void set_gemv_order(GemvOrder order) { g_gemv_order.store(static_cast<int>(order), std::memory_order_relaxed); }
 
 bool avx_vnni() {
-  const int v = g_avx_vnni.load(std::memory_order_relaxed);
-  if (v >= 0) return v != 0;
-  static const bool detected = detect_avx_vnni();
-  return detected;
+  static const bool on = detect_avx_vnni();
+  return on;
 }
-
-void set_avx_vnni(bool on) { g_avx_vnni.store(on && cpu_has_avx_vnni() ? 1 : 0, std::memory_order_relaxed); }
 
 bool cpu_has_avx_vnni() {
 #if defined(__x86_64__)

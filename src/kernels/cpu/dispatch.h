@@ -68,11 +68,10 @@ const char* gemv_order_name(GemvOrder order);
 // AVX-VNNI (vpdpbusd on 256-bit vectors, VEX-encoded): Intel from Alder Lake and Sapphire
 // Rapids, AMD from Zen 5. Not a level, because the AVX-512 levels do not imply it (Ice Lake and
 // Zen 4 have AVX-512 VNNI only); the AVX2 level uses it where present (the lightning indexer's
-// integer scan). DSV4_AVX_VNNI=0 turns it off for a process (CI runs the AVX2 level both ways);
-// set_avx_vnni() from code, never on where the CPU lacks it (cpu_has_avx_vnni()).
+// integer scan). DSV4_AVX_VNNI=0 turns it off for a process (CI runs the AVX2 level both ways;
+// the tests call the kernels directly where cpu_has_avx_vnni()).
 bool cpu_has_avx_vnni();
-bool avx_vnni();
-void set_avx_vnni(bool on);
+bool avx_vnni();  // cpu_has_avx_vnni() unless DSV4_AVX_VNNI=0
 
 inline bool isa_at_least(Isa level) {
   return static_cast<int>(active_isa()) >= static_cast<int>(level);

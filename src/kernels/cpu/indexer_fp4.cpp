@@ -127,9 +127,6 @@ namespace DSV4_AVX512_NS {
 
 namespace {
 
-// bf16 round-to-nearest-even of finite lanes (the scores are finite).
-DSV4_AVX512 inline __m512 bf16r_ps(__m512 x) { return bf16_round_finite_ps(x); }
-
 // Many query rows (prefill): keys decoded 16 at a time into dim-major tiles [D][16], kTiles
 // tiles (128 keys) per pass, so one broadcast of a query value advances 128 key dot products
 // (no horizontal sums) and every query row is read once per 128 keys instead of once per 16. The
@@ -210,12 +207,12 @@ DSV4_AVX512 void scores_tiled(const IndexerScoreArgs& a, const uint8_t* keys, si
         }
         const __m512 wv = _mm512_set1_ps(a.w[r * H + h]);
         for (int tt = 0; tt < kTiles; ++tt) {
-          const __m512 rel = _mm512_max_ps(bf16r_ps(acc[tt]), _mm512_setzero_ps());
-          total[tt] = _mm512_add_ps(total[tt], bf16r_ps(_mm512_mul_ps(rel, wv)));
+          const __m512 rel = _mm512_max_ps(bf16_round_finite_ps(acc[tt]), _mm512_setzero_ps());
+          total[tt] = _mm512_add_ps(total[tt], bf16_round_finite_ps(_mm512_mul_ps(rel, wv)));
         }
       }
       for (int tt = 0; tt < nt; ++tt)
-        store_kept_lanes(bf16r_ps(total[tt]), vis - 16 * tt, ninf, std::min(16, np - 16 * tt), out + 16 * tt);
+        store_kept_lanes(bf16_round_finite_ps(total[tt]), vis - 16 * tt, ninf, std::min(16, np - 16 * tt), out + 16 * tt);
     }
   }
 }
@@ -318,8 +315,8 @@ DSV4_AVX512 void scores_by_heads(const IndexerScoreArgs& a, const uint8_t* keys,
           }
           __m512 total = _mm512_setzero_ps();
           for (int v = 0; v < HV; ++v) {
-            const __m512 rel = _mm512_max_ps(bf16r_ps(acc[j][v]), _mm512_setzero_ps());
-            total = _mm512_add_ps(total, bf16r_ps(_mm512_mul_ps(rel, _mm512_loadu_ps(wp.data() + r * Hp + 16 * v))));
+            const __m512 rel = _mm512_max_ps(bf16_round_finite_ps(acc[j][v]), _mm512_setzero_ps());
+            total = _mm512_add_ps(total, bf16_round_finite_ps(_mm512_mul_ps(rel, _mm512_loadu_ps(wp.data() + r * Hp + 16 * v))));
           }
           out[j] = bf16r(hsum(total));
         }
@@ -455,7 +452,7 @@ DSV4_AVX2 void indexer_scores_fp4_avx2(const IndexerScoreArgs& a, const uint8_t*
 namespace avx512 {
 // The combination of two keys' dot products with 16 heads (c: C[key][head], keys 2j and 2j + 1
 // at c and c + 16) on BF16 conversions: bf16(relu(bf16(dot)) * w) per head, added into *total.
-// One vcvtne2ps2bf16 rounds 32 values (round to nearest even, as bf16r_ps; it flushes float32
+// One vcvtne2ps2bf16 rounds 32 values (round to nearest even, as bf16_round_finite_ps; it flushes float32
 // denormals, which dot products of FP4 keys and queries do not reach); the relu is an integer max
 // on the BF16 words; widening back (a zero low half) permutes the heads within 128-bit lanes, so
 // the weights come permuted to match (wlo / whi below) and the sums land in *total: 128-bit lanes

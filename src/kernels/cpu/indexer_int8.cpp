@@ -3,6 +3,7 @@
 // cannot hold to the level's BF16 / float32 kernel.
 #include "kernels/cpu/indexer_int8.h"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>

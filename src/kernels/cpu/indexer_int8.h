@@ -34,7 +34,6 @@
 // quads of dimensions, one broadcast of 4 query bytes per quad and head (the files say how).
 #pragma once
 #include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>

@@ -12,6 +12,7 @@
 #include "kernels/cpu/simd_avx512.h"  // first (see the header)
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -101,11 +102,16 @@ struct KeyDecoder {
     *o1 = _mm512_permutex2var_epi64(lo, second, hi);
   }
 
-  // One key; false (out unspecified) when it is not of the exact form (see the top of the file).
-  // kNb: the blocks per key where known at compile time (4 for Flash / Pro: then the masks and
-  // loops fold away, 1.45x faster decode scans), else 0 (D / 32).
-  template <int kNb>
+  // One key; false (out unspecified) when it is not of the exact form (indexer_int8.h). With
+  // D = 128 (Flash / Pro) the block count is a compile-time 4: the masks and loops fold away
+  // (1.45x faster decode scans than the general form at run time).
   DSV4_AVX512VNNI inline bool decode(const uint8_t* e, int D, uint8_t* out, float* kfac) const {
+    return D == 4 * kBlock ? decode_blocks<4>(e, D, out, kfac) : decode_blocks<0>(e, D, out, kfac);
+  }
+
+  // kNb: the blocks per key where known at compile time, else 0 (D / 32).
+  template <int kNb>
+  DSV4_AVX512VNNI inline bool decode_blocks(const uint8_t* e, int D, uint8_t* out, float* kfac) const {
     const int nb = kNb > 0 ? kNb : D / kBlock;
     const uint8_t* sc = e + D / 2;
     const int ng = (nb + 3) / 4;
@@ -142,25 +148,6 @@ struct KeyDecoder {
   }
 };
 
-// Decodes keys [k0, k0 + n) (reading key min(i, last) for i past `last`, so spans fill whole
-// groups) into rows of Dp bytes (padding bytes 128) and their factors; keys outside the exact
-// form get factor 0 and go to `odd` (their index).
-DSV4_AVX512VNNI void decode_keys(const uint8_t* keys, size_t key_bytes, int D, int Dp, int64_t k0, int64_t n,
-                                 int64_t last, uint8_t* out, float* kfac, std::vector<int64_t>& odd) {
-  const KeyDecoder dec;
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t i = std::min(k0 + j, last);
-    uint8_t* o = out + j * Dp;
-    if (Dp > D) std::memset(o + D, kOffset, static_cast<size_t>(Dp - D));
-    const uint8_t* e = keys + static_cast<size_t>(i) * key_bytes;
-    if (!(D == 4 * kBlock ? dec.decode<4>(e, D, o, &kfac[j]) : dec.decode<0>(e, D, o, &kfac[j]))) {
-      std::memset(o, kOffset, static_cast<size_t>(D));
-      kfac[j] = 0.0f;
-      if (k0 + j <= last) odd.push_back(k0 + j);
-    }
-  }
-}
-
 // The BF16 / float32 kernel of the level (for what the integer one cannot hold).
 void other_kernel(const IndexerScoreArgs& b, const uint8_t* keys, size_t key_bytes) {
   if (isa_at_least(Isa::Avx512Bf16)) avx512::indexer_scores_fp4(b, keys, key_bytes);
@@ -172,10 +159,7 @@ struct Vec512 {
   using I = __m512i;
   using F = __m512;
   static constexpr int kLanes = 16, kTiles = 8;
-  DSV4_AVX512VNNI static void decode_keys(const uint8_t* keys, size_t key_bytes, int D, int Dp, int64_t k0, int64_t n,
-                                          int64_t last, uint8_t* out, float* kfac, std::vector<int64_t>& odd) {
-    avx512::decode_keys(keys, key_bytes, D, Dp, k0, n, last, out, kfac, odd);
-  }
+  using Keys = KeyDecoder;
   // 16 rows of Dp bytes into [Dp / 4][16][4]: 16 x 16 dword transposes.
   DSV4_AVX512VNNI static void transpose(const uint8_t* rows, int Dp, uint8_t* tile) {
     for (int g0 = 0; g0 < Dp / 4; g0 += 16) transpose16x16_32(rows + 4 * g0, Dp, tile + g0 * 64, 64);

@@ -61,11 +61,20 @@ DSV4_AVXVNNI bool int8_head(const float* q, int D, int /*Dp*/, int8_t* o, int32_
 }
 
 // Decodes keys (D / 2 code bytes, then D / 32 scale bytes each) into offset integer bytes, with
-// the key's power of two (kfac; 0 for a key of zeros). kNb: the blocks per key where known at
-// compile time (4 for Flash / Pro), else 0 (D / 32). False (out unspecified) when the key is not
-// of the exact form.
+// the key's power of two (kfac; 0 for a key of zeros); false (out unspecified) when the key is not
+// of the exact form. With D = 128 (Flash / Pro) the block count is a compile-time 4.
+struct KeyDecoder {
+  const uint8_t* table = key_table();
+  DSV4_AVXVNNI bool decode(const uint8_t* e, int D, uint8_t* out, float* kfac) const {
+    return D == 4 * kBlock ? decode_blocks<4>(e, D, out, kfac) : decode_blocks<0>(e, D, out, kfac);
+  }
+  // kNb: the blocks per key where known at compile time, else 0 (D / 32).
+  template <int kNb>
+  DSV4_AVXVNNI bool decode_blocks(const uint8_t* e, int D, uint8_t* out, float* kfac) const;
+};
+
 template <int kNb>
-DSV4_AVXVNNI bool decode_key(const uint8_t* e, int D, const uint8_t* table, uint8_t* out, float* kfac) {
+DSV4_AVXVNNI bool KeyDecoder::decode_blocks(const uint8_t* e, int D, uint8_t* out, float* kfac) const {
   const int nb = kNb > 0 ? kNb : D / kBlock;
   const int np = (nb + 1) / 2;  // pairs of blocks (the last one may be half)
   const uint8_t* sc = e + D / 2;
@@ -106,20 +115,7 @@ struct Vec256 {
   using I = __m256i;
   using F = __m256;
   static constexpr int kLanes = 8, kTiles = 6;
-  DSV4_AVXVNNI static void decode_keys(const uint8_t* keys, size_t key_bytes, int D, int /*Dp = D*/, int64_t k0,
-                                       int64_t n, int64_t last, uint8_t* out, float* kfac, std::vector<int64_t>& odd) {
-    const uint8_t* table = key_table();
-    for (int64_t j = 0; j < n; ++j) {  // past `last`: that key again, so spans fill whole tiles
-      const int64_t i = std::min(k0 + j, last);
-      uint8_t* o = out + j * D;
-      const uint8_t* e = keys + static_cast<size_t>(i) * key_bytes;
-      if (!(D == 4 * kBlock ? decode_key<4>(e, D, table, o, &kfac[j]) : decode_key<0>(e, D, table, o, &kfac[j]))) {
-        std::memset(o, kOffset, static_cast<size_t>(D));  // zero products
-        kfac[j] = 0.0f;
-        if (k0 + j <= last) odd.push_back(k0 + j);
-      }
-    }
-  }
+  using Keys = KeyDecoder;
   // 8 rows of Dp bytes into [Dp / 4][8][4]: 8 x 8 dword transposes.
   DSV4_AVXVNNI static void transpose(const uint8_t* rows, int Dp, uint8_t* tile) {
     for (int g0 = 0; g0 < Dp / 4; g0 += 8) avx2::transpose8x8_32(rows + 4 * g0, Dp, tile + g0 * 32, 32);

@@ -7,8 +7,8 @@
 // DSV4_INT8_TARGET defined to its target attribute: the instances differ by target, so each file
 // gets its own copy. V supplies the width's operations:
 //   I, F                     integer / float vector; kLanes, kTiles
-//   decode_keys(keys, key_bytes, D, Dp, k0, n, last, out, kfac, odd)
-//                            keys [k0, k0 + n) into rows of Dp offset bytes (int8::score's form)
+//   Keys                     a key decoder: decode(entry, D, out, kfac) writes one key's D offset
+//                            bytes and its power of two, false when it is not of the exact form
 //   transpose(rows, Dp, tile)  kLanes rows of Dp bytes into one tile
 //   set1(int32), load(tile bytes), dpbusd(acc, u, s), zero(), add(F, F), set1f(float)
 //   head_term(I dot, F w)    bf16(relu(bf16(dot)) x w)
@@ -17,6 +17,25 @@
 #if !defined(DSV4_INT8_TARGET)
 #error "define DSV4_INT8_TARGET before including indexer_int8_scan.h"
 #endif
+
+// Decodes keys [k0, k0 + n) (reading key min(i, last) for i past `last`, so spans fill whole
+// tiles) into rows of Dp bytes (padding bytes 128: zero products) and their factors; keys outside
+// the exact form get bytes 128 and factor 0, and go to `odd` (their index).
+template <class V>
+DSV4_INT8_TARGET void decode_keys(const typename V::Keys& dec, const uint8_t* keys, size_t key_bytes, int D, int Dp,
+                                  int64_t k0, int64_t n, int64_t last, uint8_t* out, float* kfac,
+                                  std::vector<int64_t>& odd) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t i = std::min(k0 + j, last);
+    uint8_t* o = out + j * Dp;
+    if (Dp > D) std::memset(o + D, int8::kOffset, static_cast<size_t>(Dp - D));
+    if (!dec.decode(keys + static_cast<size_t>(i) * key_bytes, D, o, &kfac[j])) {
+      std::memset(o, int8::kOffset, static_cast<size_t>(D));
+      kfac[j] = 0.0f;
+      if (k0 + j <= last) odd.push_back(k0 + j);
+    }
+  }
+}
 
 template <class V>
 DSV4_INT8_TARGET void scan_tiles(const IndexerScoreArgs& a, const uint8_t* keys, size_t key_bytes,
@@ -28,9 +47,10 @@ DSV4_INT8_TARGET void scan_tiles(const IndexerScoreArgs& a, const uint8_t* keys,
   uint8_t* kb8 = grow(kbuf, static_cast<size_t>(kSpan * Dp));
   uint8_t* tiles = grow(tbuf, static_cast<size_t>(kSpan * Dp));  // [tile][quad][lane][4]
   alignas(64) float kf[kSpan];
+  const typename V::Keys dec;
   for (int64_t p0 = 0; p0 < a.n_keys; p0 += kSpan) {
     const int np = static_cast<int>(std::min<int64_t>(kSpan, a.n_keys - p0));
-    V::decode_keys(keys, key_bytes, D, Dp, p0, kSpan, p0 + np - 1, kb8, kf, odd);
+    decode_keys<V>(dec, keys, key_bytes, D, Dp, p0, kSpan, p0 + np - 1, kb8, kf, odd);
     for (int tt = 0; tt < kTiles; ++tt) V::transpose(kb8 + tt * V::kLanes * Dp, Dp, tiles + tt * V::kLanes * Dp);
     for (int64_t r = 0; r < a.n; ++r) {
       const int64_t vis = a.visible[r] - p0;
