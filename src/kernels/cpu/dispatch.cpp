@@ -98,13 +98,13 @@ GemvOrder detect_gemv_order() {
 
 std::atomic<int> g_gemv_order{-1};
 
+// The value is checked on every CPU, so a bad one is an error wherever it is set.
 bool detect_avx_vnni() {
-  if (!cpu_has_avx_vnni()) return false;
   if (const char* env = std::getenv("DSV4_AVX_VNNI"); env != nullptr && *env != '\0') {
     if (std::strcmp(env, "0") == 0) return false;
     if (std::strcmp(env, "1") != 0) throw_error("DSV4_AVX_VNNI=", env, ": expected 0 or 1");
   }
-  return true;
+  return cpu_has_avx_vnni();
 }
 
 }  // namespace
