@@ -98,7 +98,7 @@ TEST(CpuFp4Int, RowsDotMatchesScalarTwinAndFloat64) {
   std::uniform_int_distribution<int> byte(0, 255), scale(116, 134);
   for (int64_t k : {int64_t{128}, int64_t{640}, int64_t{2560}}) {
     const int64_t ldw = k / 2 + 64, lds = k / 32 + 3, ld = k + 32, ldc = k / 128 + 1, ldy = kMaxRows + 2;
-    const int64_t mmax = 5;
+    const int64_t mmax = 7;  // every mix of the 4-, 2- and 1-row blocks
     std::vector<uint8_t> w(kMaxRows * ldw), s(kMaxRows * lds);
     for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
     for (auto& b : s) b = static_cast<uint8_t>(scale(rng));

@@ -222,10 +222,12 @@ TEST(CpuLinear, Fp4GroupedMatchesFloat64Reference) {
   const auto x = random_rows(rng, tokens, k, 0.5f);
   std::vector<float> xq(tokens * k);
   for (int64_t i = 0; i < tokens; ++i) act_quant_dequant(&x[i * k], k, &xq[i * k]);
-  // 40 rows and 3 rows: one call mixing the panel path (from 32 rows on vdpbf16ps tiles) and
-  // in-register decode at every level
+  // 40, 15 and 3 rows: one call mixing the panel path (from 32 rows on the tiles), the rows
+  // between (FMA panels, or in-register decode 4 rows at a time where the integer kernel takes
+  // them) and in-register decode at every level
   std::vector<std::vector<int32_t>> rows = {{}, {}, {2, 7, 0}};
   for (int i = 0; i < 40; ++i) rows[0].push_back(static_cast<int32_t>((i * 7 + 3) % tokens));
+  for (int i = 0; i < 15; ++i) rows[1].push_back(static_cast<int32_t>((i * 5 + 1) % tokens));
   auto weight = [&](int e, int64_t r, int64_t j) {
     const uint8_t b = packed[e][r * k / 2 + j / 2];
     return double(e2m1_value(j % 2 ? b >> 4 : b & 15)) * e8m0_value(scales[e][r * k / 32 + j / 32]);

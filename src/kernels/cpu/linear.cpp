@@ -154,14 +154,25 @@ bool use_fma_gemv() { return isa_at_least(Isa::Avx512) && gemm_unit() == GemmUni
 // At the AVX2 level (no VNNI) the same kernel runs on vpmaddwd + vpaddd: ~47 instructions per 128
 // weights and row against ~88 for the float32 decode (avx2::fp4_rows_dot); on the same VM forced
 // to AVX2, 6 experts from DRAM 12.3-13.0 -> 17.8-18.0 GB/s (docs/performance.md).
+//
+// The AVX-512 kernel decodes each weight chunk once for 4 activation rows, so it also replaces
+// the float32 FMA panels (8 to 31 rows per expert, the routed experts of a prefill batch: 3 to 60
+// rows each in pp512, most under 20), whose per-panel decode cost more than their products. On
+// a 2-core Emerald Rapids VM without AMX or AVX-512 BF16 (BM_LinearFp4, 6 experts of
+// 2048 x 4096, alternating): 8 rows 8.1-15.5 -> 4.0-7.7 ms, 12 rows 9.9-13.1 -> 6.8-7.3 ms, 24
+// rows 18.2-20.1 -> 16.4-18.4 ms; pp512 of the Flash-width model +15% (4 alternations, medians
+// 61-73 -> 74-81 tok/s), and +10% more with 4 rows per decoded chunk instead of 2. The AVX2
+// kernel decodes per activation row and stays below the FMA panels' row threshold (at 12 and 24
+// rows it measured 1.2-1.5x slower than the panels).
 struct Fp4IntKernels {
   void (*act)(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac, uint8_t* rnz);
   void (*dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
               const Fp4IntRows& a, int64_t m, int64_t k, float* y, int64_t ldy);
+  int64_t max_rows;  // rows per expert below which it runs where gemm_kind picks the FMA panels
 };
 const Fp4IntKernels* int_fp4_gemv(bool quantize_act) {
-  static constexpr Fp4IntKernels kAvx512{avx512::fp4_int_act, avx512::fp4_rows_dot_int};
-  static constexpr Fp4IntKernels kAvx2{avx2::fp4_int_act, avx2::fp4_rows_dot_int};
+  static constexpr Fp4IntKernels kAvx512{avx512::fp4_int_act, avx512::fp4_rows_dot_int, kFmaTileMinRows};
+  static constexpr Fp4IntKernels kAvx2{avx2::fp4_int_act, avx2::fp4_rows_dot_int, kFmaMinRows};
   if (!quantize_act) return nullptr;
   if (use_fma_gemv()) return &kAvx512;
   return active_isa() == Isa::Avx2 ? &kAvx2 : nullptr;
@@ -198,6 +209,13 @@ Gemm gemm_kind(int64_t rows) {
     return rows >= kDpTileMinRows ? Gemm::DpTiles : Gemm::Bf16Dot;
   if (isa_at_least(Isa::Avx512) && rows >= kFmaTileMinRows) return Gemm::FmaTiles;
   return rows >= kFmaMinRows ? Gemm::Fma : Gemm::Bf16Dot;
+}
+
+// The path of an FP4 weight with `rows` activation rows: the integer kernel (when there is one)
+// takes the FMA panels' rows below its max_rows.
+Gemm fp4_gemm_kind(int64_t rows, const Fp4IntKernels* ik) {
+  const Gemm kind = gemm_kind(rows);
+  return ik != nullptr && kind == Gemm::Fma && rows < ik->max_rows ? Gemm::Bf16Dot : kind;
 }
 
 // Prepared activations of one weight's rows: BF16 (stride ld), float32 (Fma, stride ld), the
@@ -707,7 +725,7 @@ void linear_fp4_grouped(std::span<const Fp4Group> groups, ThreadPool* pool, bool
     check_quant_k("linear_fp4", g.w.n, g.w.k, g.w.packed, g.w.scales);
     check_rows("linear_fp4", g.count, g.x, g.y.data);
     if (g.count == 0) continue;
-    t_acts[gi].kind = gemm_kind(g.count);
+    t_acts[gi].kind = fp4_gemm_kind(g.count, int_kern);
     if (!same_input_as_previous(groups, gi)) need.add(t_acts[gi].kind, g.count, g.w.k);
     // Output-row units of the split: kPanelRows rows (tiles: kTilePanelRows) of one group each.
     const int64_t unit_rows = tiled(t_acts[gi].kind) ? kTilePanelRows : kPanelRows;
