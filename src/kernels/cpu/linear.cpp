@@ -168,11 +168,11 @@ struct Fp4IntKernels {
   void (*act)(const uint16_t* a, int64_t k, int16_t* h, int16_t* r, float* fac, uint8_t* rnz);
   void (*dot)(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, int nr,
               const Fp4IntRows& a, int64_t m, int64_t k, float* y, int64_t ldy);
-  int64_t max_rows;  // rows per expert below which it runs where gemm_kind picks the FMA panels
+  bool takes_panels;  // runs the rows for which gemm_kind picks the FMA panels (8 to 31 rows)
 };
 const Fp4IntKernels* int_fp4_gemv(bool quantize_act) {
-  static constexpr Fp4IntKernels kAvx512{avx512::fp4_int_act, avx512::fp4_rows_dot_int, kFmaTileMinRows};
-  static constexpr Fp4IntKernels kAvx2{avx2::fp4_int_act, avx2::fp4_rows_dot_int, kFmaMinRows};
+  static constexpr Fp4IntKernels kAvx512{avx512::fp4_int_act, avx512::fp4_rows_dot_int, true};
+  static constexpr Fp4IntKernels kAvx2{avx2::fp4_int_act, avx2::fp4_rows_dot_int, false};
   if (!quantize_act) return nullptr;
   if (use_fma_gemv()) return &kAvx512;
   return active_isa() == Isa::Avx2 ? &kAvx2 : nullptr;
@@ -212,10 +212,10 @@ Gemm gemm_kind(int64_t rows) {
 }
 
 // The path of an FP4 weight with `rows` activation rows: the integer kernel (when there is one)
-// takes the FMA panels' rows below its max_rows.
+// also takes the FMA panels' rows where it decodes for several rows at once.
 Gemm fp4_gemm_kind(int64_t rows, const Fp4IntKernels* ik) {
   const Gemm kind = gemm_kind(rows);
-  return ik != nullptr && kind == Gemm::Fma && rows < ik->max_rows ? Gemm::Bf16Dot : kind;
+  return ik != nullptr && ik->takes_panels && kind == Gemm::Fma ? Gemm::Bf16Dot : kind;
 }
 
 // Prepared activations of one weight's rows: BF16 (stride ld), float32 (Fma, stride ld), the
